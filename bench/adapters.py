@@ -1,0 +1,143 @@
+"""The adapter interface and the lazy registry of framework adapters.
+
+`get("torch")` imports `impls.torch.adapter` only when called: `import bench` must not
+import any framework (a subprocess test checks it), so that a user with one framework
+installed can run everything that concerns it, and startup stays fast.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from bench import canonical
+from bench.canonical import Params
+from bench.spec import DTYPES, LOSSES, ModelSpec, OptimizerSpec
+
+# name -> (module that defines `Adapter`, framework, the modules it needs, pip extra)
+REGISTRY: dict[str, tuple[str, str, tuple[str, ...], str]] = {
+    "tf": ("impls.tf.adapter", "TensorFlow (Keras 3)", ("tensorflow", "keras"), "tf"),
+    "torch": ("impls.torch.adapter", "PyTorch", ("torch",), "torch"),
+    "jax": ("impls.jax.adapter", "JAX (Flax + Optax)", ("jax", "flax", "optax"), "jax"),
+}
+FRAMEWORKS = tuple(REGISTRY)
+DEVICES = ("cpu", "gpu")
+
+
+class UnknownFramework(ValueError):
+    """A framework name that is not in the registry."""
+
+
+class FrameworkNotInstalled(ImportError):
+    """The framework behind an adapter cannot be imported."""
+
+
+class Trainer(abc.ABC):
+    """One model, one optimizer, one loss, one mode: `step` runs a training step.
+
+    `step` returns the loss as the framework's own value without waiting for the device;
+    `value` waits for it and returns a float. Batches go through `put` first, so that a
+    step does no host-to-device copy.
+    """
+
+    mode: str
+
+    @abc.abstractmethod
+    def put(self, x: np.ndarray, target: np.ndarray) -> Any:
+        """Move one batch to the model's device and dtype."""
+
+    @abc.abstractmethod
+    def step(self, batch: Any) -> Any:
+        """One optimizer step on `batch`; returns the loss before the update."""
+
+    @abc.abstractmethod
+    def value(self, loss: Any) -> float:
+        """Wait for the device and return the loss as a float."""
+
+
+class Adapter(abc.ABC):
+    """One framework behind the common interface (see ../shared/design.md, Public API)."""
+
+    name: str
+    modes: tuple[str, ...] = ("eager", "compiled")
+
+    @abc.abstractmethod
+    def build(self, spec: ModelSpec, params: Params, dtype: str = "float32",
+              device: str = "cpu") -> Any:
+        """A model of this framework's own layers holding `params` (canonical layout)."""
+
+    @abc.abstractmethod
+    def forward(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """Model output for `x` as a NumPy array."""
+
+    @abc.abstractmethod
+    def loss_and_grads(self, model: Any, x: np.ndarray, target: np.ndarray,
+                       loss: str = "cross_entropy") -> tuple[float, Params]:
+        """Loss and its gradients in canonical names and layouts (eager)."""
+
+    @abc.abstractmethod
+    def get_params(self, model: Any) -> Params:
+        """Current parameters in canonical names and layouts, in the model's dtype."""
+
+    @abc.abstractmethod
+    def param_count(self, model: Any) -> int:
+        """Trainable scalars as the framework counts them."""
+
+    @abc.abstractmethod
+    def trainer(self, model: Any, optimizer: OptimizerSpec, loss: str = "cross_entropy",
+                mode: str = "eager") -> Trainer:
+        """A training step for `model` in `mode`; `model` follows the trainer's updates."""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of the framework's packages."""
+
+    # Shared argument checks, so every adapter refuses bad input with the same words.
+    def _check_build(self, spec: ModelSpec, params: Params, dtype: str, device: str) -> None:
+        canonical.check_params(spec, params)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r} is not valid: allowed one of {', '.join(DTYPES)}")
+        if device not in DEVICES:
+            raise ValueError(f"device={device!r} is not valid: allowed one of {', '.join(DEVICES)}")
+
+    def _check_mode(self, mode: str) -> None:
+        if mode not in self.modes:
+            raise ValueError(f"mode={mode!r} is not valid for {self.name}: "
+                             f"allowed one of {', '.join(self.modes)}")
+
+    @staticmethod
+    def _check_loss(loss: str) -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r} is not valid: allowed one of {', '.join(LOSSES)}")
+
+
+_loaded: dict[str, Adapter] = {}
+
+
+def get(name: str) -> Adapter:
+    """The adapter called `name` ("tf", "torch" or "jax"), importing its framework now."""
+    if name not in REGISTRY:
+        raise UnknownFramework(f"unknown framework {name!r}: known frameworks are "
+                               f"{', '.join(FRAMEWORKS)}")
+    if name not in _loaded:
+        module_name, framework, _, extra = REGISTRY[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise FrameworkNotInstalled(
+                f"{framework} is needed for the {name!r} adapter but cannot be imported "
+                f"({exc}); install it with: pip install 'fwbench[{extra}]'") from exc
+        _loaded[name] = module.Adapter()
+    return _loaded[name]
+
+
+def installed(name: str) -> bool:
+    """Whether the framework behind `name` can be imported, without importing it."""
+    if name not in REGISTRY:
+        raise UnknownFramework(f"unknown framework {name!r}: known frameworks are "
+                               f"{', '.join(FRAMEWORKS)}")
+    return all(importlib.util.find_spec(m) is not None for m in REGISTRY[name][2])

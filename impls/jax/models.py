@@ -1,0 +1,201 @@
+"""Flax linen modules for the three specs, and their binding to canonical parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from bench.reference import positional_encoding
+from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
+
+ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid,
+    "gelu": partial(nn.gelu, approximate=False),  # Flax defaults to the tanh form
+    "gelu_tanh": partial(nn.gelu, approximate=True),
+    "swish": nn.swish,
+    "identity": lambda x: x,
+}
+
+
+class MLP(nn.Module):
+    spec: MLPSpec
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x):
+        widths = [*self.spec.hidden, self.spec.out_features]
+        for i, width in enumerate(widths):
+            x = nn.Dense(width, dtype=self.dtype, param_dtype=self.dtype, name=f"layers_{i}")(x)
+            if i < len(widths) - 1:
+                x = ACTIVATIONS[self.spec.activation](x)
+        return x
+
+
+class LSTM(nn.Module):
+    spec: LSTMSpec
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x):
+        for layer in range(self.spec.num_layers):
+            # The cell, created here, owns the parameters, so it carries the name.
+            cell = nn.OptimizedLSTMCell(self.spec.hidden_size, dtype=self.dtype,
+                                        param_dtype=self.dtype, name=f"lstm_{layer}")
+            x = nn.RNN(cell)(x)  # scan over time, zero initial carry
+        return nn.Dense(self.spec.out_features, dtype=self.dtype, param_dtype=self.dtype,
+                        name="head")(x[:, -1, :])
+
+
+class Block(nn.Module):
+    spec: AttentionSpec
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, h):
+        s, dt = self.spec, self.dtype
+        attn = nn.MultiHeadDotProductAttention(
+            s.num_heads, qkv_features=s.d_model, out_features=s.d_model, dtype=dt,
+            param_dtype=dt, dropout_rate=0.0, deterministic=True, name="attn")
+        # use_fast_variance=False: Flax's default E[x^2] - E[x]^2 loses digits in float32.
+        norm = partial(nn.LayerNorm, epsilon=s.layer_norm_eps, dtype=dt, param_dtype=dt,
+                       use_fast_variance=False)
+        ln1, ln2 = norm(name="ln1"), norm(name="ln2")
+        ffn0 = nn.Dense(s.ff_dim, dtype=dt, param_dtype=dt, name="ffn_0")
+        ffn1 = nn.Dense(s.d_model, dtype=dt, param_dtype=dt, name="ffn_1")
+        mask = nn.make_causal_mask(jnp.ones(h.shape[:2], dtype=bool)) if s.causal else None
+
+        def ffn(y):
+            return ffn1(ACTIVATIONS[s.activation](ffn0(y)))
+
+        if s.norm == "post":
+            h = ln1(h + attn(h, mask=mask))
+            return ln2(h + ffn(h))
+        h = h + attn(ln1(h), mask=mask)
+        return h + ffn(ln2(h))
+
+
+class Attention(nn.Module):
+    spec: AttentionSpec
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x):
+        s, dt = self.spec, self.dtype
+        position = jnp.asarray(positional_encoding(s.seq_len, s.d_model), dtype=dt)
+        h = nn.Dense(s.d_model, dtype=dt, param_dtype=dt, name="embed")(x)
+        h = h + position[: x.shape[1]]
+        for b in range(s.num_blocks):
+            h = Block(s, dt, name=f"blocks_{b}")(h)
+        return nn.Dense(s.out_features, dtype=dt, param_dtype=dt, name="head")(h.mean(axis=1))
+
+
+MODULES = {"mlp": MLP, "lstm": LSTM, "attention": Attention}
+
+GATES = ("i", "f", "g", "o")  # canonical gate blocks, in order along the last axis
+
+
+@dataclass
+class Binding:
+    """Canonical `name` is stored at `paths` of the Flax tree, split by `split`, joined by `join`."""
+
+    name: str
+    paths: list[tuple[str, ...]]
+    split: Callable[[np.ndarray], list[np.ndarray]]
+    join: Callable[[list[np.ndarray]], np.ndarray]
+
+
+def _dense(name: str, path: tuple[str, ...]) -> list[Binding]:
+    return [_plain(f"{name}.kernel", path + ("kernel",)), _plain(f"{name}.bias", path + ("bias",))]
+
+
+def _plain(name: str, path: tuple[str, ...]) -> Binding:
+    return Binding(name, [path], lambda a: [a], lambda parts: parts[0])
+
+
+def _reshaped(name: str, path: tuple[str, ...], stored: tuple[int, ...],
+              canonical: tuple[int, ...]) -> Binding:
+    return Binding(name, [path], lambda a: [a.reshape(stored)],
+                   lambda parts: parts[0].reshape(canonical))
+
+
+def _gates(name: str, paths: list[tuple[str, ...]], hidden: int) -> Binding:
+    """(n, 4H) canonical array <-> four (n, H) arrays, one per gate, in order i, f, g, o."""
+    return Binding(name, paths,
+                   lambda a: [a[..., k * hidden:(k + 1) * hidden] for k in range(4)],
+                   lambda parts: np.concatenate(parts, axis=-1))
+
+
+def bindings(spec: ModelSpec) -> list[Binding]:
+    out: list[Binding] = []
+    if isinstance(spec, MLPSpec):
+        for i in range(len(spec.hidden) + 1):
+            out += _dense(f"layers.{i}", (f"layers_{i}",))
+    elif isinstance(spec, LSTMSpec):
+        h = spec.hidden_size
+        for layer in range(spec.num_layers):
+            cell = (f"lstm_{layer}",)
+            # OptimizedLSTMCell keeps LSTMCell's tree: dense `i<gate>` (input, no bias) and
+            # `h<gate>` (hidden, with the gate's bias), fused into one matmul when run.
+            out += [_gates(f"lstm.{layer}.kernel", [cell + (f"i{g}", "kernel") for g in GATES], h),
+                    _gates(f"lstm.{layer}.recurrent_kernel",
+                           [cell + (f"h{g}", "kernel") for g in GATES], h),
+                    _gates(f"lstm.{layer}.bias", [cell + (f"h{g}", "bias") for g in GATES], h)]
+        out += _dense("head", ("head",))
+    elif isinstance(spec, AttentionSpec):
+        d, heads, hd = spec.d_model, spec.num_heads, spec.head_dim
+        out += _dense("embed", ("embed",))
+        for b in range(spec.num_blocks):
+            blk = f"blocks_{b}"
+            for proj, flax_name in (("q", "query"), ("k", "key"), ("v", "value")):
+                out += [_reshaped(f"blocks.{b}.attn.{proj}.kernel", (blk, "attn", flax_name, "kernel"),
+                                  (d, heads, hd), (d, d)),
+                        _reshaped(f"blocks.{b}.attn.{proj}.bias", (blk, "attn", flax_name, "bias"),
+                                  (heads, hd), (d,))]
+            out += [_reshaped(f"blocks.{b}.attn.o.kernel", (blk, "attn", "out", "kernel"),
+                              (heads, hd, d), (d, d)),
+                    _plain(f"blocks.{b}.attn.o.bias", (blk, "attn", "out", "bias"))]
+            for norm in ("ln1", "ln2"):
+                out += [_plain(f"blocks.{b}.{norm}.scale", (blk, norm, "scale")),
+                        _plain(f"blocks.{b}.{norm}.bias", (blk, norm, "bias"))]
+            out += _dense(f"blocks.{b}.ffn.0", (blk, "ffn_0"))
+            out += _dense(f"blocks.{b}.ffn.1", (blk, "ffn_1"))
+        out += _dense("head", ("head",))
+    return out
+
+
+def to_tree(binds: list[Binding], params: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Canonical parameters -> nested dict of NumPy arrays in Flax's layout."""
+    tree: dict[str, Any] = {}
+    for b in binds:
+        for path, part in zip(b.paths, b.split(params[b.name])):
+            node = tree
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = np.ascontiguousarray(part)
+    return tree
+
+
+def from_tree(binds: list[Binding], tree: Any) -> dict[str, np.ndarray]:
+    """Nested dict in Flax's layout (any array type) -> canonical NumPy arrays."""
+    out = {}
+    for b in binds:
+        parts = []
+        for path in b.paths:
+            node = tree
+            for key in path:
+                node = node[key]
+            parts.append(np.asarray(node))
+        out[b.name] = np.array(b.join(parts))
+    return out
+
+
+def build_module(spec: ModelSpec, dtype: Any) -> nn.Module:
+    return MODULES[spec.kind](spec, dtype)

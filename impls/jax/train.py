@@ -1,0 +1,70 @@
+"""The JAX training step: one pure function, run op by op (eager) or through jax.jit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from bench.adapters import Trainer as BaseTrainer
+from bench.spec import OptimizerSpec
+from impls.jax.optimizers import make_optimizer
+
+
+def loss_fn(name: str, output: jax.Array, target: jax.Array) -> jax.Array:
+    if name == "cross_entropy":
+        return optax.softmax_cross_entropy_with_integer_labels(output, target).mean()
+    return optax.squared_error(output, target).mean()  # not l2_loss: that halves it
+
+
+def make_loss(module: Any, loss: str):
+    def of_params(params: Any, x: jax.Array, target: jax.Array) -> jax.Array:
+        return loss_fn(loss, module.apply({"params": params}, x), target)
+    return of_params
+
+
+def to_target(loss: str, target: np.ndarray, dtype: Any, device: Any) -> jax.Array:
+    if loss == "cross_entropy":
+        return jax.device_put(np.asarray(target, dtype=np.int32), device)
+    return jax.device_put(np.asarray(target, dtype=dtype), device)
+
+
+class Trainer(BaseTrainer):
+    def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str):
+        self.model, self.loss, self.mode = model, loss, mode
+        tx = make_optimizer(optimizer)
+        self.opt_state = tx.init(model.params)
+        grad_fn = jax.value_and_grad(make_loss(model.module, loss))
+
+        def step(params, opt_state, x, target):
+            value, grads = grad_fn(params, x, target)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, value
+
+        if mode == "compiled":
+            # Donating params and optimizer state lets XLA update them in place.
+            self._step = jax.jit(step, donate_argnums=(0, 1))
+        else:
+            self._step = step
+
+    def put(self, x: np.ndarray, target: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        m = self.model
+        return (jax.device_put(np.asarray(x, dtype=m.dtype), m.device),
+                to_target(self.loss, target, m.dtype, m.device))
+
+    def step(self, batch: tuple[jax.Array, jax.Array]) -> jax.Array:
+        if self.mode == "eager":
+            with jax.disable_jit():  # op by op, as an eager framework runs
+                return self._run(batch)
+        return self._run(batch)
+
+    def _run(self, batch: tuple[jax.Array, jax.Array]) -> jax.Array:
+        params, self.opt_state, value = self._step(self.model.params, self.opt_state, *batch)
+        self.model.params = params
+        return value
+
+    def value(self, loss: jax.Array) -> float:
+        return float(jnp.asarray(loss).block_until_ready())

@@ -1,0 +1,80 @@
+"""The TensorFlow (Keras 3) adapter."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+# Keras 3 picks its backend once, at import; this adapter is the TensorFlow one.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep oneDNN/CUDA notices off stdout
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from bench import adapters  # noqa: E402
+from bench.canonical import Params  # noqa: E402
+from bench.spec import ModelSpec, OptimizerSpec  # noqa: E402
+from impls.tf.models import Binding, bindings, build_model  # noqa: E402
+from impls.tf.train import Trainer, loss_fn, to_target  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(f"the tf adapter needs KERAS_BACKEND=tensorflow, "
+                      f"Keras was imported with {keras.backend.backend()!r}")
+
+
+@dataclass
+class Model:
+    spec: ModelSpec
+    keras: keras.Model
+    bindings: list[Binding]
+    dtype: str
+    device: str  # a TensorFlow device name
+
+
+class Adapter(adapters.Adapter):
+    name = "tf"
+    modes = ("eager", "compiled", "xla")
+
+    def build(self, spec: ModelSpec, params: Params, dtype: str = "float32",
+              device: str = "cpu") -> Model:
+        self._check_build(spec, params, dtype, device)
+        tf_device = "/GPU:0" if device == "gpu" else "/CPU:0"
+        with tf.device(tf_device):
+            model = build_model(spec, dtype)
+            binds = bindings(spec, model)
+            for b in binds:
+                b.write(np.asarray(params[b.name], dtype=dtype))
+        return Model(spec, model, binds, dtype, tf_device)
+
+    def forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+        with tf.device(model.device):
+            return model.keras(np.asarray(x, dtype=model.dtype), training=False).numpy()
+
+    def loss_and_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
+                       loss: str = "cross_entropy") -> tuple[float, Params]:
+        self._check_loss(loss)
+        variables = [b.variable for b in model.bindings]
+        with tf.device(model.device), tf.GradientTape() as tape:
+            out = model.keras(np.asarray(x, dtype=model.dtype), training=True)
+            value = loss_fn(loss, out, to_target(loss, target, model.dtype))
+        grads = tape.gradient(value, variables)
+        return float(value.numpy()), {b.name: b.read(g) for b, g in zip(model.bindings, grads)}
+
+    def get_params(self, model: Model) -> Params:
+        return {b.name: b.read(b.variable) for b in model.bindings}
+
+    def param_count(self, model: Model) -> int:
+        return int(sum(np.prod(v.shape) for v in model.keras.trainable_variables))
+
+    def trainer(self, model: Model, optimizer: OptimizerSpec, loss: str = "cross_entropy",
+                mode: str = "eager") -> Trainer:
+        self._check_mode(mode)
+        self._check_loss(loss)
+        return Trainer(model, optimizer, loss, mode)
+
+    def versions(self) -> dict[str, str]:
+        return {"tensorflow": tf.__version__, "keras": keras.__version__}
+

@@ -1,0 +1,166 @@
+"""Keras 3 models for the three specs, and their binding to canonical parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from bench.reference import positional_encoding
+from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
+
+def _gelu_float64(x: Any) -> Any:
+    """Exact GELU with 1/sqrt(2) in float64.
+
+    tf.nn.gelu(approximate=False) casts the Python constant 0.7071067811865476 through a
+    float32 tensor, so in float64 its output is off by up to 5e-9 relative (TF 2.21).
+    """
+    import tensorflow as tf
+
+    return 0.5 * x * tf.math.erfc(-x * tf.constant(0.7071067811865476, dtype=x.dtype))
+
+
+ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
+    "relu": keras.activations.relu,
+    "tanh": keras.activations.tanh,
+    "sigmoid": keras.activations.sigmoid,
+    "gelu": lambda x: keras.activations.gelu(x, approximate=False),
+    "gelu_tanh": lambda x: keras.activations.gelu(x, approximate=True),
+    "swish": keras.activations.silu,
+    "identity": keras.activations.linear,
+}
+
+
+def activation(name: str, dtype: str) -> Callable[[Any], Any]:
+    """Keras' own activation, except exact GELU in float64 (see _gelu_float64)."""
+    if name == "gelu" and dtype == "float64":
+        return _gelu_float64
+    return ACTIVATIONS[name]
+
+
+class PositionEncoding(keras.layers.Layer):
+    """Adds the fixed sinusoidal table of design.md (no parameters)."""
+
+    def __init__(self, seq_len: int, d_model: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.table = positional_encoding(seq_len, d_model)
+
+    def call(self, h: Any) -> Any:
+        table = keras.ops.convert_to_tensor(self.table, dtype=self.compute_dtype)
+        return h + table[: keras.ops.shape(h)[1]]
+
+
+class Block(keras.layers.Layer):
+    """One encoder block from Keras layers: MultiHeadAttention, LayerNormalization, Dense."""
+
+    def __init__(self, spec: AttentionSpec, **kwargs: Any):
+        super().__init__(**kwargs)
+        s, dt = spec, kwargs.get("dtype")
+        self.spec = s
+        self.attn = keras.layers.MultiHeadAttention(
+            s.num_heads, key_dim=s.head_dim, value_dim=s.head_dim, dropout=0.0, use_bias=True,
+            dtype=dt, name="attn")
+        self.ln1 = keras.layers.LayerNormalization(epsilon=s.layer_norm_eps, dtype=dt, name="ln1")
+        self.ln2 = keras.layers.LayerNormalization(epsilon=s.layer_norm_eps, dtype=dt, name="ln2")
+        self.ffn0 = keras.layers.Dense(s.ff_dim, activation=activation(s.activation, dt), dtype=dt,
+                                       name="ffn_0")
+        self.ffn1 = keras.layers.Dense(s.d_model, dtype=dt, name="ffn_1")
+
+    def _attend(self, h: Any) -> Any:
+        return self.attn(h, h, use_causal_mask=self.spec.causal)
+
+    def call(self, h: Any) -> Any:
+        if self.spec.norm == "post":
+            h = self.ln1(h + self._attend(h))
+            return self.ln2(h + self.ffn1(self.ffn0(h)))
+        h = h + self._attend(self.ln1(h))
+        return h + self.ffn1(self.ffn0(self.ln2(h)))
+
+
+def build_model(spec: ModelSpec, dtype: str) -> keras.Model:
+    """A functional Keras model; variable-length sequences are accepted (time axis None)."""
+    dense = lambda units, name, act=None: keras.layers.Dense(  # noqa: E731
+        units, activation=act, dtype=dtype, name=name)
+    if isinstance(spec, MLPSpec):
+        inputs = keras.Input((spec.in_features,), dtype=dtype)
+        h = inputs
+        widths = [*spec.hidden, spec.out_features]
+        for i, width in enumerate(widths):
+            h = dense(width, f"layers_{i}",
+                      activation(spec.activation, dtype) if i < len(widths) - 1 else None)(h)
+        return keras.Model(inputs, h)
+    inputs = keras.Input((None, spec.in_features), dtype=dtype)
+    if isinstance(spec, LSTMSpec):
+        h = inputs
+        for layer in range(spec.num_layers):
+            h = keras.layers.LSTM(
+                spec.hidden_size, activation="tanh", recurrent_activation="sigmoid",
+                use_bias=True, unit_forget_bias=False, dropout=0.0, recurrent_dropout=0.0,
+                return_sequences=layer < spec.num_layers - 1, dtype=dtype,
+                name=f"lstm_{layer}")(h)  # the last layer returns the last step's h
+        return keras.Model(inputs, dense(spec.out_features, "head")(h))
+    if isinstance(spec, AttentionSpec):
+        h = dense(spec.d_model, "embed")(inputs)
+        h = PositionEncoding(spec.seq_len, spec.d_model, dtype=dtype, name="position")(h)
+        for b in range(spec.num_blocks):
+            h = Block(spec, dtype=dtype, name=f"blocks_{b}")(h)
+        h = keras.layers.GlobalAveragePooling1D(dtype=dtype, name="mean_over_time")(h)
+        return keras.Model(inputs, dense(spec.out_features, "head")(h))
+    raise TypeError(f"not a model spec: {spec!r}")
+
+
+@dataclass
+class Binding:
+    """Canonical `name` lives in `variable`, stored with shape `stored`."""
+
+    name: str
+    variable: Any
+    canonical: tuple[int, ...]
+
+    def read(self, value: Any) -> np.ndarray:
+        return np.array(keras.ops.convert_to_numpy(value)).reshape(self.canonical)
+
+    def write(self, value: np.ndarray) -> None:
+        self.variable.assign(np.asarray(value).reshape(tuple(self.variable.shape)))
+
+
+def _dense(name: str, layer: Any) -> list[Binding]:
+    return [Binding(f"{name}.kernel", layer.kernel, tuple(layer.kernel.shape)),
+            Binding(f"{name}.bias", layer.bias, tuple(layer.bias.shape))]
+
+
+def bindings(spec: ModelSpec, model: keras.Model) -> list[Binding]:
+    """Where each canonical parameter lives in `model` (heads reshaped, gates i,f,c,o = i,f,g,o)."""
+    out: list[Binding] = []
+    if isinstance(spec, MLPSpec):
+        for i in range(len(spec.hidden) + 1):
+            out += _dense(f"layers.{i}", model.get_layer(f"layers_{i}"))
+    elif isinstance(spec, LSTMSpec):
+        for layer in range(spec.num_layers):
+            cell = model.get_layer(f"lstm_{layer}").cell
+            for attr in ("kernel", "recurrent_kernel", "bias"):
+                var = getattr(cell, attr)
+                out.append(Binding(f"lstm.{layer}.{attr}", var, tuple(var.shape)))
+        out += _dense("head", model.get_layer("head"))
+    elif isinstance(spec, AttentionSpec):
+        d = spec.d_model
+        out += _dense("embed", model.get_layer("embed"))
+        for b in range(spec.num_blocks):
+            blk = model.get_layer(f"blocks_{b}")
+            for proj, layer in (("q", blk.attn.query_dense), ("k", blk.attn.key_dense),
+                                ("v", blk.attn.value_dense), ("o", blk.attn.output_dense)):
+                # EinsumDense kernels are (d, heads, head_dim) for q, k, v and
+                # (heads, head_dim, d) for the output; row-major reshape gives (d, d).
+                out += [Binding(f"blocks.{b}.attn.{proj}.kernel", layer.kernel, (d, d)),
+                        Binding(f"blocks.{b}.attn.{proj}.bias", layer.bias, (d,))]
+            for norm in ("ln1", "ln2"):
+                layer = getattr(blk, norm)
+                out += [Binding(f"blocks.{b}.{norm}.scale", layer.gamma, (d,)),
+                        Binding(f"blocks.{b}.{norm}.bias", layer.beta, (d,))]
+            out += _dense(f"blocks.{b}.ffn.0", blk.ffn0)
+            out += _dense(f"blocks.{b}.ffn.1", blk.ffn1)
+        out += _dense("head", model.get_layer("head"))
+    return out

@@ -1,0 +1,59 @@
+"""The Keras training step on TensorFlow: GradientTape, eager, tf.function or XLA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from bench.adapters import Trainer as BaseTrainer
+from bench.spec import OptimizerSpec
+from impls.tf.optimizers import make_optimizer
+
+
+def loss_fn(name: str, output: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    if name == "cross_entropy":
+        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=output)
+        return tf.reduce_mean(per_example)
+    return tf.reduce_mean(tf.square(output - target))
+
+
+def to_target(loss: str, target: np.ndarray, dtype: str) -> tf.Tensor:
+    if loss == "cross_entropy":
+        return tf.convert_to_tensor(np.asarray(target, dtype=np.int64))
+    return tf.convert_to_tensor(np.asarray(target, dtype=dtype))
+
+
+class Trainer(BaseTrainer):
+    def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str):
+        self.model, self.loss, self.mode = model, loss, mode
+        self.optimizer = make_optimizer(optimizer, model.dtype)
+        variables = model.keras.trainable_variables
+        self.optimizer.build(variables)  # slots exist before any tracing
+
+        def step(x: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                value = loss_fn(loss, model.keras(x, training=True), target)
+            grads = tape.gradient(value, variables)
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return value
+
+        if mode == "compiled":
+            self._step = tf.function(step)
+        elif mode == "xla":
+            self._step = tf.function(step, jit_compile=True)
+        else:
+            self._step = step
+
+    def put(self, x: np.ndarray, target: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.device(self.model.device):
+            return (tf.identity(tf.convert_to_tensor(np.asarray(x, dtype=self.model.dtype))),
+                    tf.identity(to_target(self.loss, target, self.model.dtype)))
+
+    def step(self, batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        with tf.device(self.model.device):
+            return self._step(*batch)
+
+    def value(self, loss: tf.Tensor) -> float:
+        return float(loss.numpy())  # .numpy() waits for the device

@@ -1,0 +1,72 @@
+"""The PyTorch adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench import adapters
+from bench.canonical import Params
+from bench.spec import ModelSpec, OptimizerSpec
+from impls.torch.models import Binding, bindings, build_module
+from impls.torch.train import Trainer, loss_fn, to_target
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class Model:
+    spec: ModelSpec
+    module: nn.Module
+    bindings: list[Binding]
+    dtype: torch.dtype
+    device: torch.device
+
+
+class Adapter(adapters.Adapter):
+    name = "torch"
+    modes = ("eager", "compiled")
+
+    def build(self, spec: ModelSpec, params: Params, dtype: str = "float32",
+              device: str = "cpu") -> Model:
+        self._check_build(spec, params, dtype, device)
+        target = torch.device("cuda" if device == "gpu" else "cpu")
+        module = build_module(spec).to(device=target, dtype=DTYPES[dtype])
+        model = Model(spec, module, bindings(spec, module), DTYPES[dtype], target)
+        for b in model.bindings:
+            b.write(np.asarray(params[b.name], dtype=dtype))
+        return model
+
+    def forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = model.module(torch.as_tensor(np.asarray(x), dtype=model.dtype, device=model.device))
+        return out.cpu().numpy()
+
+    def loss_and_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
+                       loss: str = "cross_entropy") -> tuple[float, Params]:
+        self._check_loss(loss)
+        model.module.zero_grad(set_to_none=True)
+        xt = torch.as_tensor(np.asarray(x), dtype=model.dtype, device=model.device)
+        value = loss_fn(loss, model.module(xt), to_target(loss, target, model.dtype, model.device))
+        value.backward()
+        grads = {b.name: b.read(b.tensor.grad) for b in model.bindings}
+        model.module.zero_grad(set_to_none=True)
+        return float(value.item()), grads
+
+    def get_params(self, model: Model) -> Params:
+        return {b.name: b.read(b.tensor) for b in model.bindings}
+
+    def param_count(self, model: Model) -> int:
+        return sum(p.numel() for p in model.module.parameters() if p.requires_grad)
+
+    def trainer(self, model: Model, optimizer: OptimizerSpec, loss: str = "cross_entropy",
+                mode: str = "eager") -> Trainer:
+        self._check_mode(mode)
+        self._check_loss(loss)
+        return Trainer(model, optimizer, loss, mode)
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__}

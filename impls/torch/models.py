@@ -1,0 +1,148 @@
+"""torch.nn modules for the three specs, and their binding to canonical parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.reference import positional_encoding
+from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
+
+ACTIVATIONS = {
+    "relu": F.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "gelu": lambda x: F.gelu(x, approximate="none"),
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "swish": F.silu,
+    "identity": lambda x: x,
+}
+
+
+class MLP(nn.Module):
+    def __init__(self, spec: MLPSpec):
+        super().__init__()
+        widths = [spec.in_features, *spec.hidden, spec.out_features]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.activation = ACTIVATIONS[spec.activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+
+class LSTM(nn.Module):
+    def __init__(self, spec: LSTMSpec):
+        super().__init__()
+        self.lstm = nn.LSTM(spec.in_features, spec.hidden_size, spec.num_layers, batch_first=True)
+        self.head = nn.Linear(spec.hidden_size, spec.out_features)
+        # torch adds two biases (b_ih + b_hh); the canonical layout has one. b_hh stays
+        # zero and frozen, else every step would move the sum by twice the bias update.
+        for layer in range(spec.num_layers):
+            getattr(self.lstm, f"bias_hh_l{layer}").requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq, _ = self.lstm(x)  # zero initial state
+        return self.head(seq[:, -1, :])
+
+
+class Attention(nn.Module):
+    def __init__(self, spec: AttentionSpec):
+        super().__init__()
+        self.embed = nn.Linear(spec.in_features, spec.d_model)
+        self.register_buffer("position", torch.from_numpy(
+            positional_encoding(spec.seq_len, spec.d_model)), persistent=False)
+        activation = "gelu" if spec.activation == "gelu" else ACTIVATIONS[spec.activation]
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                spec.d_model, spec.num_heads, dim_feedforward=spec.ff_dim, dropout=0.0,
+                activation=activation, layer_norm_eps=spec.layer_norm_eps, batch_first=True,
+                norm_first=spec.norm == "pre")
+            for _ in range(spec.num_blocks))
+        self.head = nn.Linear(spec.d_model, spec.out_features)
+        self.causal = spec.causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = x.shape[1]
+        h = self.embed(x) + self.position[:steps]
+        mask = None
+        if self.causal:
+            mask = nn.Transformer.generate_square_subsequent_mask(
+                steps, device=x.device, dtype=h.dtype)
+        for block in self.blocks:
+            h = block(h, src_mask=mask, is_causal=self.causal)
+        return self.head(h.mean(dim=1))
+
+
+MODULES = {"mlp": MLP, "lstm": LSTM, "attention": Attention}
+
+
+@dataclass
+class Binding:
+    """Canonical `name` lives in `tensor[rows]`, transposed when `transpose`."""
+
+    name: str
+    tensor: torch.Tensor
+    rows: slice = field(default_factory=lambda: slice(None))
+    transpose: bool = False
+
+    def read(self, source: torch.Tensor) -> np.ndarray:
+        part = source.detach()[self.rows]
+        return (part.T if self.transpose else part).cpu().numpy().copy()
+
+    def write(self, value: np.ndarray) -> None:
+        data = torch.from_numpy(np.ascontiguousarray(value.T if self.transpose else value))
+        with torch.no_grad():
+            self.tensor[self.rows].copy_(data)
+
+
+def _dense(name: str, layer: nn.Linear) -> list[Binding]:
+    return [Binding(f"{name}.kernel", layer.weight, transpose=True),
+            Binding(f"{name}.bias", layer.bias)]
+
+
+def bindings(spec: ModelSpec, module: nn.Module) -> list[Binding]:
+    """Where each canonical parameter lives in `module`."""
+    out: list[Binding] = []
+    if isinstance(spec, MLPSpec):
+        for i, layer in enumerate(module.layers):
+            out += _dense(f"layers.{i}", layer)
+    elif isinstance(spec, LSTMSpec):
+        for layer in range(spec.num_layers):
+            lstm = module.lstm
+            out += [Binding(f"lstm.{layer}.kernel", getattr(lstm, f"weight_ih_l{layer}"), transpose=True),
+                    Binding(f"lstm.{layer}.recurrent_kernel", getattr(lstm, f"weight_hh_l{layer}"),
+                            transpose=True),
+                    Binding(f"lstm.{layer}.bias", getattr(lstm, f"bias_ih_l{layer}"))]
+        out += _dense("head", module.head)
+    elif isinstance(spec, AttentionSpec):
+        d = spec.d_model
+        out += _dense("embed", module.embed)
+        for b, block in enumerate(module.blocks):
+            attn = block.self_attn  # q, k, v packed as rows of in_proj_weight
+            for i, proj in enumerate(("q", "k", "v")):
+                rows = slice(i * d, (i + 1) * d)
+                out += [Binding(f"blocks.{b}.attn.{proj}.kernel", attn.in_proj_weight, rows, True),
+                        Binding(f"blocks.{b}.attn.{proj}.bias", attn.in_proj_bias, rows)]
+            out += _dense(f"blocks.{b}.attn.o", attn.out_proj)
+            for norm, layer in (("ln1", block.norm1), ("ln2", block.norm2)):
+                out += [Binding(f"blocks.{b}.{norm}.scale", layer.weight),
+                        Binding(f"blocks.{b}.{norm}.bias", layer.bias)]
+            out += _dense(f"blocks.{b}.ffn.0", block.linear1)
+            out += _dense(f"blocks.{b}.ffn.1", block.linear2)
+        out += _dense("head", module.head)
+    return out
+
+
+def build_module(spec: ModelSpec) -> nn.Module:
+    module = MODULES[spec.kind](spec)
+    if isinstance(spec, LSTMSpec):
+        with torch.no_grad():
+            for layer in range(spec.num_layers):
+                getattr(module.lstm, f"bias_hh_l{layer}").zero_()
+    return module

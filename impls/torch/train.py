@@ -1,0 +1,51 @@
+"""The torch training step, eager or through torch.compile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.adapters import Trainer as BaseTrainer
+from bench.spec import OptimizerSpec
+from impls.torch.optimizers import make_optimizer
+
+
+def loss_fn(name: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if name == "cross_entropy":
+        return F.cross_entropy(output, target)  # mean over the batch
+    return F.mse_loss(output, target)  # mean over every element
+
+
+def to_target(loss: str, target: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if loss == "cross_entropy":
+        return torch.as_tensor(np.asarray(target, dtype=np.int64), device=device)
+    return torch.as_tensor(np.asarray(target), dtype=dtype, device=device)
+
+
+class Trainer(BaseTrainer):
+    def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str):
+        self.model, self.loss, self.mode = model, loss, mode
+        trainable = [p for p in model.module.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(trainable, optimizer)
+        # compiled: the module goes through torch.compile (forward and, via AOTAutograd,
+        # backward); the optimizer step stays eager (torch's foreach kernels).
+        self.forward = torch.compile(model.module) if mode == "compiled" else model.module
+
+    def put(self, x: np.ndarray, target: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.model
+        return (torch.as_tensor(np.asarray(x), dtype=m.dtype, device=m.device),
+                to_target(self.loss, target, m.dtype, m.device))
+
+    def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, target = batch
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(self.loss, self.forward(x), target)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def value(self, loss: torch.Tensor) -> float:
+        return float(loss.item())  # .item() waits for the device
