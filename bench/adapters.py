@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import importlib
 import importlib.util
+import inspect
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,9 @@ class Adapter(abc.ABC):
 
     name: str
     modes: tuple[str, ...] = ("eager", "compiled")
+    default_mode: str = "eager"  # how a user of the framework trains without asking for more
+    # Optimizer -> form of its update in bench.optim.FORMS, where forms differ.
+    optimizer_forms: dict[str, str] = {}
 
     @abc.abstractmethod
     def build(self, spec: ModelSpec, params: Params, dtype: str = "float32",
@@ -96,6 +100,11 @@ class Adapter(abc.ABC):
     def versions(self) -> dict[str, str]:
         """Versions of the framework's packages."""
 
+    def alignments(self) -> list[dict[str, str]]:
+        """What this adapter sets against the framework's defaults, read from the
+        installed version: dicts with keys thing, default, fwbench."""
+        return []
+
     # Shared argument checks, so every adapter refuses bad input with the same words.
     def _check_build(self, spec: ModelSpec, params: Params, dtype: str, device: str) -> None:
         canonical.check_params(spec, params)
@@ -113,6 +122,15 @@ class Adapter(abc.ABC):
     def _check_loss(loss: str) -> None:
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r} is not valid: allowed one of {', '.join(LOSSES)}")
+
+
+def default_of(fn: Any, parameter: str) -> Any:
+    """The installed framework's default for `parameter` of `fn` (read, not assumed)."""
+    return inspect.signature(fn).parameters[parameter].default
+
+
+def aligned(thing: str, default: Any, chosen: Any) -> dict[str, str]:
+    return {"thing": thing, "default": str(default), "fwbench": str(chosen)}
 
 
 _loaded: dict[str, Adapter] = {}

@@ -49,6 +49,20 @@ def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     return dict(entries)
 
 
+def inert_params(spec: ModelSpec) -> tuple[str, ...]:
+    """Parameters that no output depends on, in exact arithmetic.
+
+    The attention key bias adds q_i . b_k to every score of query i alike, and softmax
+    ignores a shift shared by a row, so its gradient is exactly zero. Rounding makes it
+    ~1e-10 instead; adaptive optimizers (Adam, RMSprop, Adagrad) normalise that noise
+    into full +-lr steps, different in every framework and mode, with no effect on any
+    output. Trajectory checks therefore leave these parameters out.
+    """
+    if isinstance(spec, AttentionSpec):
+        return tuple(f"blocks.{b}.attn.k.bias" for b in range(spec.num_blocks))
+    return ()
+
+
 def param_count(spec: ModelSpec) -> int:
     """Number of trainable scalars."""
     return int(sum(np.prod(shape) for shape in param_shapes(spec).values()))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -33,12 +34,53 @@ class Model:
     bindings: list[Binding]
     dtype: Any
     device: Any
-    jitted: dict[str, Any] = field(default_factory=dict)
+
+
+# Flax modules compare equal when their spec and dtype are equal, so models of one spec
+# share one compiled function instead of tracing again for every model built.
+@functools.lru_cache(maxsize=64)
+def _expected_tree(module: Any, input_shape: tuple[int, ...], dtype: str) -> Any:
+    """Shapes and dtypes of the parameters Flax's own init would create (traced, not run)."""
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.dtype(dtype))
+    return jax.eval_shape(module.init, jax.random.key(0), x)["params"]
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_apply(module: Any) -> Any:
+    return jax.jit(module.apply)
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_value_and_grad(module: Any, loss: str) -> Any:
+    return jax.jit(jax.value_and_grad(make_loss(module, loss)))
 
 
 class Adapter(adapters.Adapter):
     name = "jax"
     modes = ("eager", "compiled")
+    default_mode = "compiled"  # JAX code trains under jax.jit; op by op is the exception
+    optimizer_forms = {"adagrad": "eps_inside", "rmsprop": "eps_outside", "adam": "eps_outside"}
+
+    def alignments(self) -> list[dict[str, str]]:
+        import flax.linen as nn
+
+        d, a = adapters.default_of, adapters.aligned
+        return [
+            a("LayerNorm epsilon", d(nn.LayerNorm, "epsilon"), "spec.layer_norm_eps"),
+            a("LayerNorm variance", f"use_fast_variance={d(nn.LayerNorm, 'use_fast_variance')}",
+              "use_fast_variance=False (two-pass)"),
+            a("GELU form", f"approximate={d(nn.gelu, 'approximate')}", "approximate=False for gelu"),
+            a("LSTM parameters", "per-gate dense layers ii..io (no bias), hi..ho (bias)",
+              "split/joined along the 4H axis"),
+            a("64-bit arrays", "jax_enable_x64=False", "True; every array has an explicit dtype"),
+            a("Adam epsilon", d(optax.adam, "eps"), "spec.epsilon, outside sqrt(v_hat), eps_root=0"),
+            a("Adagrad initial accumulator", d(optax.adagrad, "initial_accumulator_value"),
+              "spec.initial_accumulator"),
+            a("Adagrad epsilon", d(optax.adagrad, "eps"), "spec.epsilon, inside sqrt (no option)"),
+            a("RMSprop decay", d(optax.rmsprop, "decay"), "spec.rho"),
+            a("RMSprop epsilon", f"{d(optax.rmsprop, 'eps')}, eps_in_sqrt="
+              f"{d(optax.rmsprop, 'eps_in_sqrt')}", "spec.epsilon, eps_in_sqrt=False (as torch)"),
+        ]
 
     def build(self, spec: ModelSpec, params: Params, dtype: str = "float32",
               device: str = "cpu") -> Model:
@@ -53,29 +95,22 @@ class Adapter(adapters.Adapter):
     @staticmethod
     def _check_tree(module: Any, spec: ModelSpec, tree: dict, dtype: str) -> None:
         """The tree we load must have exactly the structure and shapes Flax would create."""
-        x = jnp.zeros((1, *spec.input_shape), dtype=dtype)
-        expected = jax.eval_shape(module.init, jax.random.key(0), x)["params"]
+        expected = _expected_tree(module, spec.input_shape, dtype)
         got = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
         if jax.tree.structure(expected) != jax.tree.structure(got) or \
                 jax.tree.leaves(expected) != jax.tree.leaves(got):
             raise ValueError(f"canonical parameters do not map onto the Flax tree of {spec}:\n"
                              f"expected {expected}\ngot {got}")
 
-    def _jitted(self, model: Model, key: str, make: Any) -> Any:
-        if key not in model.jitted:
-            model.jitted[key] = make()
-        return model.jitted[key]
-
     def forward(self, model: Model, x: np.ndarray) -> np.ndarray:
-        apply = self._jitted(model, "forward", lambda: jax.jit(model.module.apply))
+        apply = _jitted_apply(model.module)
         xj = jax.device_put(np.asarray(x, dtype=model.dtype), model.device)
         return np.asarray(apply({"params": model.params}, xj))
 
     def loss_and_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
                        loss: str = "cross_entropy") -> tuple[float, Params]:
         self._check_loss(loss)
-        fn = self._jitted(model, f"grad:{loss}",
-                          lambda: jax.jit(jax.value_and_grad(make_loss(model.module, loss))))
+        fn = _jitted_value_and_grad(model.module, loss)
         xj = jax.device_put(np.asarray(x, dtype=model.dtype), model.device)
         value, grads = fn(model.params, xj, to_target(loss, target, model.dtype, model.device))
         return float(value), from_tree(model.bindings, grads)

@@ -36,7 +36,9 @@ class Trainer(BaseTrainer):
     def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str):
         self.model, self.loss, self.mode = model, loss, mode
         tx = make_optimizer(optimizer)
-        self.opt_state = tx.init(model.params)
+        # Committed to the model's device like the params: else the first step's output
+        # (committed) differs from its input (uncommitted) and jit compiles twice.
+        self.opt_state = jax.device_put(tx.init(model.params), model.device)
         grad_fn = jax.value_and_grad(make_loss(model.module, loss))
 
         def step(params, opt_state, x, target):

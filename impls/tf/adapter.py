@@ -37,6 +37,34 @@ class Model:
 class Adapter(adapters.Adapter):
     name = "tf"
     modes = ("eager", "compiled", "xla")
+    optimizer_forms = {"adagrad": "eps_inside", "rmsprop": "eps_inside", "adam": "eps_hat"}
+
+    def alignments(self) -> list[dict[str, str]]:
+        d, a = adapters.default_of, adapters.aligned
+        opt = keras.optimizers
+        return [
+            a("LayerNorm epsilon", d(keras.layers.LayerNormalization, "epsilon"),
+              "spec.layer_norm_eps"),
+            a("GELU form", f"approximate={d(keras.activations.gelu, 'approximate')}",
+              "exact; in float64 via erfc with a float64 1/sqrt(2), because tf.nn.gelu "
+              "rounds that constant to float32"),
+            a("LSTM forget-gate bias init", f"unit_forget_bias={d(keras.layers.LSTM, 'unit_forget_bias')}",
+              "False (weights are loaded anyway)"),
+            a("LSTM gate order", "i, f, c, o", "= canonical i, f, g, o"),
+            a("MultiHeadAttention kernels", "(d, heads, head_dim) and (heads, head_dim, d)",
+              "reshaped from canonical (d, d)"),
+            a("learning rate variable", "float32 (floatx)", "float64 runs pass a callable "
+              "returning a float64 tensor"),
+            a("float64 optimizer constants", "momentum, beta_1, beta_2, initial accumulator cast via float32 "
+              "(keras.ops.cast of a Python float)", "parity uses values exact in float32"),
+            a("Adam epsilon", d(opt.Adam, "epsilon"), "spec.epsilon, added to sqrt(v) before "
+              "bias correction (no option moves it)"),
+            a("Adagrad initial accumulator", d(opt.Adagrad, "initial_accumulator_value"),
+              "spec.initial_accumulator"),
+            a("Adagrad epsilon", d(opt.Adagrad, "epsilon"), "spec.epsilon, inside sqrt (no option)"),
+            a("RMSprop decay (rho)", d(opt.RMSprop, "rho"), "spec.rho"),
+            a("RMSprop epsilon", d(opt.RMSprop, "epsilon"), "spec.epsilon, inside sqrt (no option)"),
+        ]
 
     def build(self, spec: ModelSpec, params: Params, dtype: str = "float32",
               device: str = "cpu") -> Model:

@@ -12,15 +12,19 @@ import numpy as np
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
-def _gelu_float64(x: Any) -> Any:
-    """Exact GELU with 1/sqrt(2) in float64.
+def _gelu_float64(x: Any, approximate: bool = False) -> Any:
+    """GELU with its constants in float64.
 
-    tf.nn.gelu(approximate=False) casts the Python constant 0.7071067811865476 through a
-    float32 tensor, so in float64 its output is off by up to 5e-9 relative (TF 2.21).
+    tf.nn.gelu casts its Python constants (1/sqrt(2); 0.044715 in the tanh form) through
+    a float32 tensor, so in float64 its output is off by up to 5e-9 relative (TF 2.21).
     """
     import tensorflow as tf
 
-    return 0.5 * x * tf.math.erfc(-x * tf.constant(0.7071067811865476, dtype=x.dtype))
+    c = lambda value: tf.constant(value, dtype=x.dtype)  # noqa: E731
+    if approximate:
+        inner = c(0.7978845608028654) * (x + c(0.044715) * x * x * x)
+        return c(0.5) * x * (c(1.0) + tf.math.tanh(inner))
+    return c(0.5) * x * tf.math.erfc(-x * c(0.7071067811865476))
 
 
 ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
@@ -35,9 +39,9 @@ ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
 
 
 def activation(name: str, dtype: str) -> Callable[[Any], Any]:
-    """Keras' own activation, except exact GELU in float64 (see _gelu_float64)."""
-    if name == "gelu" and dtype == "float64":
-        return _gelu_float64
+    """Keras' own activation, except GELU in float64 (see _gelu_float64)."""
+    if name in ("gelu", "gelu_tanh") and dtype == "float64":
+        return lambda x: _gelu_float64(x, approximate=name == "gelu_tanh")
     return ACTIVATIONS[name]
 
 

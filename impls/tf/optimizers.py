@@ -10,10 +10,11 @@ from bench.spec import OptimizerSpec
 def make_optimizer(opt: OptimizerSpec, dtype: str) -> keras.optimizers.Optimizer:
     lr: float | object = opt.learning_rate
     if dtype == "float64":
-        # Keras keeps a float learning rate in a float32 variable (floatx), which would
-        # change every float64 update by up to 3e-8 relative. A callable returning the
-        # Python float is cast straight to the variable's dtype.
-        lr = lambda value=opt.learning_rate: value  # noqa: E731
+        # Keras keeps a float learning rate in a float32 variable (floatx), and casts a
+        # Python float through float32 too (tf.cast), which would change every float64
+        # update by up to 3e-8 relative. A callable returning a float64 tensor is exact.
+        # Momentum and beta powers still go through that cast: see alignments().
+        lr = lambda: keras.ops.convert_to_tensor(opt.learning_rate, dtype="float64")  # noqa: E731
     if opt.name == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=0.0, nesterov=False)
     if opt.name in ("momentum", "nesterov"):

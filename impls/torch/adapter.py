@@ -29,6 +29,25 @@ class Model:
 class Adapter(adapters.Adapter):
     name = "torch"
     modes = ("eager", "compiled")
+    optimizer_forms = {"adagrad": "eps_outside", "rmsprop": "eps_outside", "adam": "eps_outside"}
+
+    def alignments(self) -> list[dict[str, str]]:
+        d, a = adapters.default_of, adapters.aligned
+        layer = nn.TransformerEncoderLayer
+        return [
+            a("LayerNorm epsilon", d(layer, "layer_norm_eps"), "spec.layer_norm_eps"),
+            a("TransformerEncoderLayer dropout", d(layer, "dropout"), 0.0),
+            a("GELU form", f"approximate={d(nn.GELU, 'approximate')!r}", "exact (erf) for gelu"),
+            a("Linear weight layout", "(out, in)", "transposed from canonical (in, out)"),
+            a("LSTM biases", "b_ih + b_hh, both trained", "b_hh frozen at 0"),
+            a("MultiheadAttention q, k, v", "packed rows of in_proj_weight", "sliced"),
+            a("Adam epsilon", d(torch.optim.Adam, "eps"), "spec.epsilon, outside sqrt(v_hat)"),
+            a("Adagrad initial accumulator", d(torch.optim.Adagrad, "initial_accumulator_value"),
+              "spec.initial_accumulator"),
+            a("Adagrad epsilon", d(torch.optim.Adagrad, "eps"), "spec.epsilon, outside sqrt"),
+            a("RMSprop decay (alpha)", d(torch.optim.RMSprop, "alpha"), "spec.rho"),
+            a("RMSprop epsilon", d(torch.optim.RMSprop, "eps"), "spec.epsilon, outside sqrt"),
+        ]
 
     def build(self, spec: ModelSpec, params: Params, dtype: str = "float32",
               device: str = "cpu") -> Model:
