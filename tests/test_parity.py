@@ -1,0 +1,125 @@
+"""Parity across frameworks, as the `fwbench parity` command runs it, plus its failure paths."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench import adapters, cli, parity
+from bench.spec import DTYPES
+from tests.conftest import FRAMEWORKS
+
+CHECKS_PER_FRAMEWORK = ("forward", "loss", "param_count", "roundtrip", "grads_fd", "optimizer",
+                        "compiled")
+
+
+@pytest.fixture(scope="session")
+def raws():
+    """Every installed framework's raw results (one worker process each, run once)."""
+    installed = [fw for fw in adapters.FRAMEWORKS if adapters.installed(fw)]
+    if not installed:
+        pytest.skip("no framework installed")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {fw: pool.submit(parity.run_worker, fw, DTYPES, None) for fw in installed}
+        return {fw: f.result() for fw, f in futures.items()}
+
+
+@pytest.fixture(scope="session")
+def rows(raws):
+    return parity.compare(raws, DTYPES)
+
+
+def _involves(row, fw):
+    return row.framework == fw or row.framework.startswith(f"{fw}:") or fw in row.framework.split(" vs ")
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_every_check_passes(rows, fw):
+    mine = [r for r in rows if _involves(r, fw)]
+    failed = [r for r in mine if not r.passed]
+    assert not failed, "\n".join(map(str, failed))
+    for check in CHECKS_PER_FRAMEWORK:
+        for dtype in DTYPES:
+            if check == "grads_fd" and dtype == "float32":
+                continue
+            assert any(r.check == check and r.dtype == dtype for r in mine), (check, dtype)
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_float64_meets_the_issue_bar(rows, fw):
+    # forward and gradients agree with the reference and across frameworks to 1e-9 or better
+    for r in rows:
+        if _involves(r, fw) and r.dtype == "float64" and r.check in ("forward", "loss", "grads"):
+            assert r.error <= 1e-9, r
+
+
+def test_cross_framework_rows_cover_all_six_optimizers(rows, raws):
+    pairs = {r.framework for r in rows if r.check == "trajectory"}
+    if len(raws) < 2:
+        pytest.skip("needs two frameworks")
+    for pair in pairs:
+        notes = {r.note.split(",")[0] for r in rows if r.check == "trajectory" and r.framework == pair}
+        assert notes == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"}
+
+
+def test_a_wrong_output_fails_its_check(raws):
+    fw = next(iter(raws))
+    bad = copy.deepcopy(raws)
+    key = ("float64", "lstm", "static")
+    bad[fw]["results"][key]["forward"] = bad[fw]["results"][key]["forward"] * (1 + 1e-10)
+    traj = bad[fw]["results"][("float32", "mlp", "sgd", "default")]
+    traj["final"] = {k: v + 1e-3 for k, v in traj["final"].items()}
+    failed = [r for r in parity.compare(bad, DTYPES) if not r.passed]
+    assert any(r.check == "forward" and r.model == "lstm" and r.dtype == "float64" for r in failed)
+    assert any(r.check == "optimizer" and r.model == "mlp" and r.dtype == "float32" for r in failed)
+
+
+def test_a_crashed_framework_loses_no_other_result(raws):
+    fw = next(iter(raws))
+    broken = dict(raws, crashed={"framework": "crashed", "fatal": "worker exited with status -11"})
+    out = parity.compare(broken, DTYPES)
+    errors = [r for r in out if r.framework == "crashed"]
+    assert len(errors) == 1 and not errors[0].passed and "status -11" in errors[0].note
+    assert all(r.passed for r in out if _involves(r, fw))
+
+
+def test_missing_framework_is_an_error_row_naming_the_extra(monkeypatch):
+    monkeypatch.setattr(adapters, "installed", lambda name: False)
+    out, _ = parity.run(("jax",), ("float64",), ("mlp",))
+    assert len(out) == 1 and not out[0].passed
+    assert "pip install 'fwbench[jax]'" in out[0].note
+
+
+def test_cli_refuses_unknown_values_before_running(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["parity", "--frameworks", "torch,mxnet"])
+    assert info.value.code == 2
+    assert "mxnet" in capsys.readouterr().err
+
+
+def test_cli_exits_nonzero_when_a_check_fails(monkeypatch, tmp_path):
+    failing = parity.Row("forward", "torch", "mlp", "float64", 1.0, 1e-12, False)
+    monkeypatch.setattr(parity, "run", lambda *a, **k: ([failing], {}))
+    out = tmp_path / "p.json"
+    assert cli.main(["parity", "--output", str(out)]) == 1
+    record = json.loads(out.read_text())["records"][0]
+    assert record["passed"] is False and record["check"] == "forward"
+
+
+@pytest.mark.skipif(not adapters.installed("torch"), reason="PyTorch not installed")
+def test_cli_end_to_end(tmp_path):
+    out = tmp_path / "parity.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "parity", "--frameworks", "torch",
+                           "--cases", "mlp", "--dtypes", "float64", "--output", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "check" in proc.stdout and "tolerance" in proc.stdout and "0 failed" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["schema"] == "fwbench.parity/1" and data["environment"]["python"]
+    assert {r["check"] for r in data["records"]} >= {"forward", "grads_fd", "optimizer", "compiled"}
+    assert np.isfinite([r["error"] for r in data["records"]]).all()
