@@ -55,6 +55,11 @@ def cmd_parity(args: argparse.Namespace) -> int:
     shown = [t for t in table if t["pass"] == "NO"] if args.failures_only else table
     print(format_table(shown, ["check", "framework", "model", "dtype", "max error", "tolerance",
                                "pass", "note"]))
+    print("\nSummary: the row closest to its tolerance, per check, framework and dtype")
+    summary = [dict(r, **{"max error": _fmt(r["max error"]), "tolerance": _fmt(r["tolerance"])})
+               for r in parity.summarize(rows)]
+    print(format_table(summary, ["check", "framework", "dtype", "rows", "failed", "worst model",
+                                 "max error", "tolerance"]))
     print()
     for fw, m in meta.items():
         if m.get("alignments"):

@@ -372,6 +372,28 @@ def _trajectory_rows(case: Case, dtype: str, loaded: Params, frameworks: list[st
     return rows
 
 
+def summarize(rows: list[Row]) -> list[dict[str, Any]]:
+    """One line per (check, framework, dtype): how many rows, how many failed, and the
+    row closest to its tolerance (largest error / tolerance)."""
+    groups: dict[tuple[str, str, str], list[Row]] = {}
+    for r in rows:
+        # "tf: xla vs eager" and "tf: compiled vs eager" stay apart; pairs stay pairs.
+        groups.setdefault((r.check, r.framework, r.dtype), []).append(r)
+
+    def closeness(r: Row) -> float:
+        if not r.passed or r.error != r.error:
+            return float("inf")
+        return r.error / r.tolerance if r.tolerance > 0 else (0.0 if r.error == 0 else float("inf"))
+
+    out = []
+    for (check, fw, dtype), members in groups.items():
+        worst = max(members, key=closeness)
+        out.append({"check": check, "framework": fw, "dtype": dtype, "rows": len(members),
+                    "failed": sum(not r.passed for r in members), "worst model": worst.model,
+                    "max error": worst.error, "tolerance": worst.tolerance})
+    return out
+
+
 def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
         case_names: tuple[str, ...] | None = None, jobs: int = 3) -> tuple[list[Row], dict]:
     """Run every framework's worker (up to `jobs` at once), then compare."""
