@@ -91,10 +91,15 @@ class Adapter(abc.ABC):
     def param_count(self, model: Any) -> int:
         """Trainable scalars as the framework counts them."""
 
-    @abc.abstractmethod
+    # The framework's Trainer subclass, built as trainer_class(model, optimizer, loss, mode).
+    trainer_class: type[Trainer]
+
     def trainer(self, model: Any, optimizer: OptimizerSpec, loss: str = "cross_entropy",
                 mode: str = "eager") -> Trainer:
         """A training step for `model` in `mode`; `model` follows the trainer's updates."""
+        self._check_mode(mode)
+        self._check_loss(loss)
+        return self.trainer_class(model, optimizer, loss, mode)
 
     @abc.abstractmethod
     def versions(self) -> dict[str, str]:

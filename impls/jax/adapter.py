@@ -19,7 +19,7 @@ import optax  # noqa: E402
 
 from bench import adapters  # noqa: E402
 from bench.canonical import Params  # noqa: E402
-from bench.spec import ModelSpec, OptimizerSpec  # noqa: E402
+from bench.spec import ModelSpec  # noqa: E402
 from impls.jax.models import Binding, bindings, build_module, from_tree, to_tree  # noqa: E402
 from impls.jax.train import Trainer, make_loss, to_target  # noqa: E402
 
@@ -57,6 +57,7 @@ def _jitted_value_and_grad(module: Any, loss: str) -> Any:
 
 class Adapter(adapters.Adapter):
     name = "jax"
+    trainer_class = Trainer
     modes = ("eager", "compiled")
     default_mode = "compiled"  # JAX code trains under jax.jit; op by op is the exception
     optimizer_forms = {"adagrad": "eps_inside", "rmsprop": "eps_outside", "adam": "eps_outside"}
@@ -120,12 +121,6 @@ class Adapter(adapters.Adapter):
 
     def param_count(self, model: Model) -> int:
         return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(model.params))
-
-    def trainer(self, model: Model, optimizer: OptimizerSpec, loss: str = "cross_entropy",
-                mode: str = "eager") -> Trainer:
-        self._check_mode(mode)
-        self._check_loss(loss)
-        return Trainer(model, optimizer, loss, mode)
 
     def versions(self) -> dict[str, str]:
         import jaxlib

@@ -16,7 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 from bench import adapters  # noqa: E402
 from bench.canonical import Params  # noqa: E402
-from bench.spec import ModelSpec, OptimizerSpec  # noqa: E402
+from bench.spec import ModelSpec  # noqa: E402
 from impls.tf.models import Binding, bindings, build_model  # noqa: E402
 from impls.tf.train import Trainer, loss_fn, to_target  # noqa: E402
 
@@ -36,6 +36,7 @@ class Model:
 
 class Adapter(adapters.Adapter):
     name = "tf"
+    trainer_class = Trainer
     modes = ("eager", "compiled", "xla")
     optimizer_forms = {"adagrad": "eps_inside", "rmsprop": "eps_inside", "adam": "eps_hat"}
 
@@ -96,12 +97,6 @@ class Adapter(adapters.Adapter):
 
     def param_count(self, model: Model) -> int:
         return int(sum(np.prod(v.shape) for v in model.keras.trainable_variables))
-
-    def trainer(self, model: Model, optimizer: OptimizerSpec, loss: str = "cross_entropy",
-                mode: str = "eager") -> Trainer:
-        self._check_mode(mode)
-        self._check_loss(loss)
-        return Trainer(model, optimizer, loss, mode)
 
     def versions(self) -> dict[str, str]:
         return {"tensorflow": tf.__version__, "keras": keras.__version__}

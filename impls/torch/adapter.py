@@ -10,7 +10,7 @@ from torch import nn
 
 from bench import adapters
 from bench.canonical import Params
-from bench.spec import ModelSpec, OptimizerSpec
+from bench.spec import ModelSpec
 from impls.torch.models import Binding, bindings, build_module
 from impls.torch.train import Trainer, loss_fn, to_target
 
@@ -28,6 +28,7 @@ class Model:
 
 class Adapter(adapters.Adapter):
     name = "torch"
+    trainer_class = Trainer
     modes = ("eager", "compiled")
     optimizer_forms = {"adagrad": "eps_outside", "rmsprop": "eps_outside", "adam": "eps_outside"}
 
@@ -80,12 +81,6 @@ class Adapter(adapters.Adapter):
 
     def param_count(self, model: Model) -> int:
         return sum(p.numel() for p in model.module.parameters() if p.requires_grad)
-
-    def trainer(self, model: Model, optimizer: OptimizerSpec, loss: str = "cross_entropy",
-                mode: str = "eager") -> Trainer:
-        self._check_mode(mode)
-        self._check_loss(loss)
-        return Trainer(model, optimizer, loss, mode)
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
