@@ -116,7 +116,8 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
 
     adapter = adapters.get(framework)
     out: dict[str, Any] = {"framework": framework, "versions": adapter.versions(),
-                           "modes": adapter.modes, "default_mode": adapter.default_mode, "optimizer_forms": adapter.optimizer_forms,
+                           "modes": adapter.modes, "default_mode": adapter.default_mode,
+                           "optimizer_forms": adapter.optimizer_forms,
                            "alignments": adapter.alignments(), "results": {}, "errors": {}}
 
     def attempt(key: tuple, fn: Any) -> None:
@@ -416,7 +417,8 @@ def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
 
 def _worker_main(argv: list[str]) -> None:
     framework, path, dtypes, names = argv
-    raw = compute(framework, tuple(dtypes.split(",")), tuple(n for n in names.split(",") if n) or None)
+    case_names = tuple(n for n in names.split(",") if n) or None
+    raw = compute(framework, tuple(dtypes.split(",")), case_names)
     tmp = path + ".part"
     with open(tmp, "wb") as f:
         pickle.dump(raw, f)

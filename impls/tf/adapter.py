@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 # Keras 3 picks its backend once, at import; this adapter is the TensorFlow one.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
