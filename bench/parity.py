@@ -395,9 +395,10 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
     return out
 
 
-def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
-        case_names: tuple[str, ...] | None = None, jobs: int = 3) -> tuple[list[Row], dict]:
-    """Run every framework's worker (up to `jobs` at once), then compare."""
+def run_workers(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
+                case_names: tuple[str, ...] | None = None, jobs: int = 3) -> dict[str, dict]:
+    """Every framework's raw results, from its own worker (up to `jobs` at once); a
+    framework that is not installed gets a `fatal` entry naming the extra to install."""
     from bench import adapters
 
     missing = {fw: {"framework": fw, "fatal": f"{adapters.REGISTRY[fw][1]} is not installed; "
@@ -406,11 +407,16 @@ def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {fw: pool.submit(run_worker, fw, dtypes, case_names)
                    for fw in frameworks if fw not in missing}
-        raws = {fw: missing[fw] if fw in missing else futures[fw].result() for fw in frameworks}
+        return {fw: missing[fw] if fw in missing else futures[fw].result() for fw in frameworks}
+
+
+def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
+        case_names: tuple[str, ...] | None = None, jobs: int = 3) -> tuple[list[Row], dict]:
+    """Run the workers, then compare: the rows, and per framework what it reported."""
+    raws = run_workers(frameworks, dtypes, case_names, jobs)
     rows = compare(raws, dtypes, case_names)
     meta = {fw: {k: raw.get(k) for k in ("versions", "modes", "default_mode", "optimizer_forms",
-                                         "alignments",
-                                         "seconds", "fatal") if k in raw}
+                                         "alignments", "seconds", "fatal") if k in raw}
             for fw, raw in raws.items()}
     return rows, meta
 

@@ -19,14 +19,10 @@ CHECKS_PER_FRAMEWORK = ("forward", "loss", "param_count", "roundtrip", "grads_fd
 @pytest.fixture(scope="session")
 def raws():
     """Every installed framework's raw results (one worker process each, run once)."""
-    installed = [fw for fw in adapters.FRAMEWORKS if adapters.installed(fw)]
+    installed = tuple(fw for fw in adapters.FRAMEWORKS if adapters.installed(fw))
     if not installed:
         pytest.skip("no framework installed")
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {fw: pool.submit(parity.run_worker, fw, DTYPES, None) for fw in installed}
-        return {fw: f.result() for fw, f in futures.items()}
+    return parity.run_workers(installed, DTYPES)
 
 
 @pytest.fixture(scope="session")
