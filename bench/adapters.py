@@ -27,6 +27,13 @@ REGISTRY: dict[str, tuple[str, str, tuple[str, ...], str]] = {
 }
 FRAMEWORKS = tuple(REGISTRY)
 DEVICES = ("cpu", "gpu")
+# Modes each adapter offers, known without importing the framework (the harness expands
+# its matrix from this); every adapter's `modes` is this entry.
+MODES: dict[str, tuple[str, ...]] = {
+    "tf": ("eager", "compiled", "xla"),    # plain eager, tf.function, tf.function(jit_compile)
+    "torch": ("eager", "compiled"),        # plain eager, torch.compile
+    "jax": ("eager", "compiled"),          # op by op (jax.disable_jit), jax.jit
+}
 
 
 class UnknownFramework(ValueError):
@@ -35,6 +42,10 @@ class UnknownFramework(ValueError):
 
 class FrameworkNotInstalled(ImportError):
     """The framework behind an adapter cannot be imported."""
+
+
+class DeviceUnavailable(RuntimeError):
+    """The framework cannot see the device a cell asks for (e.g. no GPU)."""
 
 
 class Trainer(abc.ABC):
@@ -58,6 +69,12 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def value(self, loss: Any) -> float:
         """Wait for the device and return the loss as a float."""
+
+    def compile(self, batch: Any) -> str | None:
+        """Trace/compile the step for `batch`'s shapes ahead of the first step, where the
+        framework exposes that as its own call; returns which call, or None where
+        compilation can only happen inside the first step (torch.compile, eager)."""
+        return None
 
 
 class Adapter(abc.ABC):
@@ -104,6 +121,18 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def versions(self) -> dict[str, str]:
         """Versions of the framework's packages."""
+
+    def configure(self, device: str = "cpu", threads: int = 1,
+                  tf32: bool = False) -> dict[str, Any]:
+        """Set this process's compute threads, device memory policy and float32 matmul
+        precision (TF32 on or off) before any model is built; returns the settings as the
+        framework reads them back. Raises DeviceUnavailable if `device` is not there."""
+        raise NotImplementedError(f"{self.name} has no configure()")
+
+    def peak_memory_bytes(self, device: str) -> int | None:
+        """Peak device memory the framework allocated in this process (None on CPU, where
+        the harness reads the process's peak RSS instead)."""
+        return None
 
     def alignments(self) -> list[dict[str, str]]:
         """What this adapter sets against the framework's defaults, read from the

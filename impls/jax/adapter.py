@@ -20,6 +20,7 @@ import optax  # noqa: E402
 from bench import adapters  # noqa: E402
 from bench.canonical import Params  # noqa: E402
 from bench.spec import ModelSpec  # noqa: E402
+from impls.jax import runtime  # noqa: E402
 from impls.jax.models import Binding, bindings, build_module, from_tree, to_tree  # noqa: E402
 from impls.jax.train import Trainer, make_loss, to_target  # noqa: E402
 
@@ -58,7 +59,7 @@ def _jitted_value_and_grad(module: Any, loss: str) -> Any:
 class Adapter(adapters.Adapter):
     name = "jax"
     trainer_class = Trainer
-    modes = ("eager", "compiled")
+    modes = adapters.MODES["jax"]
     default_mode = "compiled"  # JAX code trains under jax.jit; op by op is the exception
     optimizer_forms = {"adagrad": "eps_inside", "rmsprop": "eps_outside", "adam": "eps_outside"}
 
@@ -121,6 +122,13 @@ class Adapter(adapters.Adapter):
 
     def param_count(self, model: Model) -> int:
         return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(model.params))
+
+    def configure(self, device: str = "cpu", threads: int = 1,
+                  tf32: bool = False) -> dict[str, Any]:
+        return runtime.configure(device, threads, tf32)
+
+    def peak_memory_bytes(self, device: str) -> int | None:
+        return runtime.peak_memory_bytes(device)
 
     def versions(self) -> dict[str, str]:
         import jaxlib

@@ -57,6 +57,14 @@ class Trainer(BaseTrainer):
         return (jax.device_put(np.asarray(x, dtype=m.dtype), m.device),
                 to_target(self.loss, target, m.dtype, m.device))
 
+    def compile(self, batch: tuple[jax.Array, jax.Array]) -> str | None:
+        if self.mode != "compiled":
+            return None
+        # Ahead-of-time lowering and XLA compilation; jit's cache keeps the executable, so
+        # the first step then runs it instead of compiling again.
+        self._step.lower(self.model.params, self.opt_state, *batch).compile()
+        return "jax.jit(step).lower(...).compile()"
+
     def step(self, batch: tuple[jax.Array, jax.Array]) -> jax.Array:
         if self.mode == "eager":
             with jax.disable_jit():  # op by op, as an eager framework runs

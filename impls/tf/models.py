@@ -12,6 +12,7 @@ import numpy as np
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
+
 def _gelu_float64(x: Any, approximate: bool = False) -> Any:
     """GELU with its constants in float64.
 

@@ -51,6 +51,15 @@ class Trainer(BaseTrainer):
             return (tf.identity(tf.convert_to_tensor(np.asarray(x, dtype=self.model.dtype))),
                     tf.identity(to_target(self.loss, target, self.model.dtype)))
 
+    def compile(self, batch: tuple[tf.Tensor, tf.Tensor]) -> str | None:
+        if self.mode == "eager":
+            return None
+        # Traces the Python step into a graph; XLA (mode xla) still compiles that graph
+        # inside the first call, which TensorFlow exposes no separate call for.
+        with tf.device(self.model.device):
+            self._step.get_concrete_function(*batch)
+        return "tf.function.get_concrete_function (tracing only)"
+
     def step(self, batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
         with tf.device(self.model.device):
             return self._step(*batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 from bench import adapters
 from bench.canonical import Params
 from bench.spec import ModelSpec
+from impls.torch import runtime
 from impls.torch.models import Binding, bindings, build_module
 from impls.torch.train import Trainer, loss_fn, to_target
 
@@ -29,7 +31,7 @@ class Model:
 class Adapter(adapters.Adapter):
     name = "torch"
     trainer_class = Trainer
-    modes = ("eager", "compiled")
+    modes = adapters.MODES["torch"]
     optimizer_forms = {"adagrad": "eps_outside", "rmsprop": "eps_outside", "adam": "eps_outside"}
 
     def alignments(self) -> list[dict[str, str]]:
@@ -81,6 +83,13 @@ class Adapter(adapters.Adapter):
 
     def param_count(self, model: Model) -> int:
         return sum(p.numel() for p in model.module.parameters() if p.requires_grad)
+
+    def configure(self, device: str = "cpu", threads: int = 1,
+                  tf32: bool = False) -> dict[str, Any]:
+        return runtime.configure(device, threads, tf32)
+
+    def peak_memory_bytes(self, device: str) -> int | None:
+        return runtime.peak_memory_bytes(device)
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}

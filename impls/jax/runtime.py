@@ -1,0 +1,40 @@
+"""Process settings for JAX: matmul precision, device checks, peak device memory.
+
+JAX has no thread-count call: its CPU threads follow the affinity mask and XLA_FLAGS,
+which the harness sets before the process starts (bench.threads). Likewise
+XLA_PYTHON_CLIENT_PREALLOCATE=false, read when the GPU client starts.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+
+from bench.adapters import DeviceUnavailable
+
+
+def configure(device: str, threads: int, tf32: bool) -> dict[str, Any]:
+    # XLA:GPU's float32 matmuls default to TF32 on Ampere and later; "highest" is true f32.
+    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
+    settings: dict[str, Any] = {
+        "default_matmul_precision": jax.config.jax_default_matmul_precision,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "unset (JAX default: 75%)"),
+        "cpu_devices": len(jax.devices("cpu")),
+    }
+    if device == "gpu":
+        try:
+            gpu = jax.devices("gpu")[0]
+        except RuntimeError as exc:
+            raise DeviceUnavailable(f"device gpu: JAX finds no GPU backend ({exc})") from exc
+        settings.update(gpu=gpu.device_kind, platform_version=gpu.client.platform_version)
+    return settings
+
+
+def peak_memory_bytes(device: str) -> int | None:
+    if device != "gpu":
+        return None
+    stats = jax.devices("gpu")[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")

@@ -1,0 +1,48 @@
+"""Process settings for TensorFlow: threads, memory growth, TF32, peak device memory."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tensorflow as tf
+
+from bench.adapters import DeviceUnavailable
+
+
+def configure(device: str, threads: int, tf32: bool) -> dict[str, Any]:
+    try:  # settable only before the runtime starts; the harness calls this first
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu":
+        if not gpus:
+            raise DeviceUnavailable("device gpu: TensorFlow lists no GPU "
+                                    f"(tensorflow {tf.__version__}, built with CUDA: "
+                                    f"{tf.test.is_built_with_cuda()})")
+        for gpu in gpus:  # grow on demand instead of taking the whole GPU at start-up
+            tf.config.experimental.set_memory_growth(gpu, True)
+    elif gpus:
+        tf.config.set_visible_devices([], "GPU")
+    tf.config.experimental.enable_tensor_float_32_execution(tf32)
+    settings: dict[str, Any] = {
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled(),
+        # oneDNN is on by default on x86 Linux builds; it changes float results slightly
+        "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (TF default: on)"),
+        "built_with_cuda": tf.test.is_built_with_cuda(),
+    }
+    if device == "gpu":
+        details = tf.config.experimental.get_device_details(gpus[0])
+        settings.update(gpu=details.get("device_name"),
+                        compute_capability=details.get("compute_capability"))
+    return settings
+
+
+def peak_memory_bytes(device: str) -> int | None:
+    if device != "gpu":
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
