@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
-from bench import adapters, environment, results
-from bench.spec import DTYPES
+from bench import adapters, cells, environment, results
+from bench.cells import Cell, MatrixError
+from bench.spec import DTYPES, MODELS, PRESETS
 
 PARITY_SCHEMA = "fwbench.parity/1"
 
@@ -80,6 +84,134 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _matrix(args: argparse.Namespace) -> list[Cell]:
+    """The cells the flags ask for; every bad value is a UsageError before anything runs."""
+    frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
+    models = cells.parse_list(args.models, MODELS, "--models")
+    modes = (cells.parse_list(args.modes, cells.all_modes(adapters.FRAMEWORKS), "--modes")
+             if args.modes else None)
+    batch_sizes = cells.parse_ints(args.batch_sizes, "--batch-sizes") if args.batch_sizes else None
+    seq_lens = cells.parse_ints(args.seq_lens, "--seq-lens") if args.seq_lens else None
+    threads = args.threads or len(os.sched_getaffinity(0))
+    from bench import harness
+
+    harness.affinity(threads)  # more threads than CPUs is an error now, not in every cell
+    return cells.expand(frameworks, models, modes, args.preset, args.device, args.dtype,
+                        threads, batch_sizes, seq_lens)
+
+
+def _budget(args: argparse.Namespace) -> Any:
+    from bench.measure import Budget
+
+    for flag, value in (("--sample-seconds", args.sample_seconds),
+                        ("--warmup-seconds", args.warmup_seconds), ("--timeout", args.timeout)):
+        if not value > 0:
+            raise UsageError(f"{flag} {value}: must be > 0")
+    if args.min_samples < 1:
+        raise UsageError(f"--min-samples {args.min_samples}: must be >= 1")
+    return Budget(warmup_s=args.warmup_seconds, sample_s=args.sample_seconds,
+                  min_samples=args.min_samples)
+
+
+class Progress:
+    """A progress line for the matrix: redrawn in place on a terminal, one line per
+    finished cell otherwise (CI logs)."""
+
+    def __init__(self, total: int, done: int = 0, stream: Any = None) -> None:
+        self.total, self.done_before = total, done
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.started = time.perf_counter()
+
+    def _bar(self, done: int) -> str:
+        width = 24
+        filled = round(width * done / self.total) if self.total else width
+        return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{self.total}"
+
+    def __call__(self, i: int, n: int, cell: Cell, record: dict[str, Any] | None) -> None:
+        done = self.done_before + i
+        elapsed = time.perf_counter() - self.started
+        if record is None:
+            if self.tty:
+                self.stream.write(f"\r\033[K{self._bar(done)} {elapsed:4.0f} s  {cell.id} ...")
+                self.stream.flush()
+            return
+        m = record.get("metrics", {})
+        result = (f"{m['median_ms']:.3g} ms/step (IQR {m['iqr_ms']:.2g}, n {m['samples']})"
+                  if record["status"] == "ok"
+                  else f"{record['status'].upper()}: {_first(record.get('error'))}")
+        prefix = "\r\033[K" if self.tty else ""
+        self.stream.write(f"{prefix}{self._bar(done)} {elapsed:4.0f} s  {cell.id}  {result}\n")
+        self.stream.flush()
+
+
+def _first(text: Any) -> str:
+    return str(text).strip().splitlines()[0][:100] if text else ""
+
+
+def _show(run_dirs: Sequence[Path]) -> int:
+    from bench import show
+
+    frame = results.load(list(run_dirs))
+    if frame.empty:
+        print(f"no cell records in {', '.join(map(str, run_dirs))}")
+        return 1
+    for run_id, part in frame.groupby("run_id", sort=False):
+        print(f"run {run_id}: {show.describe_cells(part)}")
+        print(format_table(show.speed_rows(part), show.COLUMNS))
+        print()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import harness
+
+    if args.resume:
+        run_dir = _run_dir(args.resume)
+        run = harness.load_run(run_dir)
+        total = len(run["cells"])
+    else:
+        matrix, budget = _matrix(args), _budget(args)
+        missing = sorted({c.framework for c in matrix if not adapters.installed(c.framework)})
+        for fw in missing:
+            print(f"note: {fw} is not installed; its cells are recorded as skipped "
+                  f"(pip install 'fwbench[{adapters.REGISTRY[fw][3]}]')", file=sys.stderr)
+        run_dir = harness.new_run(matrix, budget, args.timeout, args.tf32, args.name)
+        total = len(matrix)
+    todo = harness.pending(run_dir, harness.load_run(run_dir), args.retry_failed)
+    print(f"run {run_dir.name}: {len(todo)} of {total} cells to measure, one process each "
+          f"({run_dir})", file=sys.stderr)
+    try:
+        harness.execute(run_dir, args.retry_failed, Progress(total, total - len(todo)))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished cells are kept. Resume with: "
+              f"fwbench run --resume {run_dir}", file=sys.stderr)
+        return 130
+    _show([run_dir])
+    records = harness.cell_records(run_dir)
+    failed = [r for r in records if r["status"] not in ("ok", "skipped")]
+    print(f"{sum(r['status'] == 'ok' for r in records)} cells measured, {len(failed)} failed, "
+          f"{sum(r['status'] == 'skipped' for r in records)} skipped; results in {run_dir}")
+    return 1 if failed else 0
+
+
+def _run_dir(name: str) -> Path:
+    """A run given as a folder, a run id under results/runs, or 'latest'."""
+    from bench import harness
+
+    if name == "latest":
+        return harness.latest_run()
+    for candidate in (Path(name), harness.runs_dir() / name):
+        if (candidate / "run.json").exists():
+            return candidate
+    raise UsageError(f"run {name!r} not found (neither a folder with run.json nor a run id "
+                     f"under {harness.runs_dir()})")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    return _show([_run_dir(r) for r in (args.runs or ["latest"])])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fwbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +225,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=lambda s: results.Path(s), default=None,
                    help="JSON file to write (default: results/parity-<time>.json)")
     p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("run", help="measure training speed: one process per cell of a matrix")
+    p.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS),
+                   help="comma-separated, from: " + ", ".join(adapters.FRAMEWORKS))
+    p.add_argument("--models", default=",".join(MODELS),
+                   help="comma-separated, from: " + ", ".join(MODELS))
+    p.add_argument("--modes", default="",
+                   help="comma-separated (default: every mode each framework has): "
+                   + ", ".join(cells.all_modes(adapters.FRAMEWORKS)))
+    p.add_argument("--device", default="cpu", help="cpu or gpu")
+    p.add_argument("--preset", default="small", help="model sizes: " + ", ".join(PRESETS))
+    p.add_argument("--dtype", default="float32", help=", ".join(DTYPES))
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads and CPU cores per cell (default: every CPU allowed)")
+    p.add_argument("--batch-sizes", default="", help="comma-separated (default: the preset's)")
+    p.add_argument("--seq-lens", default="",
+                   help="comma-separated sequence lengths (default: the preset's)")
+    p.add_argument("--sample-seconds", type=float, default=2.0,
+                   help="time each cell keeps taking step-time samples (s)")
+    p.add_argument("--warmup-seconds", type=float, default=0.5,
+                   help="untimed steps after the first, at least this long (s)")
+    p.add_argument("--min-samples", type=int, default=10, help="timed steps per cell, at least")
+    p.add_argument("--timeout", type=float, default=300.0, help="per cell (s)")
+    p.add_argument("--tf32", action="store_true",
+                   help="allow TF32 float32 matmuls on GPU in every framework (default off)")
+    p.add_argument("--name", default=None, help="run id (default: the UTC time)")
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="finish an interrupted run (folder, run id or 'latest'); "
+                   "the matrix flags are then taken from the run")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: measure failed cells again")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("show", help="print the speed table of one or more runs")
+    p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
+    p.set_defaults(func=cmd_show)
     return parser
 
 
@@ -101,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except UsageError as exc:
+    except (UsageError, MatrixError) as exc:
         parser.error(str(exc))  # exits with status 2 and the usage line
     return 2
 

@@ -41,8 +41,23 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def gpus() -> list[dict[str, str]]:
+    """Name, driver and memory of each NVIDIA GPU, from nvidia-smi ([] where there is none)."""
+    query = "name,driver_version,memory.total"
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    keys = ("name", "driver", "memory")
+    return [dict(zip(keys, (v.strip() for v in line.split(","))))
+            for line in out.stdout.strip().splitlines() if line.strip()]
+
+
 def describe() -> dict[str, Any]:
-    """Framework-free facts: Python, NumPy, CPU, cores, affinity, git commit, command."""
+    """Framework-free facts: Python, NumPy, CPU, cores, affinity, GPUs, git commit, command."""
     try:
         affinity = sorted(os.sched_getaffinity(0))
     except AttributeError:
@@ -54,6 +69,7 @@ def describe() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "affinity": affinity,
+        "gpus": gpus(),
         "git_commit": git_commit(),
         "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
         "variables": {k: os.environ[k] for k in RECORDED_VARIABLES if k in os.environ},

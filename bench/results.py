@@ -36,3 +36,71 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
 def read_json(path: Path) -> dict[str, Any]:
     with open(path) as f:
         return json.load(f)
+
+
+# Columns of `load()`'s DataFrame that describe the cell; every metric follows them.
+CELL_COLUMNS = ("run_id", "cell_id", "status", "error", "framework", "model", "preset",
+                "mode", "device", "dtype", "batch_size", "seq_len", "threads")
+
+
+def _run_dirs(path: Path) -> list[Path]:
+    """Run folders at or under `path` (a run folder, or a folder holding run folders)."""
+    path = Path(path)
+    if (path / "run.json").exists():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: not a run folder or a folder of runs")
+    return sorted(p.parent for p in path.glob("**/run.json"))
+
+
+def _row(record: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    model_spec, train_spec = record.get("spec", {}), record.get("train", {})
+    cell = record["cell"]
+    row: dict[str, Any] = {
+        "run_id": record.get("run_id"), "cell_id": record["cell_id"],
+        "status": record["status"], "error": record.get("error"),
+        **{k: cell.get(k) for k in CELL_COLUMNS[4:]},
+    }
+    # The batch size and length actually trained (the cell leaves them None for the preset's).
+    row["batch_size"] = train_spec.get("batch_size", row["batch_size"])
+    row["seq_len"] = model_spec.get("seq_len", row["seq_len"])
+    row.update(record.get("metrics", {}))
+    row["samples_ms"] = record.get("samples_ms", [])
+    row["wall_s"] = record.get("wall_s")
+    fw = record.get("framework", {})
+    row["versions"] = ", ".join(f"{k} {v}" for k, v in fw.get("versions", {}).items()) or None
+    row["compile_api"] = fw.get("compile_api")
+    row["tf32"] = record.get("tf32", run.get("tf32"))
+    env = run.get("environment", {})
+    row.update(cpu=env.get("cpu"), git_commit=env.get("git_commit"),
+               python=env.get("python"), run_created=run.get("created"))
+    return row
+
+
+def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imported lazily
+    """Every cell record under `paths` as one pandas DataFrame, one row per cell.
+
+    `paths`: a run folder, a folder holding runs, or a list of them; default every run
+    under results/runs. Columns: CELL_COLUMNS, then the metrics (median_ms, iqr_ms,
+    p95_ms, samples, throughput, flops_per_s, compile_s, first_step_s, peak_rss_mib, ...),
+    samples_ms (the raw per-step times, a list per row), versions and environment keys.
+    Cells that failed have their status and error and no metrics.
+    """
+    import pandas as pd
+
+    if paths is None:
+        paths = [RESULTS_DIR / "runs"]
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
+    rows = []
+    for run_dir in (d for p in paths for d in _run_dirs(Path(p))):
+        run = read_json(run_dir / "run.json")
+        order = {cell_id: i for i, cell_id in enumerate(run.get("cell_ids", []))}
+        records = [read_json(f) for f in (run_dir / "cells").glob("*.json")]
+        # Matrix order (framework, model, mode, ...), as the run measured them.
+        records.sort(key=lambda r: (order.get(r["cell_id"], len(order)), r["cell_id"]))
+        rows.extend(_row(record, run) for record in records)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=[*CELL_COLUMNS, "median_ms", "samples_ms"])
+    return frame

@@ -1,0 +1,231 @@
+"""The speed harness: runs a matrix of cells, one subprocess each, into a run folder.
+
+    results/runs/<run id>/run.json          the matrix, settings and environment
+    results/runs/<run id>/cells/<cell>.json one record per cell (bench.measure.SCHEMA)
+    results/runs/<run id>/logs/<cell>.log   the cell process's stdout and stderr
+
+Cells run one after another, never side by side: two cells sharing the cores would
+measure each other. Every cell gets the same CPU affinity and thread variables, its own
+timeout, and a result file written atomically, so a crash, a kill or an interrupt loses
+at most the cell that was running; `resume` runs whatever has no record yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import adapters, environment, results, spec
+from bench.cells import Cell, MatrixError
+from bench.measure import SCHEMA as CELL_SCHEMA
+from bench.measure import Budget
+from bench.threads import thread_env
+
+RUN_SCHEMA = "fwbench.run/1"
+DEFAULT_TIMEOUT_S = 300.0  # per cell; torch.compile of one small model takes ~30 s on 2 cores
+OK = "ok"
+# Every status a cell record can have, and what it means.
+STATUSES = {
+    "ok": "measured",
+    "nan": "the loss became NaN or infinite",
+    "oom": "out of memory",
+    "crash": "the cell raised or exited without a record",
+    "killed": "the cell process was killed by a signal (often the OOM killer)",
+    "timeout": "the cell ran past its timeout and was killed",
+    "skipped": "the framework is not installed",
+    "unavailable": "the framework cannot see the requested device",
+}
+LOG_TAIL_LINES = 20
+
+
+def runs_dir() -> Path:
+    return results.RESULTS_DIR / "runs"
+
+
+def affinity(threads: int) -> list[int]:
+    """The first `threads` CPUs this process may run on: every cell gets the same ones."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads > len(allowed):
+        raise MatrixError(f"--threads {threads}: only {len(allowed)} CPUs are available to this "
+                          f"process ({allowed})")
+    return allowed[:threads]
+
+
+def device_env(device: str) -> dict[str, str]:
+    """Environment for a cell on `device`, read by the frameworks at start-up."""
+    if device == "cpu":
+        # Hide any GPU, so a CPU cell neither initialises CUDA nor places work there.
+        return {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
+    return {
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # JAX takes 75% of the GPU at start else
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",       # TF takes all of it at start else
+    }
+
+
+def cell_env(cell: Cell) -> dict[str, str]:
+    return {**os.environ, **thread_env(cell.threads), **device_env(cell.device),
+            "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
+            name: str | None = None) -> Path:
+    """Create a run folder holding the matrix and settings; returns its path."""
+    if not cells:
+        raise MatrixError("the matrix is empty: nothing to run")
+    run_id = name or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = runs_dir() / run_id
+    if (run_dir / "run.json").exists():
+        raise MatrixError(f"run {run_id!r} exists already ({run_dir}); resume it or pick a name")
+    results.write_json(run_dir / "run.json", {
+        "schema": RUN_SCHEMA, "run_id": run_id,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment.describe(), "budget": asdict(budget),
+        "timeout_s": timeout_s, "tf32": tf32, "cells": [c.to_dict() for c in cells],
+        "cell_ids": [c.id for c in cells],
+    })
+    return run_dir
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        raise MatrixError(f"{run_dir} is not a run folder (no run.json)")
+    run = results.read_json(path)
+    if run.get("schema") != RUN_SCHEMA:
+        raise MatrixError(f"{path}: schema {run.get('schema')!r}, expected {RUN_SCHEMA!r}")
+    return run
+
+
+def latest_run() -> Path:
+    found = sorted(p.parent for p in runs_dir().glob("*/run.json"))
+    if not found:
+        raise MatrixError(f"no runs under {runs_dir()}: start one with `fwbench run`")
+    return max(found, key=lambda p: (p / "run.json").stat().st_mtime)
+
+
+def cell_path(run_dir: Path, cell: Cell) -> Path:
+    return Path(run_dir) / "cells" / f"{cell.id}.json"
+
+
+def _failure(cell: Cell, run_id: str, status: str, error: str, wall_s: float) -> dict[str, Any]:
+    model_spec, train_spec = cell.specs()
+    return {"schema": CELL_SCHEMA, "run_id": run_id, "cell_id": cell.id, "cell": cell.to_dict(),
+            "status": status, "error": error, "spec": spec.to_dict(model_spec),
+            "train": spec.to_dict(train_spec), "metrics": {}, "framework": {},
+            "samples_ms": [], "wall_s": wall_s}
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell) -> dict[str, Any]:
+    """Measure `cell` in its own process and return its record (also written to disk)."""
+    out = cell_path(run_dir, cell)
+    if not adapters.installed(cell.framework):
+        _, framework, _, extra = adapters.REGISTRY[cell.framework]
+        record = _failure(cell, run["run_id"], "skipped",
+                          f"{framework} is not installed; install it with: "
+                          f"pip install 'fwbench[{extra}]'", 0.0)
+        results.write_json(out, record)
+        return record
+    log = Path(run_dir) / "logs" / f"{cell.id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    job = {"run_id": run["run_id"], "cell": cell.to_dict(), "budget": run["budget"],
+           "tf32": run["tf32"], "affinity": affinity(cell.threads)}
+    cmd = [sys.executable, "-m", "bench.measure", json.dumps(job), str(out)]
+    started = time.perf_counter()
+    with open(log, "w") as log_file:
+        # A session of its own, so a timeout kills the cell's helper processes too
+        # (torch.compile's compile workers).
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=cell_env(cell), start_new_session=True,
+                                cwd=Path(__file__).resolve().parent.parent)
+        try:
+            returncode = proc.wait(timeout=run["timeout_s"])
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            returncode = None
+        except BaseException:  # Ctrl-C: stop the cell, record nothing for it
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    wall_s = time.perf_counter() - started
+    if returncode is None:
+        record = _failure(cell, run["run_id"], "timeout",
+                          f"no result after the {run['timeout_s']:.0f} s timeout; "
+                          f"log tail:\n{_tail(log)}", wall_s)
+    elif out.exists():
+        return results.read_json(out)
+    elif returncode < 0:
+        name = signal.Signals(-returncode).name
+        hint = " (SIGKILL: often the kernel's OOM killer)" if name == "SIGKILL" else ""
+        record = _failure(cell, run["run_id"], "killed",
+                          f"killed by {name}{hint}; log tail:\n{_tail(log)}", wall_s)
+    else:
+        record = _failure(cell, run["run_id"], "crash",
+                          f"exited with status {returncode} and no record; "
+                          f"log tail:\n{_tail(log)}", wall_s)
+    results.write_json(out, record)
+    return record
+
+
+def pending(run_dir: Path, run: dict[str, Any], retry_failed: bool = False) -> list[Cell]:
+    """Cells of the run with no record yet (or, with retry_failed, with a failed one)."""
+    todo = []
+    for data in run["cells"]:
+        cell = Cell.from_dict(data)
+        path = cell_path(run_dir, cell)
+        if not path.exists():
+            todo.append(cell)
+        elif retry_failed and results.read_json(path).get("status") != OK:
+            todo.append(cell)
+    return todo
+
+
+def execute(run_dir: Path, retry_failed: bool = False,
+            on_cell: Callable[[int, int, Cell, dict[str, Any] | None], None] | None = None,
+            ) -> list[dict[str, Any]]:
+    """Run every pending cell of `run_dir` in order; returns their records.
+
+    `on_cell(done, total, cell, record)` is called before each cell (record None) and
+    after it, for progress display.
+    """
+    run = load_run(run_dir)
+    todo = pending(run_dir, run, retry_failed)
+    records = []
+    for i, cell in enumerate(todo):
+        if on_cell:
+            on_cell(i, len(todo), cell, None)
+        record = run_cell(run_dir, run, cell)
+        records.append(record)
+        if on_cell:
+            on_cell(i + 1, len(todo), cell, record)
+    return records
+
+
+def cell_records(run_dir: Path) -> list[dict[str, Any]]:
+    """Every cell record of a run, in matrix order (missing cells are left out)."""
+    run = load_run(run_dir)
+    out = []
+    for data in run["cells"]:
+        path = cell_path(run_dir, Cell.from_dict(data))
+        if path.exists():
+            out.append(results.read_json(path))
+    return out

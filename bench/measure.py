@@ -1,0 +1,224 @@
+"""One speed cell, measured in a process of its own.
+
+    python -m bench.measure JOB_JSON OUT_JSON
+
+The harness (bench.harness) starts one of these per cell with the cell's thread and
+device environment already set, so that no framework's state (thread pools, compile
+caches, allocator) leaks from one cell into the next. The worker writes one result file
+atomically, whatever happens inside it; if it dies before that (a segfault, the OOM
+killer, a timeout), the harness writes the record instead.
+
+What is timed, in this order (seconds from time.perf_counter):
+- import_s: importing the adapter and its framework;
+- build_s: building the model from canonical parameters;
+- compile_s: the framework's own ahead-of-time trace/compile call, where it has one;
+- first_step_s: the first training step, which includes whatever compilation is left;
+- steady state: after warm-up, every step on its own, each ending with the loss read
+  back to the host, which waits for the device (.item() / .numpy() /
+  block_until_ready()). The raw samples are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import adapters, canonical, data, flops, results, spec, stats
+from bench.cells import Cell
+
+SCHEMA = "fwbench.cell/1"
+DISTINCT_BATCHES = 4  # batches cycled through, all on the device before timing starts
+# Test hook, never set by the harness: "<substring of a cell id>=<fault>" makes matching
+# cells fail on purpose (raise, exit, kill, nan, hang), to check that nothing else is lost.
+FAULT_VARIABLE = "FWBENCH_INJECT_FAULT"
+FAULTS = ("raise", "exit", "kill", "nan", "hang")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a cell measures. The sample count adapts: slow cells get fewer samples."""
+
+    warmup_steps: int = 5     # untimed steps after the first (at least)
+    warmup_s: float = 0.5     # ... and untimed for at least this long (s)
+    min_samples: int = 10     # timed steps, at least
+    max_samples: int = 2000   # timed steps, at most
+    sample_s: float = 3.0     # keep sampling until this long (s), once min_samples are in
+
+
+class Diverged(ArithmeticError):
+    """The training loss became NaN or infinite."""
+
+
+def _rss_mib() -> float:
+    """Resident set size of this process now (MiB)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _fault_for(cell_id: str) -> str | None:
+    spec_text = os.environ.get(FAULT_VARIABLE, "")
+    if "=" not in spec_text:
+        return None
+    pattern, fault = spec_text.rsplit("=", 1)
+    if fault not in FAULTS:
+        raise ValueError(f"{FAULT_VARIABLE}: fault {fault!r} not known; allowed {FAULTS}")
+    return fault if pattern in cell_id else None
+
+
+def _inject(fault: str | None) -> None:
+    if fault == "raise":
+        raise RuntimeError(f"injected fault ({FAULT_VARIABLE})")
+    if fault == "exit":
+        os._exit(3)
+    if fault == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "hang":
+        time.sleep(10**6)
+
+
+def _checked(loss: float, step: int, fault: str | None) -> float:
+    if fault == "nan":
+        loss = float("nan")
+    if not math.isfinite(loss):
+        raise Diverged(f"training loss is {loss} at step {step}")
+    return loss
+
+
+def _status_of(exc: BaseException) -> str:
+    """Classify a failure: a missing framework or device, out of memory, NaN, or a crash."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, adapters.FrameworkNotInstalled):
+        return "skipped"
+    if isinstance(exc, adapters.DeviceUnavailable):
+        return "unavailable"
+    if isinstance(exc, Diverged):
+        return "nan"
+    if (isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__
+            or "ResourceExhausted" in type(exc).__name__ or "RESOURCE_EXHAUSTED" in text
+            or "out of memory" in text.lower()):
+        return "oom"
+    return "crash"
+
+
+def measure(cell: Cell, budget: Budget,
+            tf32: bool = False) -> tuple[dict[str, Any], dict[str, Any], list[float]]:
+    """Run the cell; returns (metrics, framework facts, raw step times in ms)."""
+    fault = _fault_for(cell.id)
+    model_spec, train_spec = cell.specs()
+    metrics: dict[str, Any] = {}
+    facts: dict[str, Any] = {}
+
+    t = time.perf_counter()
+    adapter = adapters.get(cell.framework)
+    facts["runtime"] = adapter.configure(cell.device, cell.threads, tf32)
+    facts["versions"] = adapter.versions()
+    metrics["import_s"] = time.perf_counter() - t
+    metrics["rss_after_import_mib"] = _rss_mib()
+
+    t = time.perf_counter()
+    params = canonical.init_params(model_spec, seed=train_spec.seed)
+    model = adapter.build(model_spec, params, dtype=cell.dtype, device=cell.device)
+    trainer = adapter.trainer(model, train_spec.optimizer, train_spec.loss, cell.mode)
+    batches = [trainer.put(*data.batch(model_spec, train_spec.batch_size, train_spec.loss,
+                                       train_spec.seed, i))
+               for i in range(DISTINCT_BATCHES)]
+    metrics["build_s"] = time.perf_counter() - t
+    metrics["param_count"] = adapter.param_count(model)
+
+    t = time.perf_counter()
+    facts["compile_api"] = trainer.compile(batches[0])
+    metrics["compile_s"] = time.perf_counter() - t if facts["compile_api"] else None
+
+    _inject(fault)
+    t = time.perf_counter()
+    first_loss = _checked(trainer.value(trainer.step(batches[0])), 0, fault)
+    metrics["first_step_s"] = time.perf_counter() - t
+    metrics["time_to_first_step_s"] = metrics["first_step_s"] + (metrics["compile_s"] or 0.0)
+
+    step = 1
+    warm_start = time.perf_counter()
+    while step <= budget.warmup_steps or time.perf_counter() - warm_start < budget.warmup_s:
+        _checked(trainer.value(trainer.step(batches[step % DISTINCT_BATCHES])), step, None)
+        step += 1
+    metrics["warmup_steps"] = step - 1
+    metrics["warmup_s"] = time.perf_counter() - warm_start
+
+    samples_ms: list[float] = []
+    sample_start = time.perf_counter()
+    while len(samples_ms) < budget.max_samples:
+        batch = batches[step % DISTINCT_BATCHES]
+        t = time.perf_counter()
+        loss = trainer.value(trainer.step(batch))  # returns once the device has finished
+        samples_ms.append((time.perf_counter() - t) * 1e3)
+        last_loss = _checked(loss, step, None)
+        step += 1
+        if (len(samples_ms) >= budget.min_samples
+                and time.perf_counter() - sample_start >= budget.sample_s):
+            break
+    metrics["sampling_s"] = time.perf_counter() - sample_start
+    metrics["first_loss"], metrics["last_loss"] = first_loss, last_loss
+
+    summary = stats.summarize(samples_ms)
+    metrics.update({f"{k}_ms" if k != "n" else "samples": v for k, v in summary.items()})
+    median_s = summary["median"] / 1e3
+    step_flops = flops.train_step_flops(model_spec, train_spec.batch_size)
+    metrics["throughput"] = train_spec.batch_size / median_s  # samples/s at the median step
+    metrics["flops_per_step"] = step_flops
+    metrics["flops_per_s"] = step_flops / median_s
+    metrics["peak_rss_mib"] = _peak_rss_mib()
+    peak = adapter.peak_memory_bytes(cell.device)
+    metrics["peak_device_mib"] = peak / 2**20 if peak is not None else None
+    return metrics, facts, samples_ms
+
+
+def record(job: dict[str, Any]) -> dict[str, Any]:
+    """Measure the job's cell; failures become a status and an error text, never a raise."""
+    cell = Cell.from_dict(job["cell"])
+    budget = Budget(**job.get("budget", {}))
+    model_spec, train_spec = cell.specs()
+    out: dict[str, Any] = {
+        "schema": SCHEMA, "run_id": job.get("run_id"), "cell_id": cell.id,
+        "cell": cell.to_dict(), "status": "ok", "error": None,
+        "spec": spec.to_dict(model_spec), "train": spec.to_dict(train_spec),
+        "budget": asdict(budget), "tf32": bool(job.get("tf32", False)),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "affinity": sorted(os.sched_getaffinity(0)), "pid": os.getpid(),
+        "metrics": {}, "framework": {}, "samples_ms": [],
+    }
+    started = time.perf_counter()
+    try:
+        out["metrics"], out["framework"], out["samples_ms"] = measure(cell, budget, out["tf32"])
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, by kind
+        out["status"] = _status_of(exc)
+        out["error"] = f"{type(exc).__name__}: {exc}".strip()
+        if out["status"] == "crash":
+            out["error"] += "\n" + "".join(traceback.format_exc(limit=-6))
+    out["wall_s"] = time.perf_counter() - started
+    return out
+
+
+def main(argv: list[str]) -> int:
+    job_text, out_path = argv
+    job = json.loads(job_text)
+    if job.get("affinity"):
+        os.sched_setaffinity(0, job["affinity"])  # before any framework starts its threads
+    results.write_json(Path(out_path), record(job))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,75 @@
+"""The speed comparison table printed by `fwbench run` and `fwbench show`.
+
+Built from `results.load()`'s DataFrame only, like every report, so what is printed is
+what is stored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+COLUMNS = ("framework", "model", "mode", "median ms", "IQR ms", "p95 ms", "n", "samples/s",
+           "GFLOP/s", "vs eager", "compile s", "1st step s", "peak MiB", "status")
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    """Numbers to `digits` significant figures; missing values as '-'."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if isinstance(x, int) or float(x).is_integer() and abs(x) >= 10**digits:
+        return f"{int(x)}"
+    return f"{x:.{digits}g}" if abs(x) < 10**digits else f"{x:.0f}"
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _first_line(text: Any) -> str:
+    return str(text).strip().splitlines()[0][:70] if text else ""
+
+
+def speed_rows(frame: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
+    """One row per cell: step-time statistics, throughput, FLOP/s and the speed-up of the
+    mode over the same framework and model's eager cell (eager median / this median)."""
+    rows = []
+    keys = ["run_id", "framework", "model", "device", "dtype", "batch_size", "seq_len", "threads"]
+    def key(r: Any) -> tuple:
+        return tuple(None if _missing(r[k]) else r[k] for k in keys)  # NaN != NaN
+
+    ok = frame[frame["status"] == "ok"]
+    eager = {key(r): r["median_ms"] for _, r in ok[ok["mode"] == "eager"].iterrows()}
+    for _, r in frame.iterrows():
+        if r["status"] != "ok":
+            rows.append({**{c: "-" for c in COLUMNS}, "framework": r["framework"],
+                         "model": r["model"], "mode": r["mode"],
+                         "status": f"{r['status']}: {_first_line(r['error'])}"})
+            continue
+        base = eager.get(key(r))
+        rows.append({
+            "framework": r["framework"], "model": r["model"], "mode": r["mode"],
+            "median ms": _num(r["median_ms"]), "IQR ms": _num(r["iqr_ms"], 2),
+            "p95 ms": _num(r["p95_ms"]), "n": _num(int(r["samples"])),
+            "samples/s": _num(r["throughput"]), "GFLOP/s": _num(r["flops_per_s"] / 1e9),
+            "vs eager": f"{base / r['median_ms']:.2f}x" if base else "-",
+            "compile s": _num(r.get("compile_s")), "1st step s": _num(r["first_step_s"]),
+            "peak MiB": _num(r["peak_device_mib"] if r["device"] == "gpu"
+                             else r["peak_rss_mib"], 4),
+            "status": "ok",
+        })
+    return rows
+
+
+def describe_cells(frame: "pandas.DataFrame") -> str:  # noqa: F821
+    """One line saying what the table's cells share: preset, device, dtype, batch, threads."""
+    parts = []
+    for column in ("preset", "device", "dtype", "threads"):
+        values = sorted({str(v) for v in frame[column].dropna()})
+        parts.append(f"{column} {'/'.join(values)}")
+    per_model = frame.groupby("model")[["batch_size", "seq_len"]].first()
+    shapes = ", ".join(f"{m} b{int(r.batch_size)}" + (f" T{int(r.seq_len)}"
+                                                       if r.seq_len == r.seq_len and r.seq_len
+                                                       else "")
+                       for m, r in per_model.iterrows())
+    return "; ".join(parts) + f"; {shapes}"
