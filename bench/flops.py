@@ -22,6 +22,8 @@ def matmul(rows: int, inner: int, cols: int) -> int:
 
 def forward_flops(spec: ModelSpec, batch_size: int, seq_len: int | None = None) -> int:
     """FLOPs of one forward pass over a batch (sequence models at `seq_len`, default the spec's)."""
+    if not isinstance(spec, (MLPSpec, LSTMSpec, AttentionSpec)):
+        raise TypeError(f"not a model spec: {spec!r}")
     b = batch_size
     if isinstance(spec, MLPSpec):
         widths = [spec.in_features, *spec.hidden, spec.out_features]
@@ -43,7 +45,7 @@ def forward_flops(spec: ModelSpec, batch_size: int, seq_len: int | None = None) 
                      + b * matmul(t, t, d)      # attention weights @ v
                      + matmul(b * t, d, ff) + matmul(b * t, ff, d))  # feed-forward
         return total + spec.num_blocks * per_block + matmul(b, d, spec.out_features)
-    raise TypeError(f"not a model spec: {spec!r}")
+    raise AssertionError("unreachable")
 
 
 def train_step_flops(spec: ModelSpec, batch_size: int, seq_len: int | None = None) -> int:

@@ -19,6 +19,8 @@ def configure(device: str, threads: int, tf32: bool) -> dict[str, Any]:
     # XLA:GPU's float32 matmuls default to TF32 on Ampere and later; "highest" is true f32.
     jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
     settings: dict[str, Any] = {
+        # XLA:CPU sizes its pool from the CPUs this process may run on
+        "threads": len(os.sched_getaffinity(0)),
         "default_matmul_precision": jax.config.jax_default_matmul_precision,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "unset (JAX default: 75%)"),

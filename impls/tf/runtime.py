@@ -28,6 +28,7 @@ def configure(device: str, threads: int, tf32: bool) -> dict[str, Any]:
         tf.config.set_visible_devices([], "GPU")
     tf.config.experimental.enable_tensor_float_32_execution(tf32)
     settings: dict[str, Any] = {
+        "threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled(),

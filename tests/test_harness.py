@@ -1,0 +1,152 @@
+"""The speed harness end to end: real cells in their own processes, on the tiny preset
+with a budget of a few steps. Nothing here asserts a duration: only that the metrics are
+there, consistent and recorded, and that a failing cell loses nothing else."""
+
+import math
+import os
+
+import pytest
+
+from bench import adapters, cells, cli, flops, harness, measure, results
+from bench.cells import Cell
+from tests.conftest import FRAMEWORKS
+
+# A few steps per cell: enough to exercise every metric, not to measure anything.
+QUICK = measure.Budget(warmup_steps=1, warmup_s=0.0, min_samples=3, max_samples=20,
+                       sample_s=0.01)
+# The fastest framework to start, for the tests that need one real cell of any framework.
+INSTALLED = [fw for fw in ("torch", "jax", "tf") if adapters.installed(fw)]
+needs_any = pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_every_mode_of_a_framework_measures(fw, results_dir):
+    # torch.compile takes ~20 s per cell on 2 cores: its compiled mode is covered with the
+    # MLP only.
+    models = ["mlp"] if fw == "torch" else ["mlp", "lstm"]
+    matrix = cells.expand([fw], models, None, "tiny", threads=1)
+    run_dir = harness.new_run(matrix, QUICK, timeout_s=240.0, tf32=False, name="modes")
+    records = harness.execute(run_dir)
+    assert [r["status"] for r in records] == ["ok"] * len(matrix), \
+        [r["error"] for r in records]
+    for cell, rec in zip(matrix, records):
+        m = rec["metrics"]
+        model_spec, train_spec = cell.specs()
+        assert rec["cell_id"] == cell.id and rec["affinity"] == harness.affinity(1)
+        assert len(rec["samples_ms"]) == m["samples"] >= QUICK.min_samples
+        assert all(s > 0 for s in rec["samples_ms"])
+        assert m["q1_ms"] <= m["median_ms"] <= m["q3_ms"] <= m["p95_ms"]
+        assert m["flops_per_step"] == flops.train_step_flops(model_spec, train_spec.batch_size)
+        assert m["throughput"] == pytest.approx(train_spec.batch_size / m["median_ms"] * 1e3)
+        assert m["warmup_steps"] >= QUICK.warmup_steps
+        assert math.isfinite(m["first_loss"]) and math.isfinite(m["last_loss"])
+        assert m["peak_rss_mib"] > m["rss_after_import_mib"] * 0.5 > 0
+        assert m["peak_device_mib"] is None  # CPU: the process's RSS is the figure
+        assert m["first_step_s"] > 0 and m["time_to_first_step_s"] >= m["first_step_s"]
+        assert rec["framework"]["runtime"]["threads"] == 1
+        ahead_of_time = (fw == "jax" and cell.mode == "compiled") or \
+                        (fw == "tf" and cell.mode != "eager")
+        assert (rec["framework"]["compile_api"] is not None) == ahead_of_time
+        assert (m["compile_s"] is not None) == ahead_of_time
+    frame = results.load(run_dir)
+    assert list(frame["status"]) == ["ok"] * len(matrix)
+
+
+@needs_any
+@pytest.mark.parametrize("fault, status, text", [
+    ("raise", "crash", "RuntimeError: injected fault"),
+    ("exit", "crash", "exited with status 3 and no record"),
+    ("kill", "killed", "killed by SIGKILL"),
+    ("nan", "nan", "training loss is nan at step 0"),
+    ("hang", "timeout", "no result after the"),
+])
+def test_a_failing_cell_loses_nothing_else(fault, status, text, results_dir, monkeypatch):
+    fw = INSTALLED[0]
+    matrix = [Cell(fw, "mlp", "tiny", "eager"), Cell(fw, "lstm", "tiny", "eager"),
+              Cell(fw, "attention", "tiny", "eager")]
+    monkeypatch.setenv(measure.FAULT_VARIABLE, f"-lstm-={fault}")
+    # hang: the timeout has to pass the framework's import (a few s), not the hang
+    run_dir = harness.new_run(matrix, QUICK, timeout_s=60.0 if fault != "hang" else 25.0,
+                              tf32=False, name=fault)
+    records = harness.execute(run_dir)
+    assert [r["status"] for r in records] == ["ok", status, "ok"]
+    assert text in records[1]["error"]
+    assert records[1]["metrics"] == {} and records[1]["samples_ms"] == []
+    # every record is on disk, the failed one included, and loads
+    assert list(results.load(run_dir)["status"]) == ["ok", status, "ok"]
+    # resume has nothing left to do; retrying failed cells picks only the failed one
+    run = harness.load_run(run_dir)
+    assert harness.pending(run_dir, run) == []
+    assert harness.pending(run_dir, run, retry_failed=True) == [matrix[1]]
+
+
+@needs_any
+def test_resume_measures_only_missing_cells(results_dir):
+    fw = INSTALLED[0]
+    matrix = [Cell(fw, "mlp", "tiny", "eager"), Cell(fw, "lstm", "tiny", "eager")]
+    run_dir = harness.new_run(matrix, QUICK, timeout_s=60.0, tf32=False, name="resume")
+    first = harness.execute(run_dir)
+    kept = harness.cell_path(run_dir, matrix[0])
+    kept_mtime = os.stat(kept).st_mtime_ns
+    harness.cell_path(run_dir, matrix[1]).unlink()  # as if interrupted during cell 2
+    progress = []
+    again = harness.execute(run_dir, on_cell=lambda i, n, c, r: progress.append((i, n, c.id)))
+    assert [r["cell_id"] for r in again] == [matrix[1].id]
+    assert progress == [(0, 1, matrix[1].id), (1, 1, matrix[1].id)]
+    assert os.stat(kept).st_mtime_ns == kept_mtime
+    assert [r["status"] for r in first + again] == ["ok"] * 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--frameworks", "torch,mxnet"], "--frameworks: 'mxnet' not known"),
+    (["--models", "resnet"], "--models: 'resnet' not known"),
+    (["--modes", "graph"], "--modes: 'graph' not known"),
+    (["--frameworks", "torch", "--modes", "xla"], "offered by none of torch"),
+    (["--preset", "huge"], "preset 'huge' not known"),
+    (["--device", "tpu"], "device 'tpu' not known"),
+    (["--threads", "4096"], "--threads 4096: only"),
+    (["--batch-sizes", "8,0"], "--batch-sizes: '0' is not a whole number"),
+    (["--sample-seconds", "0"], "--sample-seconds 0.0: must be > 0"),
+    (["--resume", "no-such-run"], "run 'no-such-run' not found"),
+])
+def test_bad_run_flags_fail_before_anything_runs(argv, message, results_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (results_dir / "runs").exists()
+
+
+def test_show_without_runs_says_how_to_make_one(results_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["show"])
+    assert exit_info.value.code == 2
+    assert "start one with `fwbench run`" in capsys.readouterr().err
+
+
+@needs_any
+def test_run_and_show_from_the_command_line(results_dir, capsys, monkeypatch):
+    fw = INSTALLED[0]
+    argv = ["run", "--frameworks", fw, "--models", "mlp,lstm", "--modes", "eager",
+            "--preset", "tiny", "--threads", "1", "--sample-seconds", "0.01",
+            "--warmup-seconds", "0.01", "--min-samples", "3", "--name", "cli"]
+    monkeypatch.setenv(measure.FAULT_VARIABLE, "-lstm-=raise")
+    assert cli.main(argv) == 1  # a failed cell makes the run fail, after measuring the rest
+    out = capsys.readouterr()
+    assert "1 cells measured, 1 failed" in out.out
+    assert "crash: RuntimeError: injected fault" in out.out
+    assert f"{fw}-lstm-tiny-eager" in out.err  # the progress lines
+
+    monkeypatch.delenv(measure.FAULT_VARIABLE)
+    assert cli.main(["run", "--resume", "cli", "--retry-failed"]) == 0
+    assert "1 of 2 cells to measure" in capsys.readouterr().err
+    assert cli.main(["show", "cli"]) == 0
+    table = capsys.readouterr().out
+    assert "run cli: preset tiny; device cpu" in table
+    assert table.count(f"{fw}  ") >= 2 and "crash" not in table

@@ -1,0 +1,239 @@
+"""The speed harness's framework-free parts: FLOP counts, statistics, the matrix, the
+result loader and the table. No framework is imported and no cell is run here."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bench import adapters, cells, flops, harness, measure, results, show, spec, stats
+from bench.cells import Cell, MatrixError
+from tests.conftest import FRAMEWORKS
+
+
+def test_mlp_flops_by_hand():
+    s = spec.MLPSpec(in_features=3, hidden=(4,), out_features=2)
+    # batch 5: (5x3)@(3x4) and (5x4)@(4x2), 2 FLOPs per multiply-add
+    assert flops.forward_flops(s, 5) == 2 * (5 * 3 * 4 + 5 * 4 * 2)
+    assert flops.train_step_flops(s, 5) == 3 * flops.forward_flops(s, 5)
+
+
+def test_lstm_flops_by_hand():
+    s = spec.LSTMSpec(in_features=3, hidden_size=5, num_layers=2, seq_len=6, out_features=2)
+    b, t = 4, 6
+    layer0 = t * 2 * b * (3 * 20 + 5 * 20)   # x_t @ W (3x20), h @ U (5x20)
+    layer1 = t * 2 * b * (5 * 20 + 5 * 20)
+    head = 2 * b * 5 * 2
+    assert flops.forward_flops(s, b) == layer0 + layer1 + head
+    assert flops.forward_flops(s, b, seq_len=12) > flops.forward_flops(s, b)
+
+
+def test_attention_flops_by_hand():
+    s = spec.AttentionSpec(in_features=5, d_model=8, num_heads=2, ff_dim=12, num_blocks=1,
+                           seq_len=6, out_features=3)
+    b, t, d = 2, 6, 8
+    embed = 2 * b * t * 5 * d
+    projections = 4 * 2 * b * t * d * d
+    scores = b * 2 * t * d * t   # all heads together: (t x d/h) @ (d/h x t), h times
+    mix = b * 2 * t * t * d
+    ffn = 2 * b * t * d * 12 * 2
+    head = 2 * b * d * 3
+    assert flops.forward_flops(s, b) == embed + projections + scores + mix + ffn + head
+
+
+def test_flops_reject_non_specs():
+    with pytest.raises(TypeError, match="not a model spec"):
+        flops.forward_flops("mlp", 1)
+
+
+def test_summarize_known_values():
+    s = stats.summarize([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s["n"] == 5 and s["median"] == 3.0 and s["min"] == 1.0
+    assert (s["q1"], s["q3"], s["iqr"]) == (2.0, 4.0, 2.0)
+    assert s["mean"] == 22.0  # the outlier moves the mean, not the median
+    assert stats.relative_iqr([1.0, 2.0, 3.0, 4.0, 100.0]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="no samples"):
+        stats.summarize([])
+
+
+def test_default_matrix_is_every_framework_model_and_mode():
+    matrix = cells.expand(adapters.FRAMEWORKS, spec.MODELS, None, "small", threads=2)
+    per_fw = {fw: len(adapters.MODES[fw]) * len(spec.MODELS) for fw in adapters.FRAMEWORKS}
+    assert len(matrix) == sum(per_fw.values()) == 21
+    assert len({c.id for c in matrix}) == len(matrix)
+    assert all(c.threads == 2 and c.device == "cpu" for c in matrix)
+
+
+def test_a_mode_runs_only_where_offered():
+    matrix = cells.expand(adapters.FRAMEWORKS, ["mlp"], ["xla"], "tiny")
+    assert [(c.framework, c.mode) for c in matrix] == [("tf", "xla")]
+    with pytest.raises(MatrixError, match="offered by none of torch, jax"):
+        cells.expand(["torch", "jax"], ["mlp"], ["xla"], "tiny")
+
+
+def test_sweeps_expand_and_the_mlp_ignores_sequence_lengths():
+    matrix = cells.expand(["torch"], ["mlp", "lstm"], ["eager"], "tiny",
+                          batch_sizes=[2, 8], seq_lens=[4, 16])
+    assert len(matrix) == 2 + 4
+    lstm = [c for c in matrix if c.model == "lstm"]
+    assert {(c.specs()[1].batch_size, c.specs()[0].seq_len) for c in lstm} == \
+        {(2, 4), (2, 16), (8, 4), (8, 16)}
+    assert "-b8-t16-" in lstm[-1].id
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"frameworks": ["mxnet"]}, r"frameworks \['mxnet'\] not known; allowed: tf, torch, jax"),
+    ({"models": ["cnn"]}, "models .'cnn'. not known"),
+    ({"preset_name": "huge"}, "preset 'huge' not known"),
+    ({"device": "tpu"}, "device 'tpu' not known; allowed: cpu, gpu"),
+    ({"dtype": "float16"}, "dtype 'float16' not known"),
+    ({"threads": 0}, "threads=0 must be a whole number >= 1"),
+])
+def test_bad_matrix_values_are_named(kwargs, message):
+    args = {"frameworks": ["torch"], "models": ["mlp"], "modes": None, "preset_name": "tiny"}
+    with pytest.raises(MatrixError, match=message):
+        cells.expand(**{**args, **kwargs})
+
+
+def test_flag_parsers_name_the_bad_value():
+    assert cells.parse_list("torch, jax,torch", adapters.FRAMEWORKS, "--frameworks") == \
+        ("torch", "jax")
+    with pytest.raises(MatrixError, match="--frameworks: 'pytorch' not known"):
+        cells.parse_list("torch,pytorch", adapters.FRAMEWORKS, "--frameworks")
+    with pytest.raises(MatrixError, match="--models: nothing given"):
+        cells.parse_list(" , ", spec.MODELS, "--models")
+    assert cells.parse_ints("8,16,8", "--batch-sizes") == (8, 16)
+    for bad in ("0", "-3", "2.5", "x"):
+        with pytest.raises(MatrixError, match="whole number >= 1"):
+            cells.parse_ints(bad, "--batch-sizes")
+
+
+def test_cell_round_trips_and_rejects_unknown_fields():
+    cell = Cell("jax", "lstm", "tiny", "compiled", batch_size=3, seq_len=9, threads=2)
+    assert Cell.from_dict(json.loads(json.dumps(cell.to_dict()))) == cell
+    assert cell.id == "jax-lstm-tiny-compiled-cpu-float32-b3-t9-th2"
+    with pytest.raises(MatrixError, match=r"no field\(s\) \['colour'\]"):
+        Cell.from_dict({**cell.to_dict(), "colour": "red"})
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_modes_known_without_import_match_the_adapter(fw):
+    assert adapters.get(fw).modes == adapters.MODES[fw]
+
+
+def test_affinity_refuses_more_threads_than_cpus():
+    with pytest.raises(MatrixError, match="--threads 100000: only"):
+        harness.affinity(100000)
+    assert len(harness.affinity(1)) == 1
+
+
+def test_cpu_cells_hide_gpus_and_gpu_cells_do_not_preallocate():
+    assert harness.device_env("cpu")["CUDA_VISIBLE_DEVICES"] == ""
+    gpu = harness.device_env("gpu")
+    assert gpu["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert gpu["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    env = harness.cell_env(Cell("tf", "mlp", "tiny", "eager", threads=2))
+    assert env["TF_NUM_INTRAOP_THREADS"] == env["OMP_NUM_THREADS"] == "2"
+
+
+@pytest.mark.parametrize("exc, status", [
+    (adapters.FrameworkNotInstalled("no torch"), "skipped"),
+    (adapters.DeviceUnavailable("no gpu"), "unavailable"),
+    (measure.Diverged("loss nan"), "nan"),
+    (MemoryError(), "oom"),
+    (RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"), "oom"),
+    (RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating"), "oom"),
+    (ValueError("shapes do not match"), "crash"),
+])
+def test_failures_are_classified(exc, status):
+    assert measure._status_of(exc) == status
+
+
+def test_fault_injection_matches_cell_ids(monkeypatch):
+    monkeypatch.setenv(measure.FAULT_VARIABLE, "lstm-tiny=nan")
+    assert measure._fault_for("torch-lstm-tiny-eager-cpu") == "nan"
+    assert measure._fault_for("torch-mlp-tiny-eager-cpu") is None
+    monkeypatch.setenv(measure.FAULT_VARIABLE, "lstm=explode")
+    with pytest.raises(ValueError, match="fault 'explode' not known"):
+        measure._fault_for("torch-lstm")
+
+
+def _fake_run(tmp_path, records, cells_in_order):
+    run_dir = tmp_path / "runs" / "r1"
+    results.write_json(run_dir / "run.json", {
+        "schema": harness.RUN_SCHEMA, "run_id": "r1", "tf32": False,
+        "environment": {"cpu": "test cpu", "git_commit": "abc", "python": "3.11"},
+        "cells": [c.to_dict() for c in cells_in_order],
+        "cell_ids": [c.id for c in cells_in_order]})
+    for rec in records:
+        results.write_json(run_dir / "cells" / f"{rec['cell_id']}.json", rec)
+    return run_dir
+
+
+def _record(cell, status="ok", median=None, samples=(1.0, 2.0, 3.0)):
+    model_spec, train_spec = cell.specs()
+    metrics = {}
+    if status == "ok":
+        summary = stats.summarize(samples)
+        metrics = {f"{k}_ms" if k != "n" else "samples": v for k, v in summary.items()}
+        if median is not None:
+            metrics["median_ms"] = median
+        metrics.update(throughput=train_spec.batch_size / metrics["median_ms"] * 1e3,
+                       flops_per_s=1e9, first_step_s=0.5, compile_s=None, peak_rss_mib=300.0,
+                       peak_device_mib=None)
+    return {"schema": measure.SCHEMA, "run_id": "r1", "cell_id": cell.id, "cell": cell.to_dict(),
+            "status": status, "error": None if status == "ok" else "RuntimeError: boom\ntrace",
+            "spec": spec.to_dict(model_spec), "train": spec.to_dict(train_spec),
+            "metrics": metrics, "framework": {"versions": {"torch": "9.9"}},
+            "samples_ms": list(samples) if status == "ok" else [], "tf32": False}
+
+
+def test_load_gives_one_row_per_cell_in_matrix_order(tmp_path):
+    matrix = cells.expand(["torch"], ["mlp", "lstm"], None, "tiny")
+    eager_mlp, compiled_mlp, eager_lstm, compiled_lstm = matrix
+    records = [_record(eager_mlp, median=4.0), _record(compiled_mlp, median=2.0),
+               _record(eager_lstm, median=3.0), _record(compiled_lstm, status="crash")]
+    run_dir = _fake_run(tmp_path, records[::-1], matrix)  # written in reverse: order is the run's
+    frame = results.load(tmp_path)
+    assert list(frame["cell_id"]) == [c.id for c in matrix]
+    assert list(frame["status"]) == ["ok", "ok", "ok", "crash"]
+    assert frame.loc[0, "samples_ms"] == [1.0, 2.0, 3.0]
+    assert frame.loc[0, "batch_size"] == 5 and np.isnan(frame.loc[0, "seq_len"])
+    assert frame.loc[2, "seq_len"] == 6
+    assert frame.loc[0, "versions"] == "torch 9.9" and frame.loc[0, "cpu"] == "test cpu"
+    assert np.isnan(frame.loc[3, "median_ms"])
+    assert len(results.load([run_dir, run_dir])) == 8  # several runs stack
+
+    rows = show.speed_rows(frame)
+    assert [r["vs eager"] for r in rows[:3]] == ["1.00x", "2.00x", "1.00x"]
+    assert rows[3]["status"] == "crash: RuntimeError: boom"
+    assert "preset tiny" in show.describe_cells(frame)
+
+
+def test_load_of_nothing_is_an_empty_frame_and_a_wrong_path_an_error(tmp_path):
+    assert results.load(tmp_path).empty
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        results.load(tmp_path / "missing")
+
+
+def test_skipped_framework_is_recorded_without_a_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(adapters, "installed", lambda fw: False)
+    cell = Cell("jax", "mlp", "tiny", "eager")
+    run_dir = harness.new_run([cell], measure.Budget(), 10.0, False, name="skip")
+    (record,) = harness.execute(run_dir)
+    assert record["status"] == "skipped"
+    assert "pip install 'fwbench[jax]'" in record["error"]
+    assert harness.pending(run_dir, harness.load_run(run_dir)) == []
+
+
+def test_runs_are_not_overwritten_and_empty_matrices_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    cell = Cell("torch", "mlp", "tiny", "eager")
+    harness.new_run([cell], measure.Budget(), 10.0, False, name="same")
+    with pytest.raises(MatrixError, match="exists already"):
+        harness.new_run([cell], measure.Budget(), 10.0, False, name="same")
+    with pytest.raises(MatrixError, match="empty"):
+        harness.new_run([], measure.Budget(), 10.0, False)
+    with pytest.raises(MatrixError, match="not a run folder"):
+        harness.load_run(tmp_path)
