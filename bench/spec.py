@@ -239,7 +239,8 @@ def model_from_dict(data: dict[str, Any]) -> ModelSpec:
 
 
 # ---------------------------------------------------------------------------------
-# Presets: `tiny` for tests and parity, `small` for the CPU comparison (design.md).
+# Presets: `tiny` for tests and parity, `small` for the CPU comparison (design.md),
+# `large` for GPUs.
 
 _PRESETS: dict[str, dict[str, tuple[ModelSpec, int]]] = {
     "tiny": {
@@ -255,6 +256,16 @@ _PRESETS: dict[str, dict[str, tuple[ModelSpec, int]]] = {
                           out_features=10), 32),
         "attention": (AttentionSpec(in_features=64, d_model=64, num_heads=4, ff_dim=256,
                                     num_blocks=1, seq_len=64, out_features=10), 32),
+    },
+    # For GPUs: big enough that a step is compute-bound rather than launch-bound there
+    # (58, 322 and 1346 GFLOP per training step by bench.flops; minutes per step on a
+    # 2-core CPU, so not for CPU runs).
+    "large": {
+        "mlp": (MLPSpec(in_features=512, hidden=(2048, 2048, 2048), out_features=10), 1024),
+        "lstm": (LSTMSpec(in_features=64, hidden_size=512, num_layers=2, seq_len=128,
+                          out_features=10), 128),
+        "attention": (AttentionSpec(in_features=128, d_model=512, num_heads=8, ff_dim=2048,
+                                    num_blocks=4, seq_len=256, out_features=10), 64),
     },
 }
 PRESETS = tuple(_PRESETS)
