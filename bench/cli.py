@@ -117,8 +117,8 @@ class Progress:
     """A progress line for the matrix: redrawn in place on a terminal, one line per
     finished cell otherwise (CI logs)."""
 
-    def __init__(self, total: int, done: int = 0, stream: Any = None) -> None:
-        self.total, self.done_before = total, done
+    def __init__(self, total: int, done: int = 0, repeats: int = 1, stream: Any = None) -> None:
+        self.total, self.done_before, self.repeats = total, done, repeats
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.started = time.perf_counter()
@@ -128,12 +128,14 @@ class Progress:
         filled = round(width * done / self.total) if self.total else width
         return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{self.total}"
 
-    def __call__(self, i: int, n: int, cell: Cell, record: dict[str, Any] | None) -> None:
+    def __call__(self, i: int, n: int, cell: Cell, repeat: int,
+                 record: dict[str, Any] | None) -> None:
         done = self.done_before + i
         elapsed = time.perf_counter() - self.started
+        label = cell.id + (f" r{repeat}" if self.repeats > 1 else "")
         if record is None:
             if self.tty:
-                self.stream.write(f"\r\033[K{self._bar(done)} {elapsed:4.0f} s  {cell.id} ...")
+                self.stream.write(f"\r\033[K{self._bar(done)} {elapsed:4.0f} s  {label} ...")
                 self.stream.flush()
             return
         m = record.get("metrics", {})
@@ -141,7 +143,7 @@ class Progress:
                   if record["status"] == "ok"
                   else f"{record['status'].upper()}: {_first(record.get('error'))}")
         prefix = "\r\033[K" if self.tty else ""
-        self.stream.write(f"{prefix}{self._bar(done)} {elapsed:4.0f} s  {cell.id}  {result}\n")
+        self.stream.write(f"{prefix}{self._bar(done)} {elapsed:4.0f} s  {label}  {result}\n")
         self.stream.flush()
 
 
@@ -168,31 +170,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         run_dir = _run_dir(args.resume)
-        run = harness.load_run(run_dir)
-        total = len(run["cells"])
     else:
         matrix, budget = _matrix(args), _budget(args)
+        if args.repeats < 1:
+            raise UsageError(f"--repeats {args.repeats}: must be >= 1")
         missing = sorted({c.framework for c in matrix if not adapters.installed(c.framework)})
         for fw in missing:
             print(f"note: {fw} is not installed; its cells are recorded as skipped "
                   f"(pip install 'fwbench[{adapters.REGISTRY[fw][3]}]')", file=sys.stderr)
-        run_dir = harness.new_run(matrix, budget, args.timeout, args.tf32, args.name)
-        total = len(matrix)
-    todo = harness.pending(run_dir, harness.load_run(run_dir), args.retry_failed)
-    print(f"run {run_dir.name}: {len(todo)} of {total} cells to measure, one process each "
-          f"({run_dir})", file=sys.stderr)
+        run_dir = harness.new_run(matrix, budget, args.timeout, args.tf32, args.name,
+                                  args.repeats)
+    run = harness.load_run(run_dir)
+    repeats = run.get("repeats", 1)
+    total = len(run["cells"]) * repeats
+    todo = harness.pending(run_dir, run, args.retry_failed)
+    print(f"run {run_dir.name}: {len(todo)} of {total} cell processes to run "
+          f"({len(run['cells'])} cells x {repeats} repeats, round-robin; {run_dir})",
+          file=sys.stderr)
     try:
-        harness.execute(run_dir, args.retry_failed, Progress(total, total - len(todo)))
+        harness.execute(run_dir, args.retry_failed,
+                        Progress(total, total - len(todo), repeats))
     except KeyboardInterrupt:
         print(f"\ninterrupted; finished cells are kept. Resume with: "
               f"fwbench run --resume {run_dir}", file=sys.stderr)
         return 130
     _show([run_dir])
-    records = harness.cell_records(run_dir)
-    failed = [r for r in records if r["status"] not in ("ok", "skipped")]
-    print(f"{sum(r['status'] == 'ok' for r in records)} cells measured, {len(failed)} failed, "
-          f"{sum(r['status'] == 'skipped' for r in records)} skipped; results in {run_dir}")
-    return 1 if failed else 0
+    frame = results.load(run_dir)
+    failed = frame[~frame["status"].isin(["ok", "skipped"])]
+    print(f"{int((frame['status'] == 'ok').sum())} cells measured, {len(failed)} failed, "
+          f"{int((frame['status'] == 'skipped').sum())} skipped; results in {run_dir}")
+    return 1 if len(failed) else 0
 
 
 def _run_dir(name: str) -> Path:
@@ -242,12 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", default="", help="comma-separated (default: the preset's)")
     p.add_argument("--seq-lens", default="",
                    help="comma-separated sequence lengths (default: the preset's)")
-    p.add_argument("--sample-seconds", type=float, default=2.0,
-                   help="time each cell keeps taking step-time samples (s)")
+    p.add_argument("--sample-seconds", type=float, default=1.5,
+                   help="time each cell process keeps taking step-time samples (s)")
     p.add_argument("--warmup-seconds", type=float, default=0.5,
                    help="untimed steps after the first, at least this long (s)")
     p.add_argument("--min-samples", type=int, default=10, help="timed steps per cell, at least")
-    p.add_argument("--timeout", type=float, default=300.0, help="per cell (s)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="processes per cell, run round-robin over the matrix; their samples "
+                   "are pooled and their spread reported")
+    p.add_argument("--timeout", type=float, default=300.0, help="per cell process (s)")
     p.add_argument("--tf32", action="store_true",
                    help="allow TF32 float32 matmuls on GPU in every framework (default off)")
     p.add_argument("--name", default=None, help="run id (default: the UTC time)")

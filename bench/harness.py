@@ -1,13 +1,19 @@
 """The speed harness: runs a matrix of cells, one subprocess each, into a run folder.
 
     results/runs/<run id>/run.json          the matrix, settings and environment
-    results/runs/<run id>/cells/<cell>.json one record per cell (bench.measure.SCHEMA)
-    results/runs/<run id>/logs/<cell>.log   the cell process's stdout and stderr
+    results/runs/<run id>/cells/<cell>.r<k>.json  repeat k of a cell (bench.measure.SCHEMA)
+    results/runs/<run id>/logs/<cell>.r<k>.log    that process's stdout and stderr
 
 Cells run one after another, never side by side: two cells sharing the cores would
 measure each other. Every cell gets the same CPU affinity and thread variables, its own
 timeout, and a result file written atomically, so a crash, a kill or an interrupt loses
 at most the cell that was running; `resume` runs whatever has no record yet.
+
+Repeats: with `repeats` > 1 every cell is measured that many times, each in a fresh
+process, round-robin (the whole matrix once, then again): a small VM's speed drifts by
+10-20% over minutes, and spreading each cell's repeats over the run lets that drift hit
+every cell alike instead of whichever cell ran in a slow minute. bench.records combines
+the repeats of a cell into one row and reports the spread between them.
 """
 
 from __future__ import annotations
@@ -78,10 +84,12 @@ def cell_env(cell: Cell) -> dict[str, str]:
 
 
 def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
-            name: str | None = None) -> Path:
+            name: str | None = None, repeats: int = 1) -> Path:
     """Create a run folder holding the matrix and settings; returns its path."""
     if not cells:
         raise MatrixError("the matrix is empty: nothing to run")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise MatrixError(f"repeats={repeats!r} must be a whole number >= 1")
     run_id = name or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     run_dir = runs_dir() / run_id
     if (run_dir / "run.json").exists():
@@ -90,7 +98,7 @@ def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
         "schema": RUN_SCHEMA, "run_id": run_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment.describe(), "budget": asdict(budget),
-        "timeout_s": timeout_s, "tf32": tf32, "cells": [c.to_dict() for c in cells],
+        "timeout_s": timeout_s, "tf32": tf32, "repeats": repeats, "cells": [c.to_dict() for c in cells],
         "cell_ids": [c.id for c in cells],
     })
     return run_dir
@@ -113,14 +121,15 @@ def latest_run() -> Path:
     return max(found, key=lambda p: (p / "run.json").stat().st_mtime)
 
 
-def cell_path(run_dir: Path, cell: Cell) -> Path:
-    return Path(run_dir) / "cells" / f"{cell.id}.json"
+def cell_path(run_dir: Path, cell: Cell, repeat: int = 1) -> Path:
+    return Path(run_dir) / "cells" / f"{cell.id}.r{repeat}.json"
 
 
-def _failure(cell: Cell, run_id: str, status: str, error: str, wall_s: float) -> dict[str, Any]:
+def _failure(cell: Cell, run_id: str, repeat: int, status: str, error: str,
+             wall_s: float) -> dict[str, Any]:
     model_spec, train_spec = cell.specs()
-    return {"schema": CELL_SCHEMA, "run_id": run_id, "cell_id": cell.id, "cell": cell.to_dict(),
-            "status": status, "error": error, "spec": spec.to_dict(model_spec),
+    return {"schema": CELL_SCHEMA, "run_id": run_id, "cell_id": cell.id, "repeat": repeat,
+            "cell": cell.to_dict(), "status": status, "error": error, "spec": spec.to_dict(model_spec),
             "train": spec.to_dict(train_spec), "metrics": {}, "framework": {},
             "samples_ms": [], "wall_s": wall_s}
 
@@ -133,20 +142,20 @@ def _tail(path: Path) -> str:
     return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
-def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell) -> dict[str, Any]:
+def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1) -> dict[str, Any]:
     """Measure `cell` in its own process and return its record (also written to disk)."""
-    out = cell_path(run_dir, cell)
+    out = cell_path(run_dir, cell, repeat)
     if not adapters.installed(cell.framework):
         _, framework, _, extra = adapters.REGISTRY[cell.framework]
-        record = _failure(cell, run["run_id"], "skipped",
+        record = _failure(cell, run["run_id"], repeat, "skipped",
                           f"{framework} is not installed; install it with: "
                           f"pip install 'fwbench[{extra}]'", 0.0)
         results.write_json(out, record)
         return record
-    log = Path(run_dir) / "logs" / f"{cell.id}.log"
+    log = Path(run_dir) / "logs" / f"{cell.id}.r{repeat}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    job = {"run_id": run["run_id"], "cell": cell.to_dict(), "budget": run["budget"],
+    job = {"run_id": run["run_id"], "repeat": repeat, "cell": cell.to_dict(), "budget": run["budget"],
            "tf32": run["tf32"], "affinity": affinity(cell.threads)}
     cmd = [sys.executable, "-m", "bench.measure", json.dumps(job), str(out)]
     started = time.perf_counter()
@@ -168,7 +177,7 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell) -> dict[str, Any]:
             raise
     wall_s = time.perf_counter() - started
     if returncode is None:
-        record = _failure(cell, run["run_id"], "timeout",
+        record = _failure(cell, run["run_id"], repeat, "timeout",
                           f"no result after the {run['timeout_s']:.0f} s timeout; "
                           f"log tail:\n{_tail(log)}", wall_s)
     elif out.exists():
@@ -176,56 +185,60 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell) -> dict[str, Any]:
     elif returncode < 0:
         name = signal.Signals(-returncode).name
         hint = " (SIGKILL: often the kernel's OOM killer)" if name == "SIGKILL" else ""
-        record = _failure(cell, run["run_id"], "killed",
+        record = _failure(cell, run["run_id"], repeat, "killed",
                           f"killed by {name}{hint}; log tail:\n{_tail(log)}", wall_s)
     else:
-        record = _failure(cell, run["run_id"], "crash",
+        record = _failure(cell, run["run_id"], repeat, "crash",
                           f"exited with status {returncode} and no record; "
                           f"log tail:\n{_tail(log)}", wall_s)
     results.write_json(out, record)
     return record
 
 
-def pending(run_dir: Path, run: dict[str, Any], retry_failed: bool = False) -> list[Cell]:
-    """Cells of the run with no record yet (or, with retry_failed, with a failed one)."""
+def pending(run_dir: Path, run: dict[str, Any],
+            retry_failed: bool = False) -> list[tuple[Cell, int]]:
+    """(cell, repeat) pairs of the run with no record yet (or, with retry_failed, a failed
+    one), in run order: repeat 1 of every cell, then repeat 2, ..."""
     todo = []
-    for data in run["cells"]:
-        cell = Cell.from_dict(data)
-        path = cell_path(run_dir, cell)
-        if not path.exists():
-            todo.append(cell)
-        elif retry_failed and results.read_json(path).get("status") != OK:
-            todo.append(cell)
+    for repeat in range(1, run.get("repeats", 1) + 1):
+        for data in run["cells"]:
+            cell = Cell.from_dict(data)
+            path = cell_path(run_dir, cell, repeat)
+            if not path.exists():
+                todo.append((cell, repeat))
+            elif retry_failed and results.read_json(path).get("status") != OK:
+                todo.append((cell, repeat))
     return todo
 
 
 def execute(run_dir: Path, retry_failed: bool = False,
-            on_cell: Callable[[int, int, Cell, dict[str, Any] | None], None] | None = None,
+            on_cell: Callable[[int, int, Cell, int, dict[str, Any] | None], None] | None = None,
             ) -> list[dict[str, Any]]:
-    """Run every pending cell of `run_dir` in order; returns their records.
+    """Run every pending (cell, repeat) of `run_dir` in order; returns their records.
 
-    `on_cell(done, total, cell, record)` is called before each cell (record None) and
-    after it, for progress display.
+    `on_cell(done, total, cell, repeat, record)` is called before each process (record
+    None) and after it, for progress display.
     """
     run = load_run(run_dir)
     todo = pending(run_dir, run, retry_failed)
     records = []
-    for i, cell in enumerate(todo):
+    for i, (cell, repeat) in enumerate(todo):
         if on_cell:
-            on_cell(i, len(todo), cell, None)
-        record = run_cell(run_dir, run, cell)
+            on_cell(i, len(todo), cell, repeat, None)
+        record = run_cell(run_dir, run, cell, repeat)
         records.append(record)
         if on_cell:
-            on_cell(i + 1, len(todo), cell, record)
+            on_cell(i + 1, len(todo), cell, repeat, record)
     return records
 
 
 def cell_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Every cell record of a run, in matrix order (missing cells are left out)."""
+    """Every record of a run, repeat by repeat in matrix order (missing ones left out)."""
     run = load_run(run_dir)
     out = []
-    for data in run["cells"]:
-        path = cell_path(run_dir, Cell.from_dict(data))
-        if path.exists():
-            out.append(results.read_json(path))
+    for repeat in range(1, run.get("repeats", 1) + 1):
+        for data in run["cells"]:
+            path = cell_path(run_dir, Cell.from_dict(data), repeat)
+            if path.exists():
+                out.append(results.read_json(path))
     return out

@@ -192,6 +192,7 @@ def record(job: dict[str, Any]) -> dict[str, Any]:
     model_spec, train_spec = cell.specs()
     out: dict[str, Any] = {
         "schema": SCHEMA, "run_id": job.get("run_id"), "cell_id": cell.id,
+        "repeat": job.get("repeat", 1),
         "cell": cell.to_dict(), "status": "ok", "error": None,
         "spec": spec.to_dict(model_spec), "train": spec.to_dict(train_spec),
         "budget": asdict(budget), "tf32": bool(job.get("tf32", False)),

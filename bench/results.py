@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench import records
+
 RESULTS_DIR = Path(os.environ.get("FWBENCH_RESULTS", "results"))
 
 
@@ -67,6 +69,7 @@ def _row(record: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     row.update(record.get("metrics", {}))
     row["samples_ms"] = record.get("samples_ms", [])
     row["wall_s"] = record.get("wall_s")
+    row["repeats"], row["repeats_ok"] = record.get("repeats", 1), record.get("repeats_ok")
     fw = record.get("framework", {})
     row["versions"] = ", ".join(f"{k} {v}" for k, v in fw.get("versions", {}).items()) or None
     row["compile_api"] = fw.get("compile_api")
@@ -84,7 +87,9 @@ def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imp
     under results/runs. Columns: CELL_COLUMNS, then the metrics (median_ms, iqr_ms,
     p95_ms, samples, throughput, flops_per_s, compile_s, first_step_s, peak_rss_mib, ...),
     samples_ms (the raw per-step times, a list per row), versions and environment keys.
-    Cells that failed have their status and error and no metrics.
+    The repeats of a cell (one process each) are combined into its row by
+    bench.records.combine: pooled samples, repeat_medians_ms and repeat_spread. Cells
+    that failed have their status and error and whatever their other repeats measured.
     """
     import pandas as pd
 
@@ -96,10 +101,13 @@ def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imp
     for run_dir in (d for p in paths for d in _run_dirs(Path(p))):
         run = read_json(run_dir / "run.json")
         order = {cell_id: i for i, cell_id in enumerate(run.get("cell_ids", []))}
-        records = [read_json(f) for f in (run_dir / "cells").glob("*.json")]
+        by_cell: dict[str, list[dict[str, Any]]] = {}
+        for f in (run_dir / "cells").glob("*.json"):
+            record = read_json(f)
+            by_cell.setdefault(record["cell_id"], []).append(record)
         # Matrix order (framework, model, mode, ...), as the run measured them.
-        records.sort(key=lambda r: (order.get(r["cell_id"], len(order)), r["cell_id"]))
-        rows.extend(_row(record, run) for record in records)
+        for cell_id in sorted(by_cell, key=lambda c: (order.get(c, len(order)), c)):
+            rows.append(_row(records.combine(by_cell[cell_id]), run))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=[*CELL_COLUMNS, "median_ms", "samples_ms"])

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-COLUMNS = ("framework", "model", "mode", "median ms", "IQR ms", "p95 ms", "n", "samples/s",
+COLUMNS = ("framework", "model", "mode", "median ms", "IQR ms", "p95 ms", "n", "spread",
+           "samples/s",
            "GFLOP/s", "vs eager", "compile s", "1st step s", "peak MiB", "status")
 
 
@@ -51,6 +52,9 @@ def speed_rows(frame: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
             "framework": r["framework"], "model": r["model"], "mode": r["mode"],
             "median ms": _num(r["median_ms"]), "IQR ms": _num(r["iqr_ms"], 2),
             "p95 ms": _num(r["p95_ms"]), "n": _num(int(r["samples"])),
+            # between the repeats' medians, as a share of the median (- with one repeat)
+            "spread": (f"{100 * r['repeat_spread']:.0f}%" if r.get("repeats", 1) > 1
+                       and not _missing(r.get("repeat_spread")) else "-"),
             "samples/s": _num(r["throughput"]), "GFLOP/s": _num(r["flops_per_s"] / 1e9),
             "vs eager": f"{base / r['median_ms']:.2f}x" if base else "-",
             "compile s": _num(r.get("compile_s")), "1st step s": _num(r["first_step_s"]),

@@ -16,8 +16,9 @@ this measures in one run, cell by cell:
   step's dispatch with the current step's compute.
 
 The ratio harness / hand loop (both per-step synced) is the harness's overhead; the bar
-is <= 1.05. The two alternate per cell, --rounds times (default 3), and the figure is the
-median over rounds of the ratio within a round: a 2-core VM drifts by 10-20% from one
+is <= 1.05. The two alternate per cell (harness first, then hand loop first, ...), --rounds times
+(default 5), one process each, and the figure is the median over rounds of the ratio
+within a round: a 2-core VM drifts by 10-20% from one
 minute to the next, which a single pair would report as overhead.
 
     python benchmarks/harness_overhead.py [--frameworks tf,torch,jax] [--models ...]
@@ -177,7 +178,7 @@ def _run_hand(cell: Cell) -> dict[str, Any]:
 def _run_harness(cell: Cell, results_dir: Path, name: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.cli", "run", "--frameworks", cell.framework,
            "--models", cell.model, "--modes", cell.mode, "--preset", cell.preset,
-           "--threads", str(cell.threads), "--name", name]
+           "--threads", str(cell.threads), "--repeats", "1", "--name", name]
     env = {**os.environ, "FWBENCH_RESULTS": str(results_dir)}
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     frame = results.load(results_dir / "runs" / name)
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--preset", default="small")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--output", type=Path, default=Path("results/harness_overhead.json"))
     parser.add_argument("--worker", nargs=2, metavar=("CELL_JSON", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -217,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
                     cell = Cell(fw, model, args.preset, mode, threads=args.threads)
                     harness_ms, hand_ms, ratios = [], [], []
                     for r in range(args.rounds):
+                        # ABBA...: every other round starts with the hand loop, so a
+                        # steady drift of the machine does not favour either side
+                        if r % 2:
+                            hand_ms.append(_run_hand(cell))
                         harness_ms.append(_run_harness(cell, Path(tmp), f"{cell.id}-{r}"))
-                        hand_ms.append(_run_hand(cell))
+                        if not r % 2:
+                            hand_ms.append(_run_hand(cell))
                         ratios.append(harness_ms[-1]["median_ms"] / hand_ms[-1]["median_ms"])
                     h = statistics.median(x["median_ms"] for x in harness_ms)
                     m = statistics.median(x["median_ms"] for x in hand_ms)

@@ -83,24 +83,34 @@ def test_a_failing_cell_loses_nothing_else(fault, status, text, results_dir, mon
     # resume has nothing left to do; retrying failed cells picks only the failed one
     run = harness.load_run(run_dir)
     assert harness.pending(run_dir, run) == []
-    assert harness.pending(run_dir, run, retry_failed=True) == [matrix[1]]
+    assert harness.pending(run_dir, run, retry_failed=True) == [(matrix[1], 1)]
 
 
 @needs_any
-def test_resume_measures_only_missing_cells(results_dir):
+def test_repeats_run_round_robin_and_resume_measures_only_missing_ones(results_dir):
     fw = INSTALLED[0]
     matrix = [Cell(fw, "mlp", "tiny", "eager"), Cell(fw, "lstm", "tiny", "eager")]
-    run_dir = harness.new_run(matrix, QUICK, timeout_s=60.0, tf32=False, name="resume")
+    run_dir = harness.new_run(matrix, QUICK, timeout_s=60.0, tf32=False, name="resume",
+                              repeats=2)
     first = harness.execute(run_dir)
-    kept = harness.cell_path(run_dir, matrix[0])
+    assert [(r["cell_id"], r["repeat"]) for r in first] == \
+        [(matrix[0].id, 1), (matrix[1].id, 1), (matrix[0].id, 2), (matrix[1].id, 2)]
+    assert len({r["pid"] for r in first}) == 4  # a fresh process each
+    kept = harness.cell_path(run_dir, matrix[0], 2)
     kept_mtime = os.stat(kept).st_mtime_ns
-    harness.cell_path(run_dir, matrix[1]).unlink()  # as if interrupted during cell 2
+    harness.cell_path(run_dir, matrix[1], 2).unlink()  # as if interrupted during it
     progress = []
-    again = harness.execute(run_dir, on_cell=lambda i, n, c, r: progress.append((i, n, c.id)))
-    assert [r["cell_id"] for r in again] == [matrix[1].id]
-    assert progress == [(0, 1, matrix[1].id), (1, 1, matrix[1].id)]
+    again = harness.execute(
+        run_dir, on_cell=lambda i, n, c, k, r: progress.append((i, n, c.id, k)))
+    assert [(r["cell_id"], r["repeat"]) for r in again] == [(matrix[1].id, 2)]
+    assert progress == [(0, 1, matrix[1].id, 2), (1, 1, matrix[1].id, 2)]
     assert os.stat(kept).st_mtime_ns == kept_mtime
-    assert [r["status"] for r in first + again] == ["ok"] * 3
+    assert [r["status"] for r in first + again] == ["ok"] * 5
+    frame = results.load(run_dir)
+    assert list(frame["repeats"]) == [2, 2]
+    for _, row in frame.iterrows():
+        assert len(row["repeat_medians_ms"]) == 2 and row["repeat_spread"] >= 0
+        assert len(row["samples_ms"]) == row["samples"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -113,6 +123,7 @@ def test_resume_measures_only_missing_cells(results_dir):
     (["--threads", "4096"], "--threads 4096: only"),
     (["--batch-sizes", "8,0"], "--batch-sizes: '0' is not a whole number"),
     (["--sample-seconds", "0"], "--sample-seconds 0.0: must be > 0"),
+    (["--repeats", "0"], "--repeats 0: must be >= 1"),
     (["--resume", "no-such-run"], "run 'no-such-run' not found"),
 ])
 def test_bad_run_flags_fail_before_anything_runs(argv, message, results_dir, capsys):
@@ -135,18 +146,29 @@ def test_run_and_show_from_the_command_line(results_dir, capsys, monkeypatch):
     fw = INSTALLED[0]
     argv = ["run", "--frameworks", fw, "--models", "mlp,lstm", "--modes", "eager",
             "--preset", "tiny", "--threads", "1", "--sample-seconds", "0.01",
-            "--warmup-seconds", "0.01", "--min-samples", "3", "--name", "cli"]
+            "--warmup-seconds", "0.01", "--min-samples", "3", "--repeats", "2", "--name", "cli"]
     monkeypatch.setenv(measure.FAULT_VARIABLE, "-lstm-=raise")
     assert cli.main(argv) == 1  # a failed cell makes the run fail, after measuring the rest
     out = capsys.readouterr()
     assert "1 cells measured, 1 failed" in out.out
-    assert "crash: RuntimeError: injected fault" in out.out
-    assert f"{fw}-lstm-tiny-eager" in out.err  # the progress lines
+    assert "crash: repeat 1 of 2: RuntimeError: injected fault" in out.out
+    assert f"{fw}-lstm-tiny-eager-cpu-float32-b4-t6-th1 r2" in out.err  # the progress lines
 
     monkeypatch.delenv(measure.FAULT_VARIABLE)
     assert cli.main(["run", "--resume", "cli", "--retry-failed"]) == 0
-    assert "1 of 2 cells to measure" in capsys.readouterr().err
+    assert "2 of 4 cell processes to run (2 cells x 2 repeats" in capsys.readouterr().err
     assert cli.main(["show", "cli"]) == 0
     table = capsys.readouterr().out
     assert "run cli: preset tiny; device cpu" in table
     assert table.count(f"{fw}  ") >= 2 and "crash" not in table
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_gpu_cells_without_a_gpu_say_so(fw, results_dir):
+    if harness.environment.gpus():
+        pytest.skip("this machine has a GPU")
+    cell = Cell(fw, "mlp", "tiny", "compiled", device="gpu")
+    run_dir = harness.new_run([cell], QUICK, timeout_s=120.0, tf32=False, name="gpu")
+    (record,) = harness.execute(run_dir)
+    assert record["status"] == "unavailable", record["error"]
+    assert record["error"].startswith("DeviceUnavailable: device gpu:")

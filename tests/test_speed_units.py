@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from bench import adapters, cells, flops, harness, measure, results, show, spec, stats
+from bench import adapters, cells, flops, harness, measure, records, results, show, spec, stats
 from bench.cells import Cell, MatrixError
 from tests.conftest import FRAMEWORKS
 
@@ -166,22 +166,22 @@ def _fake_run(tmp_path, records, cells_in_order):
         "cells": [c.to_dict() for c in cells_in_order],
         "cell_ids": [c.id for c in cells_in_order]})
     for rec in records:
-        results.write_json(run_dir / "cells" / f"{rec['cell_id']}.json", rec)
+        results.write_json(run_dir / "cells" / f"{rec['cell_id']}.r{rec['repeat']}.json", rec)
     return run_dir
 
 
-def _record(cell, status="ok", median=None, samples=(1.0, 2.0, 3.0)):
+def _record(cell, status="ok", samples=(1.0, 2.0, 3.0), repeat=1):
     model_spec, train_spec = cell.specs()
     metrics = {}
     if status == "ok":
         summary = stats.summarize(samples)
         metrics = {f"{k}_ms" if k != "n" else "samples": v for k, v in summary.items()}
-        if median is not None:
-            metrics["median_ms"] = median
         metrics.update(throughput=train_spec.batch_size / metrics["median_ms"] * 1e3,
                        flops_per_s=1e9, first_step_s=0.5, compile_s=None, peak_rss_mib=300.0,
                        peak_device_mib=None)
-    return {"schema": measure.SCHEMA, "run_id": "r1", "cell_id": cell.id, "cell": cell.to_dict(),
+        metrics.update(flops_per_step=1e6, rss_after_import_mib=100.0)
+    return {"schema": measure.SCHEMA, "run_id": "r1", "cell_id": cell.id, "repeat": repeat,
+            "cell": cell.to_dict(),
             "status": status, "error": None if status == "ok" else "RuntimeError: boom\ntrace",
             "spec": spec.to_dict(model_spec), "train": spec.to_dict(train_spec),
             "metrics": metrics, "framework": {"versions": {"torch": "9.9"}},
@@ -191,23 +191,49 @@ def _record(cell, status="ok", median=None, samples=(1.0, 2.0, 3.0)):
 def test_load_gives_one_row_per_cell_in_matrix_order(tmp_path):
     matrix = cells.expand(["torch"], ["mlp", "lstm"], None, "tiny")
     eager_mlp, compiled_mlp, eager_lstm, compiled_lstm = matrix
-    records = [_record(eager_mlp, median=4.0), _record(compiled_mlp, median=2.0),
-               _record(eager_lstm, median=3.0), _record(compiled_lstm, status="crash")]
+    records = [_record(eager_mlp, samples=(4.0, 4.0)), _record(compiled_mlp, samples=(2.0, 2.0)),
+               _record(eager_lstm), _record(compiled_lstm, status="crash")]
     run_dir = _fake_run(tmp_path, records[::-1], matrix)  # written in reverse: order is the run's
     frame = results.load(tmp_path)
     assert list(frame["cell_id"]) == [c.id for c in matrix]
     assert list(frame["status"]) == ["ok", "ok", "ok", "crash"]
-    assert frame.loc[0, "samples_ms"] == [1.0, 2.0, 3.0]
+    assert frame.loc[2, "samples_ms"] == [1.0, 2.0, 3.0]
     assert frame.loc[0, "batch_size"] == 5 and np.isnan(frame.loc[0, "seq_len"])
     assert frame.loc[2, "seq_len"] == 6
     assert frame.loc[0, "versions"] == "torch 9.9" and frame.loc[0, "cpu"] == "test cpu"
     assert np.isnan(frame.loc[3, "median_ms"])
     assert len(results.load([run_dir, run_dir])) == 8  # several runs stack
+    assert list(frame["repeats"]) == [1, 1, 1, 1]
 
     rows = show.speed_rows(frame)
     assert [r["vs eager"] for r in rows[:3]] == ["1.00x", "2.00x", "1.00x"]
     assert rows[3]["status"] == "crash: RuntimeError: boom"
     assert "preset tiny" in show.describe_cells(frame)
+
+
+def test_repeats_pool_their_samples_and_report_their_spread():
+    cell = Cell("jax", "mlp", "tiny", "compiled")
+    one = _record(cell, samples=(1.0, 1.0, 1.0, 1.0), repeat=1)
+    two = _record(cell, samples=(1.2, 1.2, 1.2, 1.2), repeat=2)
+    two["metrics"]["peak_rss_mib"] = 500.0
+    merged = records.combine([two, one])
+    m = merged["metrics"]
+    assert merged["status"] == "ok" and merged["repeats"] == 2
+    assert merged["samples_ms"] == [1.0] * 4 + [1.2] * 4 and m["samples"] == 8
+    assert m["median_ms"] == pytest.approx(1.1)
+    assert m["repeat_medians_ms"] == [1.0, 1.2]
+    assert m["repeat_spread"] == pytest.approx(0.2 / 1.1)
+    assert m["peak_rss_mib"] == 500.0 and m["first_step_s"] == 0.5
+    assert m["throughput"] == pytest.approx(5 / 1.1e-3)
+    assert m["flops_per_s"] == pytest.approx(1e6 / 1.1e-3)
+    # a failed repeat shows, and the other's measurement is kept
+    crashed = _record(cell, status="crash", repeat=2)
+    merged = records.combine([one, crashed])
+    assert merged["status"] == "crash"
+    assert merged["error"].startswith("repeat 2 of 2: RuntimeError: boom")
+    assert merged["metrics"]["median_ms"] == 1.0 and merged["repeats_ok"] == 1
+    with pytest.raises(ValueError, match="no records"):
+        records.combine([])
 
 
 def test_load_of_nothing_is_an_empty_frame_and_a_wrong_path_an_error(tmp_path):
@@ -220,10 +246,11 @@ def test_skipped_framework_is_recorded_without_a_process(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(adapters, "installed", lambda fw: False)
     cell = Cell("jax", "mlp", "tiny", "eager")
-    run_dir = harness.new_run([cell], measure.Budget(), 10.0, False, name="skip")
-    (record,) = harness.execute(run_dir)
-    assert record["status"] == "skipped"
-    assert "pip install 'fwbench[jax]'" in record["error"]
+    run_dir = harness.new_run([cell], measure.Budget(), 10.0, False, name="skip", repeats=2)
+    first, second = harness.execute(run_dir)
+    assert first["status"] == second["status"] == "skipped"
+    assert (first["repeat"], second["repeat"]) == (1, 2)
+    assert "pip install 'fwbench[jax]'" in first["error"]
     assert harness.pending(run_dir, harness.load_run(run_dir)) == []
 
 
@@ -235,5 +262,7 @@ def test_runs_are_not_overwritten_and_empty_matrices_refused(tmp_path, monkeypat
         harness.new_run([cell], measure.Budget(), 10.0, False, name="same")
     with pytest.raises(MatrixError, match="empty"):
         harness.new_run([], measure.Budget(), 10.0, False)
+    with pytest.raises(MatrixError, match="repeats=0 must be"):
+        harness.new_run([cell], measure.Budget(), 10.0, False, name="zero", repeats=0)
     with pytest.raises(MatrixError, match="not a run folder"):
         harness.load_run(tmp_path)

@@ -1,0 +1,66 @@
+"""One cell's repeats (one process each) combined into one record.
+
+The steady-state statistics come from every repeat's samples pooled together; the
+medians of the repeats are kept too, and their spread is the between-process noise
+(what a single process cannot show: a slow minute on the machine, a different memory
+layout). One-off costs (compile, first step) are the median over repeats; peak memory is
+the largest. A repeat that failed makes the cell's status that failure, with its error,
+and the cell keeps whatever its successful repeats measured.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from bench import stats
+
+# Metrics that are a property of one process, combined by the median over repeats.
+PER_PROCESS = ("import_s", "rss_after_import_mib", "build_s", "compile_s", "first_step_s",
+               "time_to_first_step_s", "warmup_steps", "warmup_s", "sampling_s",
+               "first_loss", "last_loss")
+PEAKS = ("peak_rss_mib", "peak_device_mib")
+
+
+def _median(values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """A record of the same shape as one repeat's, for all of `records` (one cell)."""
+    if not records:
+        raise ValueError("no records to combine")
+    records = sorted(records, key=lambda r: r.get("repeat", 1))
+    ok = [r for r in records if r["status"] == "ok"]
+    failed = [r for r in records if r["status"] != "ok"]
+    out = dict(ok[0] if ok else records[0])
+    out["repeats"] = len(records)
+    out["repeats_ok"] = len(ok)
+    if failed:
+        first = failed[0]
+        out["status"] = first["status"]
+        prefix = f"repeat {first.get('repeat', 1)} of {len(records)}: " if len(records) > 1 else ""
+        out["error"] = prefix + (first.get("error") or "")
+    if not ok:
+        return out
+    pooled = [s for r in ok for s in r["samples_ms"]]
+    out["samples_ms"] = pooled
+    out["wall_s"] = sum(r.get("wall_s") or 0.0 for r in records)
+    metrics = dict(ok[0]["metrics"])
+    for key in PER_PROCESS:
+        metrics[key] = _median([r["metrics"].get(key) for r in ok])
+    for key in PEAKS:
+        present = [r["metrics"][key] for r in ok if r["metrics"].get(key) is not None]
+        metrics[key] = max(present) if present else None
+    summary = stats.summarize(pooled)
+    metrics.update({f"{k}_ms" if k != "n" else "samples": v for k, v in summary.items()})
+    batch_size = out["train"]["batch_size"]
+    metrics["throughput"] = batch_size / summary["median"] * 1e3
+    metrics["flops_per_s"] = metrics["flops_per_step"] / summary["median"] * 1e3
+    repeat_medians = [r["metrics"]["median_ms"] for r in ok]
+    metrics["repeat_medians_ms"] = repeat_medians
+    # (slowest - fastest repeat) / pooled median: 0 with one repeat
+    metrics["repeat_spread"] = (max(repeat_medians) - min(repeat_medians)) / summary["median"]
+    out["metrics"] = metrics
+    return out
