@@ -23,15 +23,6 @@ class UsageError(Exception):
     """A flag value that cannot work; reported before anything runs."""
 
 
-def _list(value: str, allowed: Sequence[str], flag: str) -> tuple[str, ...]:
-    items = tuple(v.strip() for v in value.split(",") if v.strip())
-    unknown = [v for v in items if v not in allowed]
-    if unknown or not items:
-        raise UsageError(f"{flag}: {', '.join(unknown) or 'nothing given'} not known; "
-                         f"allowed: {', '.join(allowed)}")
-    return items
-
-
 def format_table(rows: list[dict], columns: Sequence[str]) -> str:
     cells = [[str(r[c]) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
@@ -46,9 +37,10 @@ def _fmt(x: float) -> str:
 def cmd_parity(args: argparse.Namespace) -> int:
     from bench import parity
 
-    frameworks = _list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
-    dtypes = _list(args.dtypes, DTYPES, "--dtypes")
-    case_names = _list(args.cases, [c.name for c in parity.cases()], "--cases") if args.cases else None
+    frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
+    dtypes = cells.parse_list(args.dtypes, DTYPES, "--dtypes")
+    case_names = (cells.parse_list(args.cases, [c.name for c in parity.cases()], "--cases")
+                  if args.cases else None)
     started = time.perf_counter()
     rows, meta = parity.run(frameworks, dtypes, case_names, jobs=args.jobs)
     seconds = time.perf_counter() - started
