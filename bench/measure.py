@@ -48,8 +48,10 @@ FAULTS = ("raise", "exit", "kill", "nan", "hang")
 class Budget:
     """How long a cell measures. The sample count adapts: slow cells get fewer samples."""
 
-    warmup_steps: int = 5     # untimed steps after the first (at least)
+    warmup_steps: int = 5     # untimed steps after the first (at least, but see warmup_max_s)
     warmup_s: float = 0.5     # ... and untimed for at least this long (s)
+    warmup_max_s: float = 2.0  # past this (s), 2 warm-up steps are enough: a 2 s eager step
+    #                            has nothing left to warm after the first one compiled it
     min_samples: int = 10     # timed steps, at least
     max_samples: int = 2000   # timed steps, at most
     sample_s: float = 3.0     # keep sampling until this long (s), once min_samples are in
@@ -96,6 +98,12 @@ def _checked(loss: float, step: int, fault: str | None) -> float:
     if not math.isfinite(loss):
         raise Diverged(f"training loss is {loss} at step {step}")
     return loss
+
+
+def _warm(steps: int, seconds: float, budget: Budget) -> bool:
+    """Whether warm-up may end after `steps` untimed steps taking `seconds`."""
+    enough_steps = steps >= budget.warmup_steps or (steps >= 2 and seconds >= budget.warmup_max_s)
+    return enough_steps and seconds >= budget.warmup_s
 
 
 def _status_of(exc: BaseException) -> str:
@@ -151,7 +159,7 @@ def measure(cell: Cell, budget: Budget,
 
     step = 1
     warm_start = time.perf_counter()
-    while step <= budget.warmup_steps or time.perf_counter() - warm_start < budget.warmup_s:
+    while not _warm(step - 1, time.perf_counter() - warm_start, budget):
         _checked(trainer.value(trainer.step(batches[step % DISTINCT_BATCHES])), step, None)
         step += 1
     metrics["warmup_steps"] = step - 1

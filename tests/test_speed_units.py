@@ -149,6 +149,14 @@ def test_failures_are_classified(exc, status):
     assert measure._status_of(exc) == status
 
 
+@pytest.mark.parametrize("steps, seconds, warm", [
+    (5, 0.6, True), (4, 0.6, False), (5, 0.4, False),   # the usual rule: 5 steps and 0.5 s
+    (2, 2.5, True), (1, 4.0, False),                     # slow steps: 2 are enough after 2 s
+])
+def test_warm_up_rule(steps, seconds, warm):
+    assert measure._warm(steps, seconds, measure.Budget()) is warm
+
+
 def test_fault_injection_matches_cell_ids(monkeypatch):
     monkeypatch.setenv(measure.FAULT_VARIABLE, "lstm-tiny=nan")
     assert measure._fault_for("torch-lstm-tiny-eager-cpu") == "nan"
