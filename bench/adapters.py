@@ -85,6 +85,8 @@ class Adapter(abc.ABC):
     default_mode: str = "eager"  # how a user of the framework trains without asking for more
     # Optimizer -> form of its update in bench.optim.FORMS, where forms differ.
     optimizer_forms: dict[str, str] = {}
+    # impls/<framework>/runtime.py: configure(device, threads, tf32), peak_memory_bytes(device)
+    runtime: Any = None
 
     @abc.abstractmethod
     def build(self, spec: ModelSpec, params: Params, dtype: str = "float32",
@@ -127,12 +129,12 @@ class Adapter(abc.ABC):
         """Set this process's compute threads, device memory policy and float32 matmul
         precision (TF32 on or off) before any model is built; returns the settings as the
         framework reads them back. Raises DeviceUnavailable if `device` is not there."""
-        raise NotImplementedError(f"{self.name} has no configure()")
+        return self.runtime.configure(device, threads, tf32)
 
     def peak_memory_bytes(self, device: str) -> int | None:
         """Peak device memory the framework allocated in this process (None on CPU, where
         the harness reads the process's peak RSS instead)."""
-        return None
+        return self.runtime.peak_memory_bytes(device)
 
     def alignments(self) -> list[dict[str, str]]:
         """What this adapter sets against the framework's defaults, read from the

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, cells, environment, results
+from bench import adapters, cells, environment, results, show
 from bench.cells import Cell, MatrixError
 from bench.spec import DTYPES, MODELS, PRESETS
 
@@ -133,20 +133,14 @@ class Progress:
         m = record.get("metrics", {})
         result = (f"{m['median_ms']:.3g} ms/step (IQR {m['iqr_ms']:.2g}, n {m['samples']})"
                   if record["status"] == "ok"
-                  else f"{record['status'].upper()}: {_first(record.get('error'))}")
+                  else f"{record['status'].upper()}: {show.first_line(record.get('error'), 100)}")
         prefix = "\r\033[K" if self.tty else ""
         self.stream.write(f"{prefix}{self._bar(done)} {elapsed:4.0f} s  {label}  {result}\n")
         self.stream.flush()
 
 
-def _first(text: Any) -> str:
-    return str(text).strip().splitlines()[0][:100] if text else ""
-
-
-def _show(run_dirs: Sequence[Path]) -> int:
-    from bench import show
-
-    frame = results.load(list(run_dirs))
+def _show(frame: Any, run_dirs: Sequence[Path]) -> int:
+    """Print the speed table of each run in `frame` (results.load of `run_dirs`)."""
     if frame.empty:
         print(f"no cell records in {', '.join(map(str, run_dirs))}")
         return 1
@@ -164,8 +158,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = _run_dir(args.resume)
     else:
         matrix, budget = _matrix(args), _budget(args)
-        if args.repeats < 1:
-            raise UsageError(f"--repeats {args.repeats}: must be >= 1")
         missing = sorted({c.framework for c in matrix if not adapters.installed(c.framework)})
         for fw in missing:
             print(f"note: {fw} is not installed; its cells are recorded as skipped "
@@ -186,8 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; finished cells are kept. Resume with: "
               f"fwbench run --resume {run_dir}", file=sys.stderr)
         return 130
-    _show([run_dir])
     frame = results.load(run_dir)
+    _show(frame, [run_dir])
     failed = frame[~frame["status"].isin(["ok", "skipped"])]
     print(f"{int((frame['status'] == 'ok').sum())} cells measured, {len(failed)} failed, "
           f"{int((frame['status'] == 'skipped').sum())} skipped; results in {run_dir}")
@@ -208,7 +200,8 @@ def _run_dir(name: str) -> Path:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    return _show([_run_dir(r) for r in (args.runs or ["latest"])])
+    run_dirs = [_run_dir(r) for r in (args.runs or ["latest"])]
+    return _show(results.load(run_dirs), run_dirs)
 
 
 def build_parser() -> argparse.ArgumentParser:

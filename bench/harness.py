@@ -30,9 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, environment, results, spec
+from bench import adapters, environment, measure, results
 from bench.cells import Cell, MatrixError
-from bench.measure import SCHEMA as CELL_SCHEMA
 from bench.measure import Budget
 from bench.threads import thread_env
 
@@ -127,11 +126,7 @@ def cell_path(run_dir: Path, cell: Cell, repeat: int = 1) -> Path:
 
 def _failure(cell: Cell, run_id: str, repeat: int, status: str, error: str,
              wall_s: float) -> dict[str, Any]:
-    model_spec, train_spec = cell.specs()
-    return {"schema": CELL_SCHEMA, "run_id": run_id, "cell_id": cell.id, "repeat": repeat,
-            "cell": cell.to_dict(), "status": status, "error": error, "spec": spec.to_dict(model_spec),
-            "train": spec.to_dict(train_spec), "metrics": {}, "framework": {},
-            "samples_ms": [], "wall_s": wall_s}
+    return {**measure.skeleton(cell, run_id, repeat, status, error), "wall_s": wall_s}
 
 
 def _tail(path: Path) -> str:
@@ -231,14 +226,3 @@ def execute(run_dir: Path, retry_failed: bool = False,
             on_cell(i + 1, len(todo), cell, repeat, record)
     return records
 
-
-def cell_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Every record of a run, repeat by repeat in matrix order (missing ones left out)."""
-    run = load_run(run_dir)
-    out = []
-    for repeat in range(1, run.get("repeats", 1) + 1):
-        for data in run["cells"]:
-            path = cell_path(run_dir, Cell.from_dict(data), repeat)
-            if path.exists():
-                out.append(results.read_json(path))
-    return out

@@ -180,34 +180,33 @@ def measure(cell: Cell, budget: Budget,
     metrics["sampling_s"] = time.perf_counter() - sample_start
     metrics["first_loss"], metrics["last_loss"] = first_loss, last_loss
 
-    summary = stats.summarize(samples_ms)
-    metrics.update({f"{k}_ms" if k != "n" else "samples": v for k, v in summary.items()})
-    median_s = summary["median"] / 1e3
-    step_flops = flops.train_step_flops(model_spec, train_spec.batch_size)
-    metrics["throughput"] = train_spec.batch_size / median_s  # samples/s at the median step
-    metrics["flops_per_step"] = step_flops
-    metrics["flops_per_s"] = step_flops / median_s
+    metrics["flops_per_step"] = flops.train_step_flops(model_spec, train_spec.batch_size)
+    metrics.update(stats.steady_state(samples_ms, train_spec.batch_size,
+                                      metrics["flops_per_step"]))
     metrics["peak_rss_mib"] = _peak_rss_mib()
     peak = adapter.peak_memory_bytes(cell.device)
     metrics["peak_device_mib"] = peak / 2**20 if peak is not None else None
     return metrics, facts, samples_ms
 
 
+def skeleton(cell: Cell, run_id: str | None, repeat: int, status: str = "ok",
+             error: str | None = None) -> dict[str, Any]:
+    """A cell record with nothing measured yet: what every record of SCHEMA holds."""
+    model_spec, train_spec = cell.specs()
+    return {"schema": SCHEMA, "run_id": run_id, "cell_id": cell.id, "repeat": repeat,
+            "cell": cell.to_dict(), "status": status, "error": error,
+            "spec": spec.to_dict(model_spec), "train": spec.to_dict(train_spec),
+            "metrics": {}, "framework": {}, "samples_ms": []}
+
+
 def record(job: dict[str, Any]) -> dict[str, Any]:
     """Measure the job's cell; failures become a status and an error text, never a raise."""
     cell = Cell.from_dict(job["cell"])
     budget = Budget(**job.get("budget", {}))
-    model_spec, train_spec = cell.specs()
-    out: dict[str, Any] = {
-        "schema": SCHEMA, "run_id": job.get("run_id"), "cell_id": cell.id,
-        "repeat": job.get("repeat", 1),
-        "cell": cell.to_dict(), "status": "ok", "error": None,
-        "spec": spec.to_dict(model_spec), "train": spec.to_dict(train_spec),
-        "budget": asdict(budget), "tf32": bool(job.get("tf32", False)),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "affinity": sorted(os.sched_getaffinity(0)), "pid": os.getpid(),
-        "metrics": {}, "framework": {}, "samples_ms": [],
-    }
+    out = skeleton(cell, job.get("run_id"), job.get("repeat", 1))
+    out.update({"budget": asdict(budget), "tf32": bool(job.get("tf32", False)),
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "affinity": sorted(os.sched_getaffinity(0)), "pid": os.getpid()})
     started = time.perf_counter()
     try:
         out["metrics"], out["framework"], out["samples_ms"] = measure(cell, budget, out["tf32"])

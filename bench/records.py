@@ -53,14 +53,11 @@ def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
     for key in PEAKS:
         present = [r["metrics"][key] for r in ok if r["metrics"].get(key) is not None]
         metrics[key] = max(present) if present else None
-    summary = stats.summarize(pooled)
-    metrics.update({f"{k}_ms" if k != "n" else "samples": v for k, v in summary.items()})
-    batch_size = out["train"]["batch_size"]
-    metrics["throughput"] = batch_size / summary["median"] * 1e3
-    metrics["flops_per_s"] = metrics["flops_per_step"] / summary["median"] * 1e3
+    metrics.update(stats.steady_state(pooled, out["train"]["batch_size"],
+                                      metrics["flops_per_step"]))
     repeat_medians = [r["metrics"]["median_ms"] for r in ok]
     metrics["repeat_medians_ms"] = repeat_medians
     # (slowest - fastest repeat) / pooled median: 0 with one repeat
-    metrics["repeat_spread"] = (max(repeat_medians) - min(repeat_medians)) / summary["median"]
+    metrics["repeat_spread"] = (max(repeat_medians) - min(repeat_medians)) / metrics["median_ms"]
     out["metrics"] = metrics
     return out

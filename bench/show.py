@@ -27,8 +27,9 @@ def _missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def _first_line(text: Any) -> str:
-    return str(text).strip().splitlines()[0][:70] if text else ""
+def first_line(text: Any, width: int = 70) -> str:
+    """The first line of an error text, cut to `width` characters."""
+    return str(text).strip().splitlines()[0][:width] if text else ""
 
 
 def speed_rows(frame: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
@@ -45,7 +46,7 @@ def speed_rows(frame: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
         if r["status"] != "ok":
             rows.append({**{c: "-" for c in COLUMNS}, "framework": r["framework"],
                          "model": r["model"], "mode": r["mode"],
-                         "status": f"{r['status']}: {_first_line(r['error'])}"})
+                         "status": f"{r['status']}: {first_line(r['error'])}"})
             continue
         base = eager.get(key(r))
         rows.append({

@@ -19,6 +19,17 @@ def summarize(samples: Sequence[float]) -> dict[str, float | int]:
             "p95": float(np.percentile(x, 95)), "mean": float(x.mean()), "min": float(x.min())}
 
 
+def steady_state(samples_ms: Sequence[float], batch_size: int,
+                 flops_per_step: float) -> dict[str, float | int]:
+    """The step-time metrics of a cell from its raw per-step samples (ms): the summary
+    as median_ms, q1_ms, ..., samples (the count), then throughput (samples/s at the
+    median step) and achieved FLOP/s at the median step."""
+    summary = summarize(samples_ms)
+    median_s = summary["median"] / 1e3
+    return {**{f"{k}_ms" if k != "n" else "samples": v for k, v in summary.items()},
+            "throughput": batch_size / median_s, "flops_per_s": flops_per_step / median_s}
+
+
 def relative_iqr(samples: Sequence[float]) -> float:
     """IQR over median: the noise of a cell as a fraction of its typical value."""
     s = summarize(samples)

@@ -60,6 +60,7 @@ class Adapter(adapters.Adapter):
     name = "jax"
     trainer_class = Trainer
     modes = adapters.MODES["jax"]
+    runtime = runtime
     default_mode = "compiled"  # JAX code trains under jax.jit; op by op is the exception
     optimizer_forms = {"adagrad": "eps_inside", "rmsprop": "eps_outside", "adam": "eps_outside"}
 
@@ -122,13 +123,6 @@ class Adapter(adapters.Adapter):
 
     def param_count(self, model: Model) -> int:
         return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(model.params))
-
-    def configure(self, device: str = "cpu", threads: int = 1,
-                  tf32: bool = False) -> dict[str, Any]:
-        return runtime.configure(device, threads, tf32)
-
-    def peak_memory_bytes(self, device: str) -> int | None:
-        return runtime.peak_memory_bytes(device)
 
     def versions(self) -> dict[str, str]:
         import jaxlib

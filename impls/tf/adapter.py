@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 # Keras 3 picks its backend once, at import; this adapter is the TensorFlow one.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -39,6 +38,7 @@ class Adapter(adapters.Adapter):
     name = "tf"
     trainer_class = Trainer
     modes = adapters.MODES["tf"]
+    runtime = runtime
     optimizer_forms = {"adagrad": "eps_inside", "rmsprop": "eps_inside", "adam": "eps_hat"}
 
     def alignments(self) -> list[dict[str, str]]:
@@ -98,13 +98,6 @@ class Adapter(adapters.Adapter):
 
     def param_count(self, model: Model) -> int:
         return int(sum(np.prod(v.shape) for v in model.keras.trainable_variables))
-
-    def configure(self, device: str = "cpu", threads: int = 1,
-                  tf32: bool = False) -> dict[str, Any]:
-        return runtime.configure(device, threads, tf32)
-
-    def peak_memory_bytes(self, device: str) -> int | None:
-        return runtime.peak_memory_bytes(device)
 
     def versions(self) -> dict[str, str]:
         return {"tensorflow": tf.__version__, "keras": keras.__version__}

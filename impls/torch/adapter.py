@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ class Adapter(adapters.Adapter):
     name = "torch"
     trainer_class = Trainer
     modes = adapters.MODES["torch"]
+    runtime = runtime
     optimizer_forms = {"adagrad": "eps_outside", "rmsprop": "eps_outside", "adam": "eps_outside"}
 
     def alignments(self) -> list[dict[str, str]]:
@@ -83,13 +83,6 @@ class Adapter(adapters.Adapter):
 
     def param_count(self, model: Model) -> int:
         return sum(p.numel() for p in model.module.parameters() if p.requires_grad)
-
-    def configure(self, device: str = "cpu", threads: int = 1,
-                  tf32: bool = False) -> dict[str, Any]:
-        return runtime.configure(device, threads, tf32)
-
-    def peak_memory_bytes(self, device: str) -> int | None:
-        return runtime.peak_memory_bytes(device)
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
