@@ -94,13 +94,16 @@ class Adapter(abc.ABC):
         """A model of this framework's own layers holding `params` (canonical layout)."""
 
     @abc.abstractmethod
-    def forward(self, model: Any, x: np.ndarray) -> np.ndarray:
-        """Model output for `x` as a NumPy array."""
+    def forward(self, model: Any, x: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """Model output for `x` as a NumPy array, computed in `mode` (one of `modes`;
+        None: the framework's default mode)."""
 
     @abc.abstractmethod
     def loss_and_grads(self, model: Any, x: np.ndarray, target: np.ndarray,
-                       loss: str = "cross_entropy") -> tuple[float, Params]:
-        """Loss and its gradients in canonical names and layouts (eager)."""
+                       loss: str = "cross_entropy",
+                       mode: str | None = None) -> tuple[float, Params]:
+        """Loss and its gradients in canonical names and layouts, computed in `mode`
+        (None: the framework's default mode)."""
 
     @abc.abstractmethod
     def get_params(self, model: Any) -> Params:
@@ -110,15 +113,23 @@ class Adapter(abc.ABC):
     def param_count(self, model: Any) -> int:
         """Trainable scalars as the framework counts them."""
 
-    # The framework's Trainer subclass, built as trainer_class(model, optimizer, loss, mode).
+    # The framework's Trainer subclass, built as
+    # trainer_class(model, optimizer, loss, mode, compile_options).
     trainer_class: type[Trainer]
 
     def trainer(self, model: Any, optimizer: OptimizerSpec, loss: str = "cross_entropy",
-                mode: str = "eager") -> Trainer:
-        """A training step for `model` in `mode`; `model` follows the trainer's updates."""
+                mode: str = "eager", compile_options: dict[str, Any] | None = None) -> Trainer:
+        """A training step for `model` in `mode`; `model` follows the trainer's updates.
+
+        `compile_options` go to the framework's compiler call as keywords (tf.function,
+        torch.compile; e.g. reduce_retracing, input_signature, dynamic); the static-vs-
+        dynamic study uses them for each framework's dynamic-shape remedy."""
         self._check_mode(mode)
         self._check_loss(loss)
-        return self.trainer_class(model, optimizer, loss, mode)
+        if compile_options and mode == "eager":
+            raise ValueError(f"compile_options {sorted(compile_options)} given for eager mode, "
+                             f"which compiles nothing")
+        return self.trainer_class(model, optimizer, loss, mode, dict(compile_options or {}))
 
     @abc.abstractmethod
     def versions(self) -> dict[str, str]:
@@ -148,6 +159,12 @@ class Adapter(abc.ABC):
             raise ValueError(f"dtype={dtype!r} is not valid: allowed one of {', '.join(DTYPES)}")
         if device not in DEVICES:
             raise ValueError(f"device={device!r} is not valid: allowed one of {', '.join(DEVICES)}")
+
+    def _mode_or_default(self, mode: str | None) -> str:
+        if mode is None:
+            return self.default_mode
+        self._check_mode(mode)
+        return mode
 
     def _check_mode(self, mode: str) -> None:
         if mode not in self.modes:

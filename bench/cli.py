@@ -204,6 +204,63 @@ def cmd_show(args: argparse.Namespace) -> int:
     return _show(results.load(run_dirs), run_dirs)
 
 
+def cmd_graphs(args: argparse.Namespace) -> int:
+    from bench import graphs, graphstudy
+
+    frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
+    parts = cells.parse_list(args.parts, graphs.PARTS, "--parts")
+    dtypes = cells.parse_list(args.parity_dtypes, DTYPES, "--parity-dtypes")
+    if args.preset not in PRESETS:
+        raise UsageError(f"--preset {args.preset!r}: known presets are {', '.join(PRESETS)}")
+    if args.retrace_model not in ("lstm", "attention"):
+        raise UsageError(f"--retrace-model {args.retrace_model!r}: a sequence model, "
+                         f"lstm or attention")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout}: must be > 0")
+    threads = args.threads or len(os.sched_getaffinity(0))
+    from bench import harness
+
+    harness.affinity(threads)
+    compile_run = None
+    if "compile" in parts:
+        matrix = graphstudy.compile_matrix(frameworks, args.preset, threads)
+        if args.from_run == "auto":
+            compile_run = graphstudy.finished_run_with(matrix)
+            print("compile costs: " + (f"from the cells of run {compile_run} (--from-run none "
+                                       f"measures them afresh)" if compile_run else
+                                       f"measuring {len(matrix)} harness cells (no finished run "
+                                       f"holds them all)"), file=sys.stderr)
+        elif args.from_run != "none":
+            compile_run = _run_dir(args.from_run)
+            run = harness.load_run(compile_run)
+            missing = sorted({c.id for c in matrix} - set(run.get("cell_ids", [])))
+            if missing:
+                raise UsageError(f"--from-run {args.from_run}: the run lacks {len(missing)} of "
+                                 f"the {len(matrix)} cells the compile table needs, e.g. "
+                                 f"{missing[0]}")
+    for fw in frameworks:
+        if not adapters.installed(fw):
+            print(f"note: {fw} is not installed; its rows are recorded as skipped "
+                  f"(pip install 'fwbench[{adapters.REGISTRY[fw][3]}]')", file=sys.stderr)
+    started = time.perf_counter()
+    path = graphstudy.run(frameworks, parts, args.preset, threads, args.retrace_model,
+                          compile_run, dtypes, args.timeout, args.name,
+                          progress=lambda line: print(
+                              f"[{time.perf_counter() - started:5.0f} s] {line}",
+                              file=sys.stderr, flush=True))
+    doc = results.read_json(path)
+    for title, rows, columns in show.graph_tables(doc["tables"]):
+        print(title)
+        print(format_table(rows, columns))
+        print()
+    problems = graphstudy.failures(doc["tables"])
+    for line in problems:
+        print(f"FAILED: {line}")
+    print(f"graphs study in {time.perf_counter() - started:.0f} s "
+          f"({', '.join(f'{k} {v:.0f} s' for k, v in doc['seconds'].items())}); results in {path}")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fwbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +309,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true",
                    help="with --resume: measure failed cells again")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("graphs", help="static vs dynamic graphs: compile cost, retracing, "
+                       "control flow, eager == compiled")
+    p.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS),
+                   help="comma-separated, from: " + ", ".join(adapters.FRAMEWORKS))
+    p.add_argument("--parts", default="compile,retrace,control_flow,modes",
+                   help="comma-separated parts of the study to run")
+    p.add_argument("--preset", default="small", help="model sizes: " + ", ".join(PRESETS))
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads and CPU cores per process (default: every CPU allowed)")
+    p.add_argument("--retrace-model", default="attention",
+                   help="sequence model fed varying lengths: attention or lstm")
+    p.add_argument("--from-run", default="auto", metavar="RUN",
+                   help="where the compile costs come from: a `fwbench run` (folder, id or "
+                   "'latest'), 'none' (measure them now), or 'auto' (default: the newest "
+                   "finished run that has every cell needed, else measure)")
+    p.add_argument("--parity-dtypes", default="float32",
+                   help="dtypes of the eager == compiled checks: float32, float64")
+    p.add_argument("--timeout", type=float, default=300.0, help="per process (s)")
+    p.add_argument("--name", default=None, help="study id (default: the UTC time)")
+    p.set_defaults(func=cmd_graphs)
 
     p = sub.add_parser("show", help="print the speed table of one or more runs")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")

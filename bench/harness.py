@@ -76,10 +76,35 @@ def device_env(device: str) -> dict[str, str]:
     }
 
 
-def cell_env(cell: Cell) -> dict[str, str]:
-    return {**os.environ, **thread_env(cell.threads), **device_env(cell.device),
+def process_env(threads: int, device: str) -> dict[str, str]:
+    """Environment of a measured process: the same thread caps for every framework."""
+    return {**os.environ, **thread_env(threads), **device_env(device),
             "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
             "PYTHONUNBUFFERED": "1"}
+
+
+def cell_env(cell: Cell) -> dict[str, str]:
+    return process_env(cell.threads, cell.device)
+
+
+def run_process(cmd: list[str], env: dict[str, str], log: Path, timeout_s: float) -> int | None:
+    """Run `cmd` with its output in `log`; its exit status, or None if it ran past
+    `timeout_s` and was killed."""
+    with open(log, "w") as log_file:
+        # A session of its own, so a timeout kills the process's helpers too
+        # (torch.compile's compile workers).
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None
+        except BaseException:  # Ctrl-C: stop the process, record nothing for it
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
 
 
 def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
@@ -129,7 +154,7 @@ def _failure(cell: Cell, run_id: str, repeat: int, status: str, error: str,
     return {**measure.skeleton(cell, run_id, repeat, status, error), "wall_s": wall_s}
 
 
-def _tail(path: Path) -> str:
+def log_tail(path: Path) -> str:
     try:
         lines = path.read_text(errors="replace").strip().splitlines()
     except OSError:
@@ -154,38 +179,23 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1) ->
            "tf32": run["tf32"], "affinity": affinity(cell.threads)}
     cmd = [sys.executable, "-m", "bench.measure", json.dumps(job), str(out)]
     started = time.perf_counter()
-    with open(log, "w") as log_file:
-        # A session of its own, so a timeout kills the cell's helper processes too
-        # (torch.compile's compile workers).
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                                env=cell_env(cell), start_new_session=True,
-                                cwd=Path(__file__).resolve().parent.parent)
-        try:
-            returncode = proc.wait(timeout=run["timeout_s"])
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            returncode = None
-        except BaseException:  # Ctrl-C: stop the cell, record nothing for it
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
+    returncode = run_process(cmd, cell_env(cell), log, run["timeout_s"])
     wall_s = time.perf_counter() - started
     if returncode is None:
         record = _failure(cell, run["run_id"], repeat, "timeout",
                           f"no result after the {run['timeout_s']:.0f} s timeout; "
-                          f"log tail:\n{_tail(log)}", wall_s)
+                          f"log tail:\n{log_tail(log)}", wall_s)
     elif out.exists():
         return results.read_json(out)
     elif returncode < 0:
         name = signal.Signals(-returncode).name
         hint = " (SIGKILL: often the kernel's OOM killer)" if name == "SIGKILL" else ""
         record = _failure(cell, run["run_id"], repeat, "killed",
-                          f"killed by {name}{hint}; log tail:\n{_tail(log)}", wall_s)
+                          f"killed by {name}{hint}; log tail:\n{log_tail(log)}", wall_s)
     else:
         record = _failure(cell, run["run_id"], repeat, "crash",
                           f"exited with status {returncode} and no record; "
-                          f"log tail:\n{_tail(log)}", wall_s)
+                          f"log tail:\n{log_tail(log)}", wall_s)
     results.write_json(out, record)
     return record
 

@@ -43,6 +43,10 @@ HYPERPARAMETERS = {"momentum": 0.875, "beta1": 0.875, "beta2": 1 - 2.0**-9, "rho
                    "epsilon": 2.0**-27, "initial_accumulator": 0.125}
 COMPILED_OPTIMIZER = "adam"  # the optimizer whose trajectory is compared across modes
 MODE_STEPS = 5  # steps compared across modes (op-by-op JAX takes ~1 s a step)
+# What a parity run computes: "all" checks, or "modes": only the eager-vs-compiled ones
+# (outputs, gradients and a 5-step trajectory in every mode; `fwbench graphs` uses it).
+SCOPES = ("all", "modes")
+MODE_CHECKS = ("mode_forward", "mode_grads", "compiled")
 WORKER_TIMEOUT_S = 900
 
 
@@ -109,9 +113,20 @@ def _trajectory(adapter: Any, case: Case, params: Params, dtype: str, opt: Optim
     return {"losses": np.array(losses), "grads": grads, "states": states, "final": states[-1]}
 
 
+def _in_mode(adapter: Any, case: Case, params: Params, dtype: str, mode: str) -> dict[str, Any]:
+    """Outputs and cross-entropy gradients of a fresh model, computed in `mode`."""
+    model = adapter.build(case.spec, params, dtype)
+    # The batch `static` uses for forward and for the cross-entropy gradients.
+    x, target = data.batch(case.spec, case.batch_size, "cross_entropy", DATA_SEED, 1000)
+    return {"forward": adapter.forward(model, x, mode=mode),
+            "grads": adapter.loss_and_grads(model, x, target, "cross_entropy", mode=mode)[1]}
+
+
 def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
-            case_names: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """All raw results of one framework. Errors are caught per item and recorded."""
+            case_names: tuple[str, ...] | None = None, scope: str = "all") -> dict[str, Any]:
+    """All raw results of one framework. Errors are caught per item and recorded.
+
+    scope "modes": only what the eager-vs-compiled checks need (SCOPES)."""
     from bench import adapters
 
     adapter = adapters.get(framework)
@@ -146,12 +161,17 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
             attempt((dtype, case.name, "static"), static)
             if not case.trajectories:
                 continue
-            for opt_name in OPTIMIZERS:
+            other_modes = [m for m in adapter.modes if m != adapter.default_mode]
+            for mode in other_modes:
+                attempt((dtype, case.name, "static", mode),
+                        lambda c=case, p=params, m=mode: _in_mode(adapter, c, p, dtype, m))
+            for opt_name in OPTIMIZERS if scope == "all" else (COMPILED_OPTIMIZER,):
+                steps = STEPS if scope == "all" else MODE_STEPS
                 attempt((dtype, case.name, opt_name, "default"),
-                        lambda c=case, p=params, o=opt_name: _trajectory(
-                            adapter, c, p, dtype, optimizer_spec(o), adapter.default_mode, STEPS,
-                            True))
-            for mode in [m for m in adapter.modes if m != adapter.default_mode]:
+                        lambda c=case, p=params, o=opt_name, n=steps: _trajectory(
+                            adapter, c, p, dtype, optimizer_spec(o), adapter.default_mode, n,
+                            scope == "all"))
+            for mode in other_modes:
                 attempt((dtype, case.name, COMPILED_OPTIMIZER, mode),
                         lambda c=case, p=params, m=mode: _trajectory(
                             adapter, c, p, dtype, optimizer_spec(COMPILED_OPTIMIZER), m,
@@ -163,14 +183,14 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
 # Parent side: run the workers, then compare.
 
 def run_worker(framework: str, dtypes: tuple[str, ...], case_names: tuple[str, ...] | None,
-               threads: int = 1) -> dict[str, Any]:
+               threads: int = 1, scope: str = "all") -> dict[str, Any]:
     """Run `compute` for one framework in a subprocess; never raises."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "raw.pkl")
         env = {**os.environ, **thread_env(threads), "TF_ENABLE_ONEDNN_OPTS": "0",
                "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
         cmd = [sys.executable, "-m", "bench.parity", framework, path, ",".join(dtypes),
-               ",".join(case_names or ())]
+               ",".join(case_names or ()), scope]
         started = time.perf_counter()
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
@@ -190,7 +210,7 @@ def run_worker(framework: str, dtypes: tuple[str, ...], case_names: tuple[str, .
 @dataclass
 class Row:
     check: str        # forward, loss, grads, grads_fd, param_count, roundtrip, optimizer,
-                      # trajectory, compiled
+                      # trajectory, compiled, mode_forward, mode_grads
     framework: str    # one framework, "a vs b", or "a: mode vs eager"
     model: str        # the case
     dtype: str
@@ -235,8 +255,10 @@ def _form_drift(opt: OptimizerSpec, form_a: str, form_b: str, params: Params,
 
 
 def compare(raws: dict[str, dict[str, Any]], dtypes: tuple[str, ...],
-            case_names: tuple[str, ...] | None = None) -> list[Row]:
-    """Every check, as rows, from the workers' raw results."""
+            case_names: tuple[str, ...] | None = None, scope: str = "all") -> list[Row]:
+    """Every check, as rows, from the workers' raw results (computed with `scope`)."""
+    if scope == "modes":
+        return _mode_scope_rows(raws, dtypes, case_names)
     rows: list[Row] = []
     frameworks = list(raws)
     ok = {fw: raw for fw, raw in raws.items() if "fatal" not in raw}
@@ -290,6 +312,19 @@ def compare(raws: dict[str, dict[str, Any]], dtypes: tuple[str, ...],
                 rows += _fd_rows(case, params, static)
             if case.trajectories:
                 rows += _trajectory_rows(case, dtype, loaded, frameworks, ok)
+                rows += _mode_rows(case, dtype, ok)
+    return rows
+
+
+def _mode_scope_rows(raws: dict[str, dict[str, Any]], dtypes: tuple[str, ...],
+                     case_names: tuple[str, ...] | None) -> list[Row]:
+    rows = [_error_row("all", fw, "-", "-", raw["fatal"]) for fw, raw in raws.items()
+            if "fatal" in raw]
+    ok = {fw: raw for fw, raw in raws.items() if "fatal" not in raw}
+    for dtype in dtypes:
+        for case in cases():
+            if case.trajectories and (not case_names or case.name in case_names):
+                rows += _mode_rows(case, dtype, ok)
     return rows
 
 
@@ -357,20 +392,45 @@ def _trajectory_rows(case: Case, dtype: str, loaded: Params, frameworks: list[st
                          f"on {a}'s gradients")
             rows.append(_row("trajectory", f"{a} vs {b}", case.name, dtype, err, bound,
                              note + skip_note))
-    for fw in live:
-        base_mode = ok[fw]["default_mode"]
-        base = ok[fw]["results"].get((dtype, case.name, COMPILED_OPTIMIZER, "default"))
-        for mode in [m for m in ok[fw]["modes"] if m != base_mode]:
+    return rows
+
+
+def _mode_rows(case: Case, dtype: str, ok: dict[str, dict[str, Any]]) -> list[Row]:
+    """Each mode against the framework's default mode: outputs, gradients, and the
+    parameters and losses of a short Adam trajectory."""
+    rows: list[Row] = []
+    inert = canonical.inert_params(case.spec)
+    skip_note = f"; {', '.join(inert)} left out (inert, see canonical.inert_params)" if inert else ""
+    for fw, raw in ok.items():
+        base_mode = raw["default_mode"]
+        static = raw["results"].get((dtype, case.name, "static"))
+        base = raw["results"].get((dtype, case.name, COMPILED_OPTIMIZER, "default"))
+        for mode in [m for m in raw["modes"] if m != base_mode]:
+            label = f"{fw}: {mode} vs {base_mode}"
+            key = (dtype, case.name, "static", mode)
+            if key in raw["errors"] or static is None:
+                rows.append(_error_row("mode_forward", f"{fw}: {mode}", case.name, dtype,
+                                       raw["errors"].get(key, f"no {base_mode} result to compare with")))
+            else:
+                res = raw["results"][key]
+                rows.append(_row("mode_forward", label, case.name, dtype,
+                                 tolerances.relative_error(res["forward"], static["forward"]),
+                                 tolerances.get("forward", dtype).value))
+                rows.append(_row("mode_grads", label, case.name, dtype,
+                                 tolerances.relative_error(res["grads"],
+                                                           static["grads:cross_entropy"],
+                                                           exactly_zero=inert),
+                                 tolerances.get("grads", dtype).value, "cross_entropy"))
             key = (dtype, case.name, COMPILED_OPTIMIZER, mode)
-            if key in ok[fw]["errors"] or base is None:
+            if key in raw["errors"] or base is None:
                 rows.append(_error_row("compiled", f"{fw}: {mode}", case.name, dtype,
-                                       ok[fw]["errors"].get(key, f"no {base_mode} run to compare with")))
+                                       raw["errors"].get(key, f"no {base_mode} run to compare with")))
                 continue
-            run = ok[fw]["results"][key]
+            run = raw["results"][key]
             err = max(tolerances.relative_error(_without(run["final"], inert),
                                                 _without(base["states"][MODE_STEPS - 1], inert)),
                       tolerances.relative_error(run["losses"], base["losses"][:MODE_STEPS]))
-            rows.append(_row("compiled", f"{fw}: {mode} vs {base_mode}", case.name, dtype, err,
+            rows.append(_row("compiled", label, case.name, dtype, err,
                              tolerances.get("compiled", dtype).value,
                              f"{COMPILED_OPTIMIZER}, {MODE_STEPS} steps" + skip_note))
     return rows
@@ -399,7 +459,8 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
 
 
 def run_workers(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
-                case_names: tuple[str, ...] | None = None, jobs: int = 3) -> dict[str, dict]:
+                case_names: tuple[str, ...] | None = None, jobs: int = 3,
+                scope: str = "all") -> dict[str, dict]:
     """Every framework's raw results, from its own worker (up to `jobs` at once); a
     framework that is not installed gets a `fatal` entry naming the extra to install."""
     from bench import adapters
@@ -408,16 +469,20 @@ def run_workers(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
                     f"install it with: pip install 'fwbench[{adapters.REGISTRY[fw][3]}]'"}
                for fw in frameworks if not adapters.installed(fw)}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {fw: pool.submit(run_worker, fw, dtypes, case_names)
+        futures = {fw: pool.submit(run_worker, fw, dtypes, case_names, 1, scope)
                    for fw in frameworks if fw not in missing}
         return {fw: missing[fw] if fw in missing else futures[fw].result() for fw in frameworks}
 
 
 def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
-        case_names: tuple[str, ...] | None = None, jobs: int = 3) -> tuple[list[Row], dict]:
-    """Run the workers, then compare: the rows, and per framework what it reported."""
-    raws = run_workers(frameworks, dtypes, case_names, jobs)
-    rows = compare(raws, dtypes, case_names)
+        case_names: tuple[str, ...] | None = None, jobs: int = 3,
+        scope: str = "all") -> tuple[list[Row], dict]:
+    """Run the workers, then compare: the rows, and per framework what it reported.
+    `scope` "modes" computes and checks only eager vs compiled (MODE_CHECKS)."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope={scope!r} is not valid: allowed one of {', '.join(SCOPES)}")
+    raws = run_workers(frameworks, dtypes, case_names, jobs, scope)
+    rows = compare(raws, dtypes, case_names, scope)
     meta = {fw: {k: raw.get(k) for k in ("versions", "modes", "default_mode", "optimizer_forms",
                                          "alignments", "seconds", "fatal") if k in raw}
             for fw, raw in raws.items()}
@@ -425,9 +490,9 @@ def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
 
 
 def _worker_main(argv: list[str]) -> None:
-    framework, path, dtypes, names = argv
+    framework, path, dtypes, names, scope = argv
     case_names = tuple(n for n in names.split(",") if n) or None
-    raw = compute(framework, tuple(dtypes.split(",")), case_names)
+    raw = compute(framework, tuple(dtypes.split(",")), case_names, scope)
     tmp = path + ".part"
     with open(tmp, "wb") as f:
         pickle.dump(raw, f)

@@ -9,13 +9,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench import records
 
 RESULTS_DIR = Path(os.environ.get("FWBENCH_RESULTS", "results"))
 
 
 def _clean(obj: Any) -> Any:
-    """JSON has no NaN or infinity: they are written as null."""
+    """JSON has no NaN or infinity: they are written as null. NumPy arrays and scalars
+    become lists and numbers."""
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):

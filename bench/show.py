@@ -78,3 +78,59 @@ def describe_cells(frame: "pandas.DataFrame") -> str:  # noqa: F821
                                                        else "")
                        for m, r in per_model.iterrows())
     return "; ".join(parts) + f"; {shapes}"
+
+
+def graph_tables(tables: dict[str, list[dict[str, Any]]]) -> list[tuple[str, list[dict], list[str]]]:
+    """The static-vs-dynamic study's tables as (title, rows, columns) for printing."""
+    out = []
+    if "compile" in tables:
+        rows = [{"framework": r["framework"], "model": r["model"], "mode": r["mode"],
+                 "compile s": _num(r["compile_s"]), "1st step s": _num(r["first_step_s"]),
+                 "median ms": _num(r["median_ms"]),
+                 "vs eager": f"{r['speedup_vs_eager']:.2f}x" if r["speedup_vs_eager"] else "-",
+                 "break-even steps": _num(r["break_even_steps"]),
+                 "status": r["status"] if r["status"] == "ok"
+                 else f"{r['status']}: {first_line(r['error'], 60)}"} for r in tables["compile"]]
+        out.append(("Cost of compiling (harness cells; compile s: the framework's own "
+                    "trace/compile call where it has one)", rows,
+                    ["framework", "model", "mode", "compile s", "1st step s", "median ms",
+                     "vs eager", "break-even steps", "status"]))
+    if "retrace" in tables:
+        rows = []
+        for r in tables["retrace"]:
+            row = {"framework": r["framework"], "mode": r["mode"], "setting": r["setting"]}
+            if not r["ok"]:
+                label = "skipped: " if r.get("skipped") else "ERROR: "
+                rows.append({**row, "status": label + first_line(r["error"], 80)})
+                continue
+            passes = r["steps"] // max(r["distinct_lengths"], 1)
+            rows.append({**row, "lengths": f"{r['distinct_lengths']} x{passes}",
+                         "traces": _num(r["traces"]), "retraces": _num(r["retraces"]),
+                         "compiles": _num(r["compiles"]), "slow steps": _num(r["slow_steps"]),
+                         "total s": _num(r["total_s"]),
+                         "steady ms": _num(r["steady_ms"]),
+                         "padded to": ",".join(map(str, r["padded_lengths"]))
+                         if r["setting"] == "buckets" else "-",
+                         "status": "ok"})
+        out.append(("Retracing on new sequence lengths (traces: the framework's own counter; "
+                    "slow steps: > 20x the steady step)", rows,
+                    ["framework", "mode", "setting", "lengths", "traces", "retraces", "compiles",
+                     "slow steps", "total s", "steady ms", "padded to", "status"]))
+    if "control_flow" in tables:
+        rows = [{"framework": r["framework"], "mode": r["mode"], "variant": r["variant"],
+                 "verdict": r["verdict"], "ms": _num(r.get("median_ms")),
+                 "traces": _num(r.get("traces")), "detail": first_line(r["detail"], 90)}
+                for r in tables["control_flow"]]
+        out.append(("Data-dependent control flow (loss and gradients vs a float64 reference on "
+                    "inputs taking both branches and 0-4 loop trips; ms: one loss-and-gradient "
+                    "call)", rows,
+                    ["framework", "mode", "variant", "verdict", "ms", "traces", "detail"]))
+    if "modes" in tables:
+        rows = [{"check": r["check"], "framework": r["framework"], "model": r["model"],
+                 "dtype": r["dtype"], "max error": _num(r["error"], 2),
+                 "tolerance": _num(r["tolerance"], 2), "pass": "yes" if r["passed"] else "NO",
+                 "note": first_line(r["note"], 50)} for r in tables["modes"]]
+        out.append(("Eager == compiled (each mode against the framework's default mode)", rows,
+                    ["check", "framework", "model", "dtype", "max error", "tolerance", "pass",
+                     "note"]))
+    return out

@@ -105,17 +105,27 @@ class Adapter(adapters.Adapter):
             raise ValueError(f"canonical parameters do not map onto the Flax tree of {spec}:\n"
                              f"expected {expected}\ngot {got}")
 
-    def forward(self, model: Model, x: np.ndarray) -> np.ndarray:
-        apply = _jitted_apply(model.module)
+    def forward(self, model: Model, x: np.ndarray, mode: str | None = None) -> np.ndarray:
+        mode = self._mode_or_default(mode)
         xj = jax.device_put(np.asarray(x, dtype=model.dtype), model.device)
-        return np.asarray(apply({"params": model.params}, xj))
+        if mode == "eager":
+            with jax.disable_jit():  # op by op
+                return np.asarray(model.module.apply({"params": model.params}, xj))
+        return np.asarray(_jitted_apply(model.module)({"params": model.params}, xj))
 
     def loss_and_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
-                       loss: str = "cross_entropy") -> tuple[float, Params]:
+                       loss: str = "cross_entropy",
+                       mode: str | None = None) -> tuple[float, Params]:
         self._check_loss(loss)
-        fn = _jitted_value_and_grad(model.module, loss)
+        mode = self._mode_or_default(mode)
         xj = jax.device_put(np.asarray(x, dtype=model.dtype), model.device)
-        value, grads = fn(model.params, xj, to_target(loss, target, model.dtype, model.device))
+        target_j = to_target(loss, target, model.dtype, model.device)
+        if mode == "eager":
+            with jax.disable_jit():
+                value, grads = jax.value_and_grad(make_loss(model.module, loss))(
+                    model.params, xj, target_j)
+        else:
+            value, grads = _jitted_value_and_grad(model.module, loss)(model.params, xj, target_j)
         return float(value), from_tree(model.bindings, grads)
 
     def get_params(self, model: Model) -> Params:

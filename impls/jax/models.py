@@ -44,14 +44,18 @@ class LSTM(nn.Module):
     dtype: Any
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, lengths=None):
+        """`lengths` (batch,): valid steps of a batch padded at the end (for padding to
+        shape buckets); the head then reads each sequence's last valid step."""
+        last = None
         for layer in range(self.spec.num_layers):
             # The cell, created here, owns the parameters, so it carries the name.
             cell = nn.OptimizedLSTMCell(self.spec.hidden_size, dtype=self.dtype,
                                         param_dtype=self.dtype, name=f"lstm_{layer}")
-            x = nn.RNN(cell)(x)  # scan over time, zero initial carry
+            # Scan over time, zero initial carry; past seq_lengths the carry stays put.
+            (_, last), x = nn.RNN(cell, return_carry=True)(x, seq_lengths=lengths)
         return nn.Dense(self.spec.out_features, dtype=self.dtype, param_dtype=self.dtype,
-                        name="head")(x[:, -1, :])
+                        name="head")(x[:, -1, :] if lengths is None else last)
 
 
 class Block(nn.Module):
@@ -59,7 +63,7 @@ class Block(nn.Module):
     dtype: Any
 
     @nn.compact
-    def __call__(self, h):
+    def __call__(self, h, valid=None):
         s, dt = self.spec, self.dtype
         # Flax's own dot_product_attention, not jax.nn.dot_product_attention: the fused
         # one computes its softmax in float32 whatever the input (float64 parity fails at
@@ -75,6 +79,8 @@ class Block(nn.Module):
         ffn0 = nn.Dense(s.ff_dim, dtype=dt, param_dtype=dt, name="ffn_0")
         ffn1 = nn.Dense(s.d_model, dtype=dt, param_dtype=dt, name="ffn_1")
         mask = nn.make_causal_mask(jnp.ones(h.shape[:2], dtype=bool)) if s.causal else None
+        if valid is not None:  # padded keys get no attention weight
+            mask = nn.combine_masks(mask, valid[:, None, None, :])
 
         def ffn(y):
             return ffn1(ACTIVATIONS[s.activation](ffn0(y)))
@@ -91,14 +97,21 @@ class Attention(nn.Module):
     dtype: Any
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, lengths=None):
+        """`lengths` (batch,): valid steps of a batch padded at the end; padded steps are
+        masked out of attention and of the mean over time."""
         s, dt = self.spec, self.dtype
         position = jnp.asarray(positional_encoding(s.seq_len, s.d_model), dtype=dt)
         h = nn.Dense(s.d_model, dtype=dt, param_dtype=dt, name="embed")(x)
         h = h + position[: x.shape[1]]
+        valid = None if lengths is None else jnp.arange(x.shape[1])[None, :] < lengths[:, None]
         for b in range(s.num_blocks):
-            h = Block(s, dt, name=f"blocks_{b}")(h)
-        return nn.Dense(s.out_features, dtype=dt, param_dtype=dt, name="head")(h.mean(axis=1))
+            h = Block(s, dt, name=f"blocks_{b}")(h, valid)
+        if valid is None:
+            pooled = h.mean(axis=1)
+        else:
+            pooled = (h * valid[..., None]).sum(axis=1) / lengths[:, None].astype(dt)
+        return nn.Dense(s.out_features, dtype=dt, param_dtype=dt, name="head")(pooled)
 
 
 MODULES = {"mlp": MLP, "lstm": LSTM, "attention": Attention}

@@ -21,8 +21,9 @@ def loss_fn(name: str, output: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def make_loss(module: Any, loss: str):
-    def of_params(params: Any, x: jax.Array, target: jax.Array) -> jax.Array:
-        return loss_fn(loss, module.apply({"params": params}, x), target)
+    def of_params(params: Any, x: jax.Array, target: jax.Array, *lengths: jax.Array) -> jax.Array:
+        # `lengths`: optional valid lengths of a padded sequence batch (see models.py)
+        return loss_fn(loss, module.apply({"params": params}, x, *lengths), target)
     return of_params
 
 
@@ -33,7 +34,8 @@ def to_target(loss: str, target: np.ndarray, dtype: Any, device: Any) -> jax.Arr
 
 
 class Trainer(BaseTrainer):
-    def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str):
+    def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str,
+                 compile_options: dict[str, Any] | None = None):
         self.model, self.loss, self.mode = model, loss, mode
         tx = make_optimizer(optimizer)
         # Committed to the model's device like the params: else the first step's output
@@ -41,14 +43,14 @@ class Trainer(BaseTrainer):
         self.opt_state = jax.device_put(tx.init(model.params), model.device)
         grad_fn = jax.value_and_grad(make_loss(model.module, loss))
 
-        def step(params, opt_state, x, target):
-            value, grads = grad_fn(params, x, target)
+        def step(params, opt_state, x, target, *lengths):
+            value, grads = grad_fn(params, x, target, *lengths)
             updates, opt_state = tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, value
 
         if mode == "compiled":
             # Donating params and optimizer state lets XLA update them in place.
-            self._step = jax.jit(step, donate_argnums=(0, 1))
+            self._step = jax.jit(step, donate_argnums=(0, 1), **(compile_options or {}))
         else:
             self._step = step
 

@@ -18,7 +18,7 @@ from bench.canonical import Params  # noqa: E402
 from bench.spec import ModelSpec  # noqa: E402
 from impls.tf import runtime  # noqa: E402
 from impls.tf.models import Binding, bindings, build_model  # noqa: E402
-from impls.tf.train import Trainer, loss_fn, to_target  # noqa: E402
+from impls.tf.train import Trainer, compiled_as, loss_fn, to_target  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"the tf adapter needs KERAS_BACKEND=tensorflow, "
@@ -79,18 +79,26 @@ class Adapter(adapters.Adapter):
                 b.write(np.asarray(params[b.name], dtype=dtype))
         return Model(spec, model, binds, dtype, tf_device)
 
-    def forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+    def forward(self, model: Model, x: np.ndarray, mode: str | None = None) -> np.ndarray:
+        fn = compiled_as(self._mode_or_default(mode), lambda x: model.keras(x, training=False))
         with tf.device(model.device):
-            return model.keras(np.asarray(x, dtype=model.dtype), training=False).numpy()
+            return fn(tf.convert_to_tensor(np.asarray(x, dtype=model.dtype))).numpy()
 
     def loss_and_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
-                       loss: str = "cross_entropy") -> tuple[float, Params]:
+                       loss: str = "cross_entropy",
+                       mode: str | None = None) -> tuple[float, Params]:
         self._check_loss(loss)
         variables = [b.variable for b in model.bindings]
-        with tf.device(model.device), tf.GradientTape() as tape:
-            out = model.keras(np.asarray(x, dtype=model.dtype), training=True)
-            value = loss_fn(loss, out, to_target(loss, target, model.dtype))
-        grads = tape.gradient(value, variables)
+
+        def value_and_grads(x: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, list]:
+            with tf.GradientTape() as tape:
+                value = loss_fn(loss, model.keras(x, training=True), target)
+            return value, tape.gradient(value, variables)
+
+        fn = compiled_as(self._mode_or_default(mode), value_and_grads)
+        with tf.device(model.device):
+            value, grads = fn(tf.convert_to_tensor(np.asarray(x, dtype=model.dtype)),
+                              to_target(loss, target, model.dtype))
         return float(value.numpy()), {b.name: b.read(g) for b, g in zip(model.bindings, grads)}
 
     def get_params(self, model: Model) -> Params:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,19 @@ def to_target(loss: str, target: np.ndarray, dtype: str) -> tf.Tensor:
     return tf.convert_to_tensor(np.asarray(target, dtype=dtype))
 
 
+def compiled_as(mode: str, fn: Callable, **options: Any) -> Callable:
+    """`fn` as `mode` runs it: itself (eager), tf.function (compiled) or tf.function with
+    XLA (xla); `options` go to tf.function (reduce_retracing, input_signature, ...)."""
+    if mode == "compiled":
+        return tf.function(fn, **options)
+    if mode == "xla":
+        return tf.function(fn, jit_compile=True, **options)
+    return fn
+
+
 class Trainer(BaseTrainer):
-    def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str):
+    def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str,
+                 compile_options: dict[str, Any] | None = None):
         self.model, self.loss, self.mode = model, loss, mode
         self.optimizer = make_optimizer(optimizer, model.dtype)
         variables = model.keras.trainable_variables
@@ -39,12 +51,7 @@ class Trainer(BaseTrainer):
             self.optimizer.apply_gradients(zip(grads, variables))
             return value
 
-        if mode == "compiled":
-            self._step = tf.function(step)
-        elif mode == "xla":
-            self._step = tf.function(step, jit_compile=True)
-        else:
-            self._step = step
+        self._step = compiled_as(mode, step, **(compile_options or {}))
 
     def put(self, x: np.ndarray, target: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.device(self.model.device):

@@ -25,6 +25,7 @@ class Model:
     bindings: list[Binding]
     dtype: torch.dtype
     device: torch.device
+    compiled: nn.Module | None = None  # torch.compile(module), made on first use
 
 
 class Adapter(adapters.Adapter):
@@ -62,17 +63,28 @@ class Adapter(adapters.Adapter):
             b.write(np.asarray(params[b.name], dtype=dtype))
         return model
 
-    def forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+    def _module(self, model: Model, mode: str | None) -> nn.Module:
+        """The module itself (eager), or one torch.compile wrapper of it kept on the model."""
+        if self._mode_or_default(mode) == "eager":
+            return model.module
+        if model.compiled is None:
+            model.compiled = torch.compile(model.module)
+        return model.compiled
+
+    def forward(self, model: Model, x: np.ndarray, mode: str | None = None) -> np.ndarray:
+        module = self._module(model, mode)
         with torch.no_grad():
-            out = model.module(torch.as_tensor(np.asarray(x), dtype=model.dtype, device=model.device))
+            out = module(torch.as_tensor(np.asarray(x), dtype=model.dtype, device=model.device))
         return out.cpu().numpy()
 
     def loss_and_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
-                       loss: str = "cross_entropy") -> tuple[float, Params]:
+                       loss: str = "cross_entropy",
+                       mode: str | None = None) -> tuple[float, Params]:
         self._check_loss(loss)
+        module = self._module(model, mode)
         model.module.zero_grad(set_to_none=True)
         xt = torch.as_tensor(np.asarray(x), dtype=model.dtype, device=model.device)
-        value = loss_fn(loss, model.module(xt), to_target(loss, target, model.dtype, model.device))
+        value = loss_fn(loss, module(xt), to_target(loss, target, model.dtype, model.device))
         value.backward()
         grads = {b.name: b.read(b.tensor.grad) for b in model.bindings}
         model.module.zero_grad(set_to_none=True)

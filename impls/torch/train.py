@@ -26,7 +26,8 @@ def to_target(loss: str, target: np.ndarray, dtype: torch.dtype, device: torch.d
 
 
 class Trainer(BaseTrainer):
-    def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str):
+    def __init__(self, model: Any, optimizer: OptimizerSpec, loss: str, mode: str,
+                 compile_options: dict[str, Any] | None = None):
         self.model, self.loss, self.mode = model, loss, mode
         trainable = [p for p in model.module.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(trainable, optimizer)
@@ -34,7 +35,8 @@ class Trainer(BaseTrainer):
         # backward) and so does the optimizer step (PyTorch's "compiled optimizer" recipe:
         # one fused kernel for every parameter's update instead of a loop of small ops).
         # loss.backward() stays between them: compiling it too would break the graph there.
-        self.forward = torch.compile(model.module) if mode == "compiled" else model.module
+        self.forward = (torch.compile(model.module, **(compile_options or {}))
+                        if mode == "compiled" else model.module)
         # Not in float64: the compiled Adam computes its bias corrections from its float32
         # step counter (torch's default scalar dtype), ~1e-7 off the eager result after 5
         # steps, which float64 parity (1e-9) would rightly flag.

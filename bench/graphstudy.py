@@ -1,0 +1,285 @@
+"""`fwbench graphs`: runs the static-vs-dynamic study's parts (bench/graphs.py) and
+writes them as one versioned results file, results/graphs/<id>/graphs.json:
+
+    {"schema": "fwbench.graphs/1", "id", "created", "environment", "settings",
+     "seconds": {part: s}, "tables": {"compile": [...], "retrace": [...],
+     "control_flow": [...], "modes": [...]}}
+
+Every table is a list of flat records (one row each), so `load()` gives one pandas
+DataFrame per table, and the report renders them like any other result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import cells, environment, graphs, harness, parity, results
+from bench.measure import Budget
+from bench.spec import MODELS
+
+# The harness's budget for the compile part: compile time and first step are measured
+# once per process whatever the budget; the steady-state figure only has to be good
+# enough for a speed-up, so it samples for less time than `fwbench run` does.
+COMPILE_BUDGET = Budget(warmup_steps=1, warmup_s=0.2, warmup_max_s=1.0, min_samples=3,
+                        sample_s=0.3)
+MODE_CASES = ("mlp", "lstm", "attention")  # parity cases compared across modes
+# Modes of the control-flow part, known without importing a framework; the first ones
+# are the adapter's modes, then other ways to get a graph that students meet.
+CF_MODES: dict[str, tuple[str, ...]] = {
+    "tf": ("eager", "compiled", "xla", "compiled (autograph=False)"),
+    "torch": ("eager", "compiled", "compiled (fullgraph=True)", "jit.trace"),
+    "jax": ("eager", "compiled"),
+}
+Progress = Callable[[str], None]
+
+
+def graphs_dir() -> Path:
+    return results.RESULTS_DIR / "graphs"
+
+
+def run(frameworks: Sequence[str], parts: Sequence[str] = graphs.PARTS, preset: str = "small",
+        threads: int = 1, retrace_model: str = graphs.RETRACE_MODEL,
+        compile_run: Path | None = None, parity_dtypes: Sequence[str] = ("float32",),
+        timeout_s: float = 300.0, name: str | None = None,
+        progress: Progress = lambda _: None) -> Path:
+    """Run `parts` of the study; returns the path of the graphs.json written."""
+    study_id = name or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    folder = graphs_dir() / study_id
+    if (folder / "graphs.json").exists():
+        raise cells.MatrixError(f"graphs study {study_id!r} exists already ({folder}); pick a name")
+    folder.mkdir(parents=True, exist_ok=True)
+    order = graphs.retrace_order()
+    doc: dict[str, Any] = {
+        "schema": graphs.SCHEMA, "id": study_id,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment.describe(),
+        "settings": {"frameworks": list(frameworks), "parts": list(parts), "preset": preset,
+                     "threads": threads, "retrace_model": retrace_model,
+                     "retrace_lengths": list(graphs.RETRACE_LENGTHS), "retrace_order": order,
+                     "parity_dtypes": list(parity_dtypes), "timeout_s": timeout_s},
+        "seconds": {}, "tables": {}}
+    steps = {"compile": lambda: _compile(frameworks, preset, threads, compile_run, study_id,
+                                         timeout_s, doc, progress),
+             "retrace": lambda: _retrace(frameworks, preset, threads, retrace_model, order,
+                                         folder, timeout_s, progress),
+             "control_flow": lambda: _control_flow(frameworks, threads, folder, timeout_s,
+                                                   progress),
+             "modes": lambda: _modes(frameworks, parity_dtypes, progress)}
+    for part in parts:
+        started = time.perf_counter()
+        progress(f"{part}: started")
+        doc["tables"][part] = steps[part]()
+        doc["seconds"][part] = time.perf_counter() - started
+        results.write_json(folder / "graphs.json", doc)  # what is done so far survives
+    return folder / "graphs.json"
+
+
+def load(path: Path) -> dict[str, "pandas.DataFrame"]:  # noqa: F821 - pandas is lazy
+    """The tables of a graphs.json (or of the folder holding one) as DataFrames."""
+    import pandas as pd
+
+    path = Path(path)
+    doc = results.read_json(path / "graphs.json" if path.is_dir() else path)
+    if doc.get("schema") != graphs.SCHEMA:
+        raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {graphs.SCHEMA!r}")
+    return {part: pd.DataFrame(rows) for part, rows in doc["tables"].items()}
+
+
+def latest() -> Path:
+    found = sorted(graphs_dir().glob("*/graphs.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise cells.MatrixError(f"no graphs studies under {graphs_dir()}: run `fwbench graphs`")
+    return found[-1]
+
+
+# --- 1. compile cost, from harness cells ------------------------------------------------
+def compile_matrix(frameworks: Sequence[str], preset: str, threads: int) -> list[cells.Cell]:
+    """The harness cells the compile table needs: every model and mode, CPU, float32."""
+    return cells.expand(list(frameworks), list(MODELS), None, preset, "cpu", "float32", threads)
+
+
+def finished_run_with(matrix: Sequence[cells.Cell]) -> Path | None:
+    """The newest finished run (every process has a record) holding every cell of
+    `matrix`, or None."""
+    needed = {c.id for c in matrix}
+    found = sorted(harness.runs_dir().glob("*/run.json"), key=lambda p: p.stat().st_mtime,
+                   reverse=True)
+    for path in found:
+        try:
+            run = harness.load_run(path.parent)
+        except (cells.MatrixError, ValueError):
+            continue
+        if needed <= set(run.get("cell_ids", [])) and not harness.pending(path.parent, run):
+            return path.parent
+    return None
+
+
+def _compile(frameworks: Sequence[str], preset: str, threads: int, compile_run: Path | None,
+             study_id: str, timeout_s: float, doc: dict[str, Any],
+             progress: Progress) -> list[dict[str, Any]]:
+    matrix = compile_matrix(frameworks, preset, threads)
+    if compile_run is None:
+        compile_run = harness.new_run(matrix, COMPILE_BUDGET, timeout_s, False,
+                                      f"graphs-{study_id}", repeats=1)
+        harness.execute(compile_run, on_cell=lambda i, n, cell, _r, record: record and progress(
+            f"compile: {i}/{n} {cell.id}: {record['status']}"))
+    else:
+        progress(f"compile: from the harness cells of run {compile_run}")
+    doc["settings"]["compile_run"] = str(compile_run)
+    frame = results.load(compile_run)
+    missing = {c.id for c in matrix} - set(frame["cell_id"])
+    if missing:
+        raise cells.MatrixError(f"run {compile_run} has no record of {len(missing)} cells the "
+                                f"compile table needs, e.g. {sorted(missing)[0]}")
+    return compile_rows(frame[frame["cell_id"].isin({c.id for c in matrix})])
+
+
+def compile_rows(frame: "pandas.DataFrame") -> list[dict[str, Any]]:  # noqa: F821
+    """Per framework x model x mode: compile, first step, steady step, speed-up over eager."""
+    rows = []
+    ok = frame[frame["status"] == "ok"]
+    eager = {(r["framework"], r["model"]): r["median_ms"]
+             for _, r in ok[ok["mode"] == "eager"].iterrows()}
+    for _, r in frame.iterrows():
+        measured = r["status"] == "ok"
+        base = eager.get((r["framework"], r["model"]))
+        rows.append({
+            "framework": r["framework"], "model": r["model"], "mode": r["mode"],
+            "status": r["status"], "error": None if measured else r["error"],
+            "compile_api": r.get("compile_api") if measured else None,
+            "compile_s": r.get("compile_s") if measured else None,
+            "first_step_s": r.get("first_step_s") if measured else None,
+            "median_ms": r["median_ms"] if measured else None,
+            "iqr_ms": r["iqr_ms"] if measured else None,
+            "speedup_vs_eager": base / r["median_ms"] if measured and base else None,
+            # steps of steady-state time that the compile and first step cost
+            "break_even_steps": _break_even(r, base) if measured else None,
+            "run_id": r["run_id"], "cell_id": r["cell_id"]})
+    return rows
+
+
+def _break_even(r: Any, eager_ms: float | None) -> float | None:
+    """Steps after which compiling has paid for itself: (compile + first step - eager
+    step) / (eager step - compiled step); None for eager or when compiling is slower."""
+    if r["mode"] == "eager" or not eager_ms or r["median_ms"] >= eager_ms:
+        return None
+    upfront_ms = 1e3 * ((r.get("compile_s") or 0.0) + r["first_step_s"]) - eager_ms
+    return max(upfront_ms, 0.0) / (eager_ms - r["median_ms"])
+
+
+# --- 2. retracing -----------------------------------------------------------------------
+def _retrace(frameworks: Sequence[str], preset: str, threads: int, model: str,
+             order: list[int], folder: Path, timeout_s: float,
+             progress: Progress) -> list[dict[str, Any]]:
+    rows = []
+    for fw in frameworks:
+        for mode, setting, wrapped in graphs.RETRACE_SETTINGS[fw]:
+            job = {"threads": threads, "preset": preset, "model": model, "mode": mode,
+                   "setting": setting, "order": order}
+            out = graphs.run_job(fw, "retrace", job, folder / "jobs",
+                                 f"retrace-{fw}-{mode}-{setting}", timeout_s)
+            row = retrace_row(fw, mode, setting, wrapped, model, out)
+            progress(f"retrace: {fw} {mode} {setting}: "
+                     + (f"{row['traces']} traces, {row['total_s']:.1f} s" if row["ok"]
+                        else "ERROR " + str(row["error"]).splitlines()[0]))
+            rows.append(row)
+    return rows
+
+
+def retrace_row(fw: str, mode: str, setting: str, wrapped: str, model: str,
+                out: dict[str, Any]) -> dict[str, Any]:
+    """One retracing table row from a worker's output."""
+    row: dict[str, Any] = {"framework": fw, "mode": mode, "setting": setting,
+                           "remedy": setting != "default", "wrapped": wrapped, "model": model,
+                           "ok": bool(out.get("ok")), "skipped": bool(out.get("skipped")),
+                           "error": out.get("error")}
+    if not out.get("ok"):
+        return row
+    res = out["result"]
+    steps = res["steps"]
+    traced = [s for i, s in enumerate(steps)
+              if s["traces"] > (steps[i - 1]["traces"] if i else 0)]
+    untraced = [s["seconds"] for s in steps if s not in traced]
+    steady_ms = 1e3 * statistics.median(untraced) if untraced else None
+    row.update({
+        "distinct_lengths": len({s["length"] for s in steps}), "steps": len(steps),
+        "traces": res["traces"], "retraces": res["traces"] - steps[0]["traces"],
+        "compiles": res.get("compiles"), "compile_s": res.get("compile_s"),
+        "total_s": sum(s["seconds"] for s in steps),
+        "tracing_steps": len(traced), "tracing_steps_s": sum(s["seconds"] for s in traced),
+        "steady_ms": steady_ms,
+        # steps slower than 20x the steady median: compiles the counter may not see
+        # (XLA compiles every new shape inside one tf.function trace)
+        "slow_steps": (sum(s["seconds"] * 1e3 > 20 * steady_ms for s in steps)
+                       if steady_ms else None),
+        "padded_lengths": sorted({s["padded_to"] for s in steps}),
+        "padding_error": res.get("padding_error"), "counter": res["counter"],
+        "graph_breaks": res.get("graph_breaks"), "cache": res.get("cache"),
+        "step_seconds": [s["seconds"] for s in steps], "lengths": [s["length"] for s in steps]})
+    return row
+
+
+# --- 3. control flow --------------------------------------------------------------------
+def _control_flow(frameworks: Sequence[str], threads: int, folder: Path, timeout_s: float,
+                  progress: Progress) -> list[dict[str, Any]]:
+    problem = graphs.control_flow_problem()
+    rows = []
+    for fw in frameworks:
+        # One process per framework: the verdicts are the finding here, and each variant
+        # gets fresh compiled objects (and a Dynamo reset), so the modes do not share graphs.
+        out = graphs.run_job(fw, "control_flow", {"threads": threads, "modes": CF_MODES[fw]},
+                             folder / "jobs", f"control-flow-{fw}", timeout_s)
+        if not out.get("ok"):
+            rows.append({"framework": fw, "mode": "-", "variant": "-",
+                         "verdict": "skipped" if out.get("skipped") else "error",
+                         "max_error": None, "detail": out.get("error"), "ok": False})
+            progress(f"control flow: {fw}: ERROR {str(out.get('error')).splitlines()[0]}")
+            continue
+        for res in out["result"]:
+            what, err, detail = graphs.verdict(problem, res)
+            rows.append({"framework": fw, "mode": res["mode"], "variant": res["variant"],
+                         "verdict": what, "max_error": err, "detail": detail,
+                         "median_ms": res.get("median_ms"), "traces": res.get("traces"),
+                         "graph_breaks": res.get("graph_breaks"),
+                         "warnings": res.get("warnings") or [], "ok": True})
+        progress(f"control flow: {fw}: " + ", ".join(
+            f"{r['mode']}/{r['variant']}: {r['verdict']}" for r in rows if r["framework"] == fw))
+    return rows
+
+
+# --- 4. eager == compiled ---------------------------------------------------------------
+def _modes(frameworks: Sequence[str], dtypes: Sequence[str],
+           progress: Progress) -> list[dict[str, Any]]:
+    rows, _ = parity.run(tuple(frameworks), tuple(dtypes), MODE_CASES, jobs=len(frameworks),
+                         scope="modes")
+    progress(f"modes: {sum(r.passed for r in rows)} of {len(rows)} checks passed")
+    return [dataclasses.asdict(r) for r in rows]
+
+
+def failures(doc_tables: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """What went wrong in the study itself (not the findings): crashed workers, failed
+    cells, failed eager-vs-compiled checks; skipped frameworks are not failures."""
+    out = []
+    for r in doc_tables.get("compile", []):
+        if r["status"] not in ("ok", "skipped"):
+            out.append(f"compile cell {r['cell_id']}: {r['status']}")
+    for r in doc_tables.get("retrace", []):
+        if not r["ok"] and not r.get("skipped"):
+            out.append(f"retrace {r['framework']} {r['mode']} {r['setting']}: "
+                       f"{str(r['error']).splitlines()[0]}")
+    for r in doc_tables.get("control_flow", []):
+        if not r["ok"] and r["verdict"] != "skipped":
+            out.append(f"control flow {r['framework']} {r['mode']}: "
+                       f"{str(r['detail']).splitlines()[0]}")
+    for r in doc_tables.get("modes", []):
+        if not r["passed"] and "not installed" not in r["note"]:
+            out.append(f"modes {r['check']} {r['framework']} {r['model']} {r['dtype']}: "
+                       f"{r['note'] or 'error above tolerance'}")
+    return out
+
