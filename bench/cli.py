@@ -253,7 +253,7 @@ def cmd_graphs(args: argparse.Namespace) -> int:
         print(title)
         print(format_table(rows, columns))
         print()
-    problems = graphstudy.failures(doc["tables"])
+    problems = graphstudy.failures(doc)
     for line in problems:
         print(f"FAILED: {line}")
     print(f"graphs study in {time.perf_counter() - started:.0f} s "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,7 +75,13 @@ def run(frameworks: Sequence[str], parts: Sequence[str] = graphs.PARTS, preset: 
     for part in parts:
         started = time.perf_counter()
         progress(f"{part}: started")
-        doc["tables"][part] = steps[part]()
+        try:
+            doc["tables"][part] = steps[part]()
+        except Exception as exc:  # noqa: BLE001 - one part's failure loses no other part
+            doc["tables"][part] = []
+            doc.setdefault("errors", {})[part] = (f"{type(exc).__name__}: {exc}\n"
+                                                  + traceback.format_exc(limit=-4))
+            progress(f"{part}: FAILED: {type(exc).__name__}: {exc}")
         doc["seconds"][part] = time.perf_counter() - started
         results.write_json(folder / "graphs.json", doc)  # what is done so far survives
     return folder / "graphs.json"
@@ -89,13 +96,6 @@ def load(path: Path) -> dict[str, "pandas.DataFrame"]:  # noqa: F821 - pandas is
     if doc.get("schema") != graphs.SCHEMA:
         raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {graphs.SCHEMA!r}")
     return {part: pd.DataFrame(rows) for part, rows in doc["tables"].items()}
-
-
-def latest() -> Path:
-    found = sorted(graphs_dir().glob("*/graphs.json"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise cells.MatrixError(f"no graphs studies under {graphs_dir()}: run `fwbench graphs`")
-    return found[-1]
 
 
 # --- 1. compile cost, from harness cells ------------------------------------------------
@@ -262,10 +262,12 @@ def _modes(frameworks: Sequence[str], dtypes: Sequence[str],
     return [dataclasses.asdict(r) for r in rows]
 
 
-def failures(doc_tables: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """What went wrong in the study itself (not the findings): crashed workers, failed
-    cells, failed eager-vs-compiled checks; skipped frameworks are not failures."""
-    out = []
+def failures(doc: dict[str, Any]) -> list[str]:
+    """What went wrong in the study itself (not the findings): a part that raised,
+    crashed workers, failed cells, failed eager-vs-compiled checks; skipped frameworks
+    are not failures."""
+    out = [f"part {part}: {text.splitlines()[0]}" for part, text in doc.get("errors", {}).items()]
+    doc_tables = doc.get("tables", {})
     for r in doc_tables.get("compile", []):
         if r["status"] not in ("ok", "skipped"):
             out.append(f"compile cell {r['cell_id']}: {r['status']}")

@@ -146,7 +146,7 @@ def test_compile_rows_speedup_and_break_even():
     # 550 ms up front, less the 100 ms eager step it replaces, repaid at 98 ms a step
     assert rows[1]["break_even_steps"] == pytest.approx(450 / 98)
     assert rows[0]["break_even_steps"] is None and rows[2]["median_ms"] is None
-    assert graphstudy.failures({"compile": rows}) == ["compile cell c: crash"]
+    assert graphstudy.failures({"tables": {"compile": rows}}) == ["compile cell c: crash"]
 
 
 def test_failures_ignore_findings_and_skips():
@@ -155,7 +155,10 @@ def test_failures_ignore_findings_and_skips():
                            "framework": "jax", "mode": "compiled", "setting": "default"}],
               "modes": [{"passed": False, "note": "error: boom", "check": "mode_forward",
                          "framework": "tf: xla", "model": "mlp", "dtype": "float32"}]}
-    assert graphstudy.failures(tables) == ["modes mode_forward tf: xla mlp float32: error: boom"]
+    assert graphstudy.failures({"tables": tables}) == [
+        "modes mode_forward tf: xla mlp float32: error: boom"]
+    assert graphstudy.failures({"tables": {}, "errors": {"retrace": "OSError: disk\ntb"}}) == [
+        "part retrace: OSError: disk"]
 
 
 def test_bad_flags_exit_2_before_anything_runs(results_dir, capsys):
@@ -300,7 +303,6 @@ def test_graphs_cli_end_to_end(results_dir, capsys):
 
 def test_compile_costs_come_from_a_finished_run_that_has_every_cell(results_dir, capsys):
     from bench import harness
-    from bench.cells import MatrixError
 
     matrix = graphstudy.compile_matrix(["jax"], "tiny", 1)
     assert graphstudy.finished_run_with(matrix) is None
@@ -316,8 +318,12 @@ def test_compile_costs_come_from_a_finished_run_that_has_every_cell(results_dir,
         results.write_json(harness.cell_path(full, cell),
                            {**measure_skeleton(cell, "full"), "wall_s": 0.0})
     assert graphstudy.finished_run_with(matrix) == full
-    with pytest.raises(MatrixError):
-        graphstudy.run(["jax"], ["compile"], "tiny", 1, compile_run=run_dir, name="x")
+    # A part that raises is recorded, and the parts after it still run.
+    path = graphstudy.run(["jax"], ["compile", "modes"], "tiny", 1, compile_run=run_dir,
+                          name="x", parity_dtypes=())
+    doc = json.loads(path.read_text())
+    assert "MatrixError" in doc["errors"]["compile"] and doc["tables"]["compile"] == []
+    assert "modes" in doc["seconds"] and graphstudy.failures(doc)[0].startswith("part compile")
 
 
 def measure_skeleton(cell, run_id):
