@@ -33,6 +33,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,19 @@ def verdict(problem: ControlFlowProblem, result: dict[str, Any]) -> tuple[str, f
     if breaks:
         return f"graph breaks ({breaks})", worst, "; ".join(result.get("break_reasons", []))
     return "runs", worst, ""
+
+
+def time_calls(call: Callable[[Any], Any], inputs: Sequence[Any]) -> float:
+    """Median ms of one `call` (which must wait for the device), cycling over `inputs`
+    after one untimed call on each."""
+    for x in inputs:
+        call(x)
+    samples = []
+    for i in range(CF_TIMED_CALLS):
+        started = time.perf_counter()
+        call(inputs[i % len(inputs)])
+        samples.append(time.perf_counter() - started)
+    return float(np.median(samples) * 1e3)
 
 
 # --- the worker side ------------------------------------------------------------------

@@ -25,3 +25,12 @@ def framework_params() -> list:
 
 
 FRAMEWORKS = framework_params()
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    """results/ redirected to a temporary folder for the test."""
+    from bench import results
+
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    return tmp_path

@@ -21,12 +21,6 @@ INSTALLED = [fw for fw in ("jax", "tf", "torch") if adapters.installed(fw)]
 needs_any = pytest.mark.skipif(not INSTALLED, reason="no framework installed")
 
 
-@pytest.fixture
-def results_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
-    return tmp_path
-
-
 # --- framework-free -----------------------------------------------------------------------
 def test_bucket_is_the_next_power_of_two():
     assert [graphs.bucket(n) for n in (1, 8, 9, 16, 17, 32, 33)] == [8, 8, 16, 16, 32, 32, 64]

@@ -19,12 +19,6 @@ INSTALLED = [fw for fw in ("torch", "jax", "tf") if adapters.installed(fw)]
 needs_any = pytest.mark.skipif(not INSTALLED, reason="no framework installed")
 
 
-@pytest.fixture
-def results_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
-    return tmp_path
-
-
 @pytest.mark.parametrize("fw", FRAMEWORKS)
 def test_every_mode_of_a_framework_measures(fw, results_dir):
     # torch.compile takes ~20 s per cell on 2 cores: its compiled mode is covered with the

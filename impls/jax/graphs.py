@@ -150,7 +150,7 @@ def _control_flow(mode: str) -> list[dict[str, Any]]:
                 outputs.append({"loss": float(value), "grad_w1": np.asarray(g1),
                                 "grad_w2": np.asarray(g2)})
             row["outputs"] = outputs
-            row["median_ms"] = _time_calls(call, inputs)
+            row["median_ms"] = graphs.time_calls(call, inputs)
         except Exception as exc:  # noqa: BLE001 - the framework's error is the finding
             row["error"] = f"{type(exc).__name__}: {exc}"
         if mode == "compiled":
@@ -158,14 +158,3 @@ def _control_flow(mode: str) -> list[dict[str, Any]]:
         rows.append(row)
     return rows
 
-
-def _time_calls(call: Callable[[Any], Any], inputs: list[Any]) -> float:
-    """Median ms of one loss-and-gradient call (waited for), cycling over `inputs`."""
-    for x in inputs:
-        call(x)  # warm-up: every input once
-    samples = []
-    for i in range(graphs.CF_TIMED_CALLS):
-        started = time.perf_counter()
-        call(inputs[i % len(inputs)])
-        samples.append(time.perf_counter() - started)
-    return float(np.median(samples) * 1e3)

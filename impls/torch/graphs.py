@@ -9,7 +9,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 import torch._dynamo
 from torch._dynamo.utils import counters
@@ -137,7 +136,7 @@ def _control_flow(mode: str) -> list[dict[str, Any]]:
                     outputs.append({"loss": float(value.item()), "grad_w1": g1.numpy(),
                                     "grad_w2": g2.numpy()})
                 row["outputs"] = outputs
-                row["median_ms"] = _time_calls(lambda x: loss_and_grads(x)[0].item(), inputs)
+                row["median_ms"] = graphs.time_calls(lambda x: loss_and_grads(x)[0].item(), inputs)
             except Exception as exc:  # noqa: BLE001 - the framework's error is the finding
                 row["error"] = f"{type(exc).__name__}: {exc}"
         row["warnings"] = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}"
@@ -148,14 +147,3 @@ def _control_flow(mode: str) -> list[dict[str, Any]]:
         rows.append(row)
     return rows
 
-
-def _time_calls(call: Callable[[Any], Any], inputs: list[Any]) -> float:
-    """Median ms of one loss-and-gradient call (waited for), cycling over `inputs`."""
-    for x in inputs:
-        call(x)  # warm-up: every input once
-    samples = []
-    for i in range(graphs.CF_TIMED_CALLS):
-        started = time.perf_counter()
-        call(inputs[i % len(inputs)])
-        samples.append(time.perf_counter() - started)
-    return float(np.median(samples) * 1e3)
