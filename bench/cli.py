@@ -261,6 +261,30 @@ def cmd_graphs(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _latest(pattern: str) -> Path | None:
+    found = sorted(results.RESULTS_DIR.glob(pattern), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench import report
+
+    run_dirs = [_run_dir(r) for r in (args.runs or ["latest"])]
+    graphs_path = (_latest("graphs/*/graphs.json") if args.graphs == "latest"
+                   else None if args.graphs == "none" else Path(args.graphs))
+    parity_path = (_latest("parity-*.json") if args.parity == "latest"
+                   else None if args.parity == "none" else Path(args.parity))
+    for flag, path in (("--graphs", graphs_path), ("--parity", parity_path)):
+        if path is not None and not path.exists():
+            raise UsageError(f"{flag} {path}: no such file or folder")
+    out = report.build(run_dirs, graphs_path, parity_path, args.out)
+    print(f"report of {', '.join(d.name for d in run_dirs)}"
+          + (f", graph study {graphs_path.parent.name}" if graphs_path else "")
+          + (f", parity {parity_path.name}" if parity_path else "")
+          + f": {out / 'report.html'} and {out / 'report.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fwbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -330,6 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=300.0, help="per process (s)")
     p.add_argument("--name", default=None, help="study id (default: the UTC time)")
     p.set_defaults(func=cmd_graphs)
+
+    p = sub.add_parser("report", help="write results/report/: Markdown, HTML, figures, CSV")
+    p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
+    p.add_argument("--graphs", default="latest",
+                   help="graph study (graphs.json or its folder), 'latest' (default) or 'none'")
+    p.add_argument("--parity", default="latest",
+                   help="parity results JSON, 'latest' (default) or 'none'")
+    p.add_argument("--out", type=Path, default=None, help="folder (default: results/report)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("show", help="print the speed table of one or more runs")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")

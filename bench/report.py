@@ -1,0 +1,403 @@
+"""`fwbench report`: results in, a report out.
+
+    results/report/report.md      Markdown, figures linked from figures/
+    results/report/report.html    one self-contained file: figures embedded, opens offline
+    results/report/figures/       every figure as PNG and SVG
+    results/report/tables/        every table as CSV
+
+Everything comes from the common DataFrames (results.load for speed runs,
+graphstudy.load for the graph study, the parity JSON's records), so the report shows
+what is stored. Only cells that were measured are plotted; failed cells are listed with
+their error instead of being hidden. matplotlib and seaborn are imported when a report is
+built, never by `import bench`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import graphs, results, show
+
+BOOTSTRAP_RESAMPLES = 1000  # for the speed-up intervals
+BOOTSTRAP_SEED = 0
+
+
+@dataclass
+class Report:
+    """Blocks in order: ("h2"|"h3"|"p", text), ("table", name, DataFrame),
+    ("figure", name, caption). Rendered to Markdown and to HTML."""
+
+    title: str
+    blocks: list[tuple] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append((f"h{level}", text))
+
+    def text(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, name: str, frame: Any) -> None:
+        self.blocks.append(("table", name, frame))
+
+    def figure(self, name: str, caption: str) -> None:
+        self.blocks.append(("figure", name, caption))
+
+
+# --- statistics used by the figures and the summary -------------------------------------
+def ratio_interval(base: Sequence[float], other: Sequence[float], spread: float = 0.0,
+                   resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float, float]:
+    """median(base) / median(other), with a 95% bootstrap interval from the raw samples,
+    widened by the factor (1 + spread).
+
+    The bootstrap only knows the noise between steps of the same processes. Two
+    processes of the same cell differ by more (see the README: a median 13% on a small
+    VM), so `spread`, the larger relative spread between the two cells' repeat medians,
+    widens the interval on both sides: a difference smaller than the noise between
+    processes is not claimed."""
+    a, b = np.asarray(base, float), np.asarray(other, float)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    ratios = [np.median(rng.choice(a, a.size)) / np.median(rng.choice(b, b.size))
+              for _ in range(resamples)]
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    widen = 1.0 + (spread if spread == spread else 0.0)  # NaN (one repeat): no widening
+    return float(np.median(a) / np.median(b)), float(low / widen), float(high * widen)
+
+
+def _spread(*rows: Any) -> float:
+    values = [getattr(r, "repeat_spread", float("nan")) for r in rows]
+    values = [v for v in values if v == v and v is not None]
+    return max(values) if values else 0.0
+
+
+def fastest(frame: Any) -> list[dict[str, Any]]:
+    """Per model: each framework's fastest measured mode, best first, and whether the
+    best is clearly ahead of the runner-up (95% bootstrap interval of their ratio of
+    medians above 1) or not."""
+    out = []
+    ok = frame[frame["status"] == "ok"]
+    for model, part in ok.groupby("model", sort=False):
+        best = part.loc[part.groupby("framework")["median_ms"].idxmin()].sort_values("median_ms")
+        if best.empty:
+            continue
+        rows = list(best.itertuples())
+        entry: dict[str, Any] = {"model": model, "order": [(r.framework, r.mode, r.median_ms)
+                                                           for r in rows]}
+        if len(rows) > 1:
+            ratio, low, high = ratio_interval(rows[1].samples_ms, rows[0].samples_ms,
+                                              _spread(rows[0], rows[1]))
+            entry.update(ratio=ratio, low=low, high=high, clear=low > 1.0)
+        out.append(entry)
+    return out
+
+
+def summary_lines(frame: Any) -> list[str]:
+    """Who is fastest where and by how much, saying so only where the data supports it."""
+    lines = []
+    for f in fastest(frame):
+        (fw1, mode1, ms1), *rest = f["order"]
+        if not rest:
+            lines.append(f"{f['model']}: only {fw1} was measured ({ms1:.3g} ms/step, {mode1}).")
+            continue
+        fw2, mode2, ms2 = rest[0]
+        span = f"{f['ratio']:.2f}x (interval {f['low']:.2f}-{f['high']:.2f})"
+        if f["clear"]:
+            lines.append(f"{f['model']}: {fw1} ({mode1}, {ms1:.3g} ms/step) is fastest, {span} "
+                         f"ahead of {fw2} ({mode2}, {ms2:.3g} ms/step).")
+        else:
+            lines.append(f"{f['model']}: no clear difference between {fw1} ({mode1}, "
+                         f"{ms1:.3g} ms/step) and {fw2} ({mode2}, {ms2:.3g} ms/step): "
+                         f"{span}, an interval that includes 1.")
+    return lines
+
+
+# --- building ---------------------------------------------------------------------------
+def build(run_dirs: Sequence[Path], graphs_path: Path | None = None,
+          parity_path: Path | None = None, out_dir: Path | None = None) -> Path:
+    """Write the report of `run_dirs` (plus a graph study and a parity run, if given)
+    under `out_dir` (default results/report); returns the folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    out = Path(out_dir or results.RESULTS_DIR / "report")
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    frame = results.load(list(run_dirs))
+    runs = [results.read_json(Path(d) / "run.json") for d in run_dirs]
+    report = Report("fwbench report")
+    _environment(report, runs, frame)
+    _methodology(report, runs, frame)
+    report.heading("Summary")
+    for line in summary_lines(frame) or ["No cell was measured."]:
+        report.text(line)
+    _failures(report, frame)
+    _speed(report, frame, out)
+    if graphs_path is not None:
+        _graphs(report, graphs_path)
+    if parity_path is not None:
+        _parity(report, parity_path, out)
+    for block in report.blocks:
+        if block[0] == "table":
+            block[2].to_csv(out / "tables" / f"{block[1]}.csv", index=False)
+    (out / "report.md").write_text(to_markdown(report))
+    (out / "report.html").write_text(to_html(report, out))
+    return out
+
+
+def _environment(report: Report, runs: list[dict], frame: Any) -> None:
+    import pandas as pd
+
+    report.heading("Runs and their environment")
+    rows = []
+    for run in runs:
+        env = run.get("environment", {})
+        part = frame[frame["run_id"] == run["run_id"]]
+        rows.append({"run": run["run_id"], "created": run.get("created"),
+                     "cpu": env.get("cpu"), "cores": env.get("cpu_count"),
+                     "gpus": ", ".join(g.get("name", "?") for g in env.get("gpus") or []) or "none",
+                     "python": env.get("python"),
+                     "versions": "; ".join(sorted(set(part["versions"].dropna()))),
+                     "git commit": (env.get("git_commit") or "")[:10],
+                     "command": env.get("command")})
+    report.table("runs", pd.DataFrame(rows))
+
+
+def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
+    report.heading("Methodology")
+    for run in runs:
+        b, env = run.get("budget", {}), run.get("environment", {})
+        threads = sorted({int(t) for t in frame["threads"].dropna()})
+        report.text(
+            f"Run {run['run_id']}: {len(run.get('cells', []))} cells x {run.get('repeats', 1)} "
+            f"repeats, each repeat a fresh process, run one at a time, round-robin over the "
+            f"matrix. Every framework got the same {', '.join(map(str, threads))} compute "
+            f"thread(s) and CPU affinity. Each process imports the framework, builds the model "
+            f"from the same canonical weights, compiles where the framework has a separate call "
+            f"for it, runs a first step, then warms up for at least {b.get('warmup_steps')} "
+            f"steps and {b.get('warmup_s')} s (2 steps suffice past {b.get('warmup_max_s')} s), "
+            f"then times single steps for at least {b.get('min_samples')} samples and "
+            f"{b.get('sample_s')} s. Every timed step waits for the device before the clock "
+            f"stops (the loss is read back). The repeats' samples are pooled. Ratios carry an "
+            f"interval: the 95% bootstrap interval over the raw samples, widened by the "
+            f"larger spread between the two cells' repeat medians; a difference is claimed "
+            f"only when that interval excludes 1. TF32: "
+            f"{'allowed' if run.get('tf32') else 'off'}. Thread and precision variables: "
+            f"{_env_flags(env)}.")
+    report.text("What is aligned across frameworks: the model specs, the weights, the data, "
+                "the optimizer hyperparameters (every framework default that differs is set "
+                "explicitly; `fwbench parity` lists them), dtype, batch size, threads. What is "
+                "not: each framework's own kernels and its default compiler settings.")
+
+
+def _env_flags(env: dict[str, Any]) -> str:
+    flags = env.get("variables") or {}
+    return ", ".join(f"{k}={v}" for k, v in sorted(flags.items())) or "none recorded"
+
+
+def _failures(report: Report, frame: Any) -> None:
+    import pandas as pd
+
+    failed = frame[~frame["status"].isin(["ok"])]
+    report.heading("Cells that did not measure")
+    if failed.empty:
+        report.text("None: every cell was measured.")
+        return
+    report.text(f"{len(failed)} cell(s) are not in the figures; why:")
+    report.table("failed_cells", pd.DataFrame({
+        "cell": failed["cell_id"], "status": failed["status"],
+        "error": [show.first_line(e, 160) for e in failed["error"]]}))
+
+
+def _save(fig: Any, out: Path, name: str) -> None:
+    for ext in ("png", "svg"):
+        fig.savefig(out / "figures" / f"{name}.{ext}", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _speed(report: Report, frame: Any, out: Path) -> None:
+    import pandas as pd
+    import seaborn as sns
+
+    ok = frame[frame["status"] == "ok"]
+    report.heading("Step time")
+    if ok.empty:
+        report.text("No measured cells, so no figures.")
+        return
+    samples = ok[["framework", "model", "mode", "samples_ms"]].explode("samples_ms").reset_index(drop=True)
+    samples["ms"] = samples["samples_ms"].astype(float)
+    grid = sns.catplot(data=samples, x="framework", y="ms", hue="mode", col="model", kind="bar",
+                       estimator=np.median, errorbar=("pi", 50), sharey=False, height=3.2,
+                       aspect=1.0)
+    grid.set(yscale="log")
+    grid.set_axis_labels("", "ms per training step (log)")
+    _save(grid.figure, out, "step_time")
+    report.figure("step_time", "Median step time per framework, model and mode; the bars "
+                  "span the interquartile range of the raw per-step samples.")
+    table = pd.DataFrame(show.speed_rows(ok))
+    report.table("speed", table)
+
+    rows = []
+    for (fw, model), part in ok.groupby(["framework", "model"], sort=False):
+        eager = part[part["mode"] == "eager"]
+        for r in part[part["mode"] != "eager"].itertuples():
+            if eager.empty:
+                continue
+            base = next(eager.itertuples())
+            ratio, low, high = ratio_interval(base.samples_ms, r.samples_ms, _spread(base, r))
+            rows.append({"framework": fw, "model": model, "mode": r.mode, "speedup": ratio,
+                         "low": low, "high": high})
+    if rows:
+        speedups = pd.DataFrame(rows)
+        report.heading("Compiled over eager", 3)
+        fig = _interval_plot(speedups, "speedup", "eager median / compiled median (log)")
+        _save(fig, out, "speedup")
+        report.figure("speedup", "Speed-up of each compiled mode over the same framework's "
+                      "eager mode; intervals: 95% bootstrap over the raw samples, widened by "
+                      "the spread between the cells' processes.")
+        report.table("speedup", speedups.round(3))
+
+    report.heading("Compile time, first step and memory", 3)
+    cost = ok.melt(id_vars=["framework", "model", "mode"],
+                   value_vars=[c for c in ("compile_s", "first_step_s") if c in ok],
+                   var_name="what", value_name="seconds").dropna()
+    grid = sns.catplot(data=cost, x="mode", y="seconds", hue="framework", col="what",
+                       row="model", kind="bar", sharey=False, height=2.4, aspect=1.3)
+    _save(grid.figure, out, "compile_first_step")
+    report.figure("compile_first_step", "compile_s: the framework's own trace/compile call "
+                  "(JAX lower().compile(), TF tracing); first_step_s: the first training "
+                  "step, which includes any compiling the framework does lazily.")
+    memory_column = "peak_rss_mib"
+    grid = sns.catplot(data=ok, x="framework", y=memory_column, hue="mode", col="model",
+                       kind="bar", height=3.0)
+    grid.set_axis_labels("", "peak RSS (MiB)")
+    _save(grid.figure, out, "memory")
+    report.figure("memory", "Peak resident memory of each cell's process.")
+    grid = sns.catplot(data=ok.assign(gflops=ok["flops_per_s"] / 1e9), x="framework",
+                       y="gflops", hue="mode", col="model", kind="bar", sharey=False,
+                       height=3.0)
+    grid.set_axis_labels("", "achieved GFLOP/s (analytic training FLOPs / median step)")
+    _save(grid.figure, out, "flops")
+    report.figure("flops", "Achieved FLOP/s: analytic training FLOPs per step over the "
+                  "median step time.")
+
+
+def _interval_plot(frame: Any, value: str, label: str) -> Any:
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(frame["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.0), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        part = frame[frame["model"] == model].reset_index(drop=True)
+        labels = [f"{r.framework}\n{r.mode}" for r in part.itertuples()]
+        ax.errorbar(range(len(part)), part[value],
+                    yerr=[part[value] - part["low"], part["high"] - part[value]],
+                    fmt="o", capsize=4)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(range(len(part)), labels, fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title(model)
+        ax.set_ylabel(label)
+    fig.tight_layout()
+    return fig
+
+
+def _graphs(report: Report, path: Path) -> None:
+    import pandas as pd
+
+    doc = results.read_json(Path(path) / "graphs.json" if Path(path).is_dir() else Path(path))
+    if doc.get("schema") != graphs.SCHEMA:
+        raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {graphs.SCHEMA!r}")
+    report.heading("Static vs dynamic graphs")
+    report.text(f"From graph study {doc['id']} ({doc['created']}).")
+    for title, rows, columns in show.graph_tables(doc["tables"]):
+        report.heading(title.split(" (")[0], 3)
+        report.text(title)
+        name = title.split(" (")[0].lower().replace(" ", "_").replace("==", "eq")
+        report.table(f"graphs_{name}", pd.DataFrame(rows, columns=columns))
+
+
+def _parity(report: Report, path: Path, out: Path) -> None:
+    import pandas as pd
+    import seaborn as sns
+
+    doc = results.read_json(Path(path))
+    rows = pd.DataFrame(doc["records"])
+    report.heading("Parity")
+    passed = int(rows["passed"].sum())
+    report.text(f"From parity run {doc.get('created')}: {passed} of {len(rows)} checks pass.")
+    rows["ratio"] = rows["error"] / rows["tolerance"].where(rows["tolerance"] > 0)
+    rows["column"] = rows["framework"] + " / " + rows["dtype"]
+    heat = rows.pivot_table(index="check", columns="column", values="ratio", aggfunc="max")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * heat.shape[1]), 0.45 * heat.shape[0] + 2))
+    sns.heatmap(np.log10(heat.clip(lower=1e-6)), ax=ax, cmap="viridis", vmin=-6, vmax=1,
+                cbar_kws={"label": "log10(max error / tolerance); > 0 fails"})
+    _save(fig, out, "parity")
+    report.figure("parity", "Largest error / tolerance per check and framework (all "
+                  "models); a cell above 0 is a failed check.")
+    failed = rows[~rows["passed"]]
+    if not failed.empty:
+        report.table("parity_failures", failed[["check", "framework", "model", "dtype",
+                                                "error", "tolerance", "note"]])
+
+
+# --- rendering --------------------------------------------------------------------------
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(report: Report) -> str:
+    lines = [f"# {report.title}", ""]
+    for block in report.blocks:
+        kind = block[0]
+        if kind in ("h2", "h3"):
+            lines += ["#" * int(kind[1]) + " " + block[1], ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "table":
+            frame = block[2]
+            lines.append("| " + " | ".join(map(str, frame.columns)) + " |")
+            lines.append("|" + "---|" * len(frame.columns))
+            lines += ["| " + " | ".join(_cell(v) for v in row) + " |"
+                      for row in frame.itertuples(index=False)]
+            lines.append("")
+        elif kind == "figure":
+            lines += [f"![{block[2]}](figures/{block[1]}.svg)", "", f"*{block[2]}*", ""]
+    return "\n".join(lines)
+
+
+def to_html(report: Report, out: Path) -> str:
+    body = [f"<h1>{html.escape(report.title)}</h1>"]
+    for block in report.blocks:
+        kind = block[0]
+        if kind in ("h2", "h3"):
+            body.append(f"<{kind}>{html.escape(block[1])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "table":
+            body.append(block[2].to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}",
+                                         border=0, classes="data"))
+        elif kind == "figure":
+            data = base64.b64encode((out / "figures" / f"{block[1]}.png").read_bytes()).decode()
+            body.append(f'<figure><img alt="{html.escape(block[2])}" '
+                        f'src="data:image/png;base64,{data}"><figcaption>'
+                        f"{html.escape(block[2])}</figcaption></figure>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table.data{border-collapse:collapse;font-size:13px;margin:1em 0}"
+             "table.data td,table.data th{border-bottom:1px solid #ddd;padding:3px 8px;"
+             "text-align:left}img{max-width:100%}figcaption{font-size:13px;color:#444}")
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(report.title)}</title><style>{style}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")

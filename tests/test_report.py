@@ -1,0 +1,86 @@
+"""`fwbench report`: from real (tiny) cells to Markdown, HTML, figures and CSV."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import adapters, cli, harness, measure, report
+from bench.cells import Cell
+
+INSTALLED = [fw for fw in ("jax", "torch", "tf") if adapters.installed(fw)]
+needs_any = pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+QUICK = measure.Budget(warmup_steps=1, warmup_s=0.0, min_samples=5, max_samples=20,
+                       sample_s=0.01)
+
+
+def test_ratio_interval_claims_only_what_the_samples_support():
+    rng = np.random.default_rng(0)
+    a = 10 + rng.standard_normal(200)
+    ratio, low, high = report.ratio_interval(a, a)
+    assert ratio == 1.0 and low < 1.0 < high
+    ratio, low, high = report.ratio_interval(2 * a, a)
+    assert ratio == pytest.approx(2.0) and 1.5 < low < 2.0 < high < 2.5
+    # the spread between processes widens it: 20% noise hides a 10% difference
+    _, low, _ = report.ratio_interval(1.1 * a, a)
+    assert low > 1.0
+    _, low, high = report.ratio_interval(1.1 * a, a, spread=0.2)
+    assert low < 1.0 < high
+
+
+def _frame(rows):
+    return pd.DataFrame([{"status": "ok", "repeat_spread": float("nan"), **r} for r in rows])
+
+
+def test_summary_says_no_clear_difference_where_intervals_include_1():
+    rng = np.random.default_rng(1)
+    fast, slow = list(5 + 0.1 * rng.standard_normal(100)), list(10 + 0.1 * rng.standard_normal(100))
+    frame = _frame([
+        {"framework": "tf", "model": "mlp", "mode": "compiled", "median_ms": 5.0, "samples_ms": fast},
+        {"framework": "jax", "model": "mlp", "mode": "compiled", "median_ms": 10.0, "samples_ms": slow},
+        {"framework": "tf", "model": "lstm", "mode": "xla", "median_ms": 5.0, "samples_ms": fast},
+        {"framework": "jax", "model": "lstm", "mode": "compiled", "median_ms": 5.0,
+         "samples_ms": fast[::-1], "repeat_spread": 0.3},
+        {"framework": "jax", "model": "attention", "mode": "eager", "median_ms": 9.0,
+         "samples_ms": slow}])
+    lines = report.summary_lines(frame)
+    assert lines[0].startswith("mlp: tf (compiled, 5 ms/step) is fastest, 2.00x")
+    assert lines[1].startswith("lstm: no clear difference between")
+    assert lines[2] == "attention: only jax was measured (9 ms/step, eager)."
+
+
+@needs_any
+def test_report_from_a_real_run_with_a_failed_cell(results_dir, monkeypatch):
+    fw = INSTALLED[0]
+    matrix = [Cell(fw, "mlp", "tiny", "eager"), Cell(fw, "mlp", "tiny", "compiled"),
+              Cell(fw, "lstm", "tiny", "eager")]
+    monkeypatch.setenv(measure.FAULT_VARIABLE, "-lstm-=raise")
+    run_dir = harness.new_run(matrix, QUICK, timeout_s=120.0, tf32=False, name="rep")
+    harness.execute(run_dir)
+    assert cli.main(["report", "rep", "--graphs", "none", "--parity", "none"]) == 0
+    out = results_dir / "report"
+    md, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    for section in ("Runs and their environment", "Methodology", "Summary",
+                    "Cells that did not measure", "Step time", "Compiled over eager"):
+        assert f"## {section}" in md or f"### {section}" in md, section
+    # the failed cell is shown, with its error, not hidden
+    assert "crash" in md and "injected fault" in md
+    figures = sorted(p.stem for p in (out / "figures").glob("*.png"))
+    assert figures == sorted(p.stem for p in (out / "figures").glob("*.svg"))
+    assert {"step_time", "speedup", "memory", "flops", "compile_first_step"} <= set(figures)
+    for name in figures:
+        assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name  # not empty
+    # the HTML embeds every figure and links nothing outside itself
+    assert page.count('src="data:image/png;base64,') == len(figures)
+    assert not re.search(r'(src|href)="(?!data:)', page)
+    # only what ran is plotted: the speed table has the measured framework and cells only
+    speed = pd.read_csv(out / "tables" / "speed.csv")
+    assert set(speed["framework"]) == {fw} and set(speed["model"]) == {"mlp"}
+    assert "lstm" not in set(pd.read_csv(out / "tables" / "speedup.csv")["model"])
+
+
+def test_report_refuses_a_missing_input(results_dir, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["report", "nope"])
+    assert exc.value.code == 2 and "nope" in capsys.readouterr().err
