@@ -183,7 +183,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = frame[~frame["status"].isin(["ok", "skipped"])]
     print(f"{int((frame['status'] == 'ok').sum())} cells measured, {len(failed)} failed, "
           f"{int((frame['status'] == 'skipped').sum())} skipped; results in {run_dir}")
-    return 1 if len(failed) else 0
+    report_failed = False
+    if args.report:
+        from bench import report
+
+        try:  # the run's results are on disk already; a report failure loses none of them
+            out = report.build([run_dir], _latest("graphs/*/graphs.json"),
+                               _latest("parity-*.json"))
+            print(f"report: {out / 'report.html'} (and report.md)")
+        except Exception as exc:  # noqa: BLE001 - said, and the exit status says it too
+            print(f"report FAILED: {type(exc).__name__}: {exc}; rerun with `fwbench report "
+                  f"{run_dir.name}`", file=sys.stderr)
+            report_failed = True
+    return 1 if len(failed) or report_failed else 0
 
 
 def _run_dir(name: str) -> Path:
@@ -332,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the matrix flags are then taken from the run")
     p.add_argument("--retry-failed", action="store_true",
                    help="with --resume: measure failed cells again")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="end by writing results/report/ (fwbench report) for this run")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("graphs", help="static vs dynamic graphs: compile cost, retracing, "

@@ -147,9 +147,12 @@ def test_run_and_show_from_the_command_line(results_dir, capsys, monkeypatch):
     assert "1 cells measured, 1 failed" in out.out
     assert "crash: repeat 1 of 2: RuntimeError: injected fault" in out.out
     assert f"{fw}-lstm-tiny-eager-cpu-float32-b4-t6-th1 r2" in out.err  # the progress lines
+    # the run ends by writing its report, which shows the failed cell
+    assert f"report: {results_dir / 'report' / 'report.html'}" in out.out
+    assert "injected fault" in (results_dir / "report" / "report.md").read_text()
 
     monkeypatch.delenv(measure.FAULT_VARIABLE)
-    assert cli.main(["run", "--resume", "cli", "--retry-failed"]) == 0
+    assert cli.main(["run", "--resume", "cli", "--retry-failed", "--no-report"]) == 0
     assert "2 of 4 cell processes to run (2 cells x 2 repeats" in capsys.readouterr().err
     assert cli.main(["show", "cli"]) == 0
     table = capsys.readouterr().out
