@@ -189,16 +189,22 @@ def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
             f"larger spread between the two cells' repeat medians; a difference is claimed "
             f"only when that interval excludes 1. TF32: "
             f"{'allowed' if run.get('tf32') else 'off'}. Thread and precision variables: "
-            f"{_env_flags(env)}.")
+            f"{_env_flags(env, threads)}.")
     report.text("What is aligned across frameworks: the model specs, the weights, the data, "
                 "the optimizer hyperparameters (every framework default that differs is set "
                 "explicitly; `fwbench parity` lists them), dtype, batch size, threads. What is "
                 "not: each framework's own kernels and its default compiler settings.")
 
 
-def _env_flags(env: dict[str, Any]) -> str:
-    flags = env.get("variables") or {}
-    return ", ".join(f"{k}={v}" for k, v in sorted(flags.items())) or "none recorded"
+def _env_flags(env: dict[str, Any], threads: list[int]) -> str:
+    from bench.threads import thread_env
+
+    # Set by the harness in every cell's environment (bench.threads), on top of what the
+    # run's own environment held.
+    flags = {**(env.get("variables") or {}),
+             **{k: v for t in threads[:1] for k, v in thread_env(t).items()}}
+    flags.setdefault("TF_ENABLE_ONEDNN_OPTS", "unset (TensorFlow's default: oneDNN on)")
+    return ", ".join(f"{k}={v}" for k, v in sorted(flags.items()))
 
 
 def _failures(report: Report, frame: Any) -> None:

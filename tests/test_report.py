@@ -1,6 +1,8 @@
 """`fwbench report`: from real (tiny) cells to Markdown, HTML, figures and CSV."""
 
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -78,6 +80,33 @@ def test_report_from_a_real_run_with_a_failed_cell(results_dir, monkeypatch):
     speed = pd.read_csv(out / "tables" / "speed.csv")
     assert set(speed["framework"]) == {fw} and set(speed["model"]) == {"mlp"}
     assert "lstm" not in set(pd.read_csv(out / "tables" / "speedup.csv")["model"])
+    assert "OMP_NUM_THREADS=1" in md  # the thread settings the cells ran with
+    if shutil.which("chromium"):
+        _check_in_chromium(out / "report.html", out / "screenshot.png")
+
+
+def _check_in_chromium(page, screenshot):
+    """The HTML opens in headless Chromium without console errors, and the screenshot
+    is not blank (the figures are drawn)."""
+    import matplotlib.image
+
+    proc = subprocess.run(
+        ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--enable-logging=stderr", "--v=0", "--window-size=1200,2400",
+         f"--screenshot={screenshot}", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines()
+               if "CONSOLE" in line or "Uncaught" in line or "Failed to load" in line]
+    assert not console, console
+    pixels = matplotlib.image.imread(screenshot)
+    assert pixels.shape[0] == 2400 and pixels[..., :3].std() > 0.05
+
+
+def test_chromium_is_there_or_the_check_is_skipped():
+    if not shutil.which("chromium"):
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium); the "
+                    "report's browser check runs where it is")
 
 
 def test_report_refuses_a_missing_input(results_dir, capsys):
