@@ -139,6 +139,8 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | None = None,
         report.text(line)
     _failures(report, frame)
     _speed(report, frame, out)
+    if len(runs) > 1:
+        _comparison(report, frame, [r["run_id"] for r in runs], out)
     if graphs_path is not None:
         _graphs(report, graphs_path)
     if parity_path is not None:
@@ -294,6 +296,56 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
     _save(grid.figure, out, "flops")
     report.figure("flops", "Achieved FLOP/s: analytic training FLOPs per step over the "
                   "median step time.")
+
+
+# What identifies the same cell in two runs (threads and machine may differ on purpose).
+MATCH_KEYS = ["framework", "model", "mode", "preset", "device", "dtype", "batch_size", "seq_len"]
+
+
+def compare_runs(frame: Any, base_run: str, other_run: str) -> Any:
+    """Per cell measured in both runs: median_other / median_base, its interval (see
+    ratio_interval) and a verdict: slower, faster or no clear change."""
+    import pandas as pd
+
+    ok = frame[frame["status"] == "ok"]
+    base = ok[ok["run_id"] == base_run].set_index(MATCH_KEYS)
+    rows = []
+    for r in ok[ok["run_id"] == other_run].itertuples():
+        key = tuple(getattr(r, k) for k in MATCH_KEYS)
+        if key not in base.index:
+            continue
+        b = base.loc[key]
+        b = b.iloc[0] if isinstance(b, pd.DataFrame) else b
+        ratio, low, high = ratio_interval(r.samples_ms, b["samples_ms"],
+                                          _spread(r, b))
+        verdict = "slower" if low > 1 else "faster" if high < 1 else "no clear change"
+        rows.append({"framework": r.framework, "model": r.model, "mode": r.mode,
+                     f"{base_run} ms": b["median_ms"], f"{other_run} ms": r.median_ms,
+                     "ratio": ratio, "low": low, "high": high, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def _comparison(report: Report, frame: Any, run_ids: list[str], out: Path) -> None:
+    report.heading("Comparing runs")
+    base = run_ids[0]
+    for other in run_ids[1:]:
+        table = compare_runs(frame, base, other)
+        report.heading(f"{other} against {base}", 3)
+        if table.empty:
+            report.text("No cell was measured in both runs.")
+            continue
+        counts = table["verdict"].value_counts()
+        report.text(f"{len(table)} cells in both runs: "
+                    + ", ".join(f"{counts.get(v, 0)} {v}" for v in
+                                ("slower", "faster", "no clear change"))
+                    + f". Ratio: {other} median / {base} median; a cell is slower or faster "
+                    f"only when its interval excludes 1.")
+        name = f"compare_{other}"
+        fig = _interval_plot(table.rename(columns={"ratio": "value"}), "value",
+                             f"{other} / {base} (log)")
+        _save(fig, out, name)
+        report.figure(name, f"Step time of {other} over {base} per cell, with intervals.")
+        report.table(name, table.round(4))
 
 
 def _interval_plot(frame: Any, value: str, label: str) -> Any:

@@ -113,3 +113,26 @@ def test_report_refuses_a_missing_input(results_dir, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["report", "nope"])
     assert exc.value.code == 2 and "nope" in capsys.readouterr().err
+
+
+def test_compare_runs_gives_a_noise_aware_verdict_per_cell():
+    rng = np.random.default_rng(2)
+    base = list(10 + 0.2 * rng.standard_normal(100))
+    keys = {"preset": "small", "device": "cpu", "dtype": "float32", "batch_size": 32,
+            "seq_len": 8}
+    frame = _frame([
+        {"run_id": "a", "framework": "tf", "model": "mlp", "mode": "xla", "median_ms": 10.0,
+         "samples_ms": base, **keys},
+        {"run_id": "b", "framework": "tf", "model": "mlp", "mode": "xla", "median_ms": 13.0,
+         "samples_ms": [1.3 * v for v in base], **keys},
+        {"run_id": "a", "framework": "jax", "model": "mlp", "mode": "compiled",
+         "median_ms": 10.0, "samples_ms": base, **keys},
+        {"run_id": "b", "framework": "jax", "model": "mlp", "mode": "compiled",
+         "median_ms": 10.3, "samples_ms": [1.03 * v for v in base], **keys,
+         "repeat_spread": 0.15},
+        {"run_id": "b", "framework": "torch", "model": "mlp", "mode": "eager",
+         "median_ms": 10.0, "samples_ms": base, **keys}])  # only in b: not compared
+    table = report.compare_runs(frame, "a", "b")
+    assert list(table["framework"]) == ["tf", "jax"]
+    assert list(table["verdict"]) == ["slower", "no clear change"]
+    assert table["ratio"].iloc[0] == pytest.approx(1.3)
