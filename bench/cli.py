@@ -291,7 +291,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} {path}: no such file or folder")
     out = report.build(run_dirs, graphs_path, parity_path, args.out)
     print(f"report of {', '.join(d.name for d in run_dirs)}"
-          + (f", graph study {graphs_path.parent.name}" if graphs_path else "")
+          + (f", graph study {(graphs_path if graphs_path.is_dir() else graphs_path.parent).name}"
+             if graphs_path else "")
           + (f", parity {parity_path.name}" if parity_path else "")
           + f": {out / 'report.html'} and {out / 'report.md'}")
     return 0
