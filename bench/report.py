@@ -143,8 +143,16 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | None = None,
         _comparison(report, frame, [r["run_id"] for r in runs], out)
     if graphs_path is not None:
         _graphs(report, graphs_path)
+    else:
+        report.heading("Static vs dynamic graphs")
+        report.text("No graph study was given or found: run `fwbench graphs`, then "
+                    "`fwbench report` again.")
     if parity_path is not None:
         _parity(report, parity_path, out)
+    else:
+        report.heading("Parity")
+        report.text("No parity results were given or found: run `fwbench parity`, then "
+                    "`fwbench report` again.")
     for block in report.blocks:
         if block[0] == "table":
             block[2].to_csv(out / "tables" / f"{block[1]}.csv", index=False)

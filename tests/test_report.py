@@ -68,6 +68,9 @@ def test_report_from_a_real_run_with_a_failed_cell(results_dir, monkeypatch):
         assert f"## {section}" in md or f"### {section}" in md, section
     # the failed cell is shown, with its error, not hidden
     assert "crash" in md and "injected fault" in md
+    # parts that were not given say how to get them
+    assert "No graph study was given or found: run `fwbench graphs`" in md
+    assert "No parity results were given or found" in md
     figures = sorted(p.stem for p in (out / "figures").glob("*.png"))
     assert figures == sorted(p.stem for p in (out / "figures").glob("*.svg"))
     assert {"step_time", "speedup", "memory", "flops", "compile_first_step"} <= set(figures)
