@@ -244,8 +244,7 @@ def cmd_graphs(args: argparse.Namespace) -> int:
                                        f"holds them all)"), file=sys.stderr)
         elif args.from_run != "none":
             compile_run = _run_dir(args.from_run)
-            run = harness.load_run(compile_run)
-            missing = sorted({c.id for c in matrix} - set(run.get("cell_ids", [])))
+            missing = graphstudy.missing_cells(harness.load_run(compile_run), matrix)
             if missing:
                 raise UsageError(f"--from-run {args.from_run}: the run lacks {len(missing)} of "
                                  f"the {len(matrix)} cells the compile table needs, e.g. "

@@ -104,10 +104,14 @@ def compile_matrix(frameworks: Sequence[str], preset: str, threads: int) -> list
     return cells.expand(list(frameworks), list(MODELS), None, preset, "cpu", "float32", threads)
 
 
+def missing_cells(run: dict[str, Any], matrix: Sequence[cells.Cell]) -> list[str]:
+    """Ids of the cells of `matrix` that the run (its run.json) does not hold, sorted."""
+    return sorted({c.id for c in matrix} - set(run.get("cell_ids", [])))
+
+
 def finished_run_with(matrix: Sequence[cells.Cell]) -> Path | None:
     """The newest finished run (every process has a record) holding every cell of
     `matrix`, or None."""
-    needed = {c.id for c in matrix}
     found = sorted(harness.runs_dir().glob("*/run.json"), key=lambda p: p.stat().st_mtime,
                    reverse=True)
     for path in found:
@@ -115,7 +119,7 @@ def finished_run_with(matrix: Sequence[cells.Cell]) -> Path | None:
             run = harness.load_run(path.parent)
         except (cells.MatrixError, ValueError):
             continue
-        if needed <= set(run.get("cell_ids", [])) and not harness.pending(path.parent, run):
+        if not missing_cells(run, matrix) and not harness.pending(path.parent, run):
             return path.parent
     return None
 
@@ -203,9 +207,10 @@ def retrace_row(fw: str, mode: str, setting: str, wrapped: str, model: str,
         return row
     res = out["result"]
     steps = res["steps"]
-    traced = [s for i, s in enumerate(steps)
-              if s["traces"] > (steps[i - 1]["traces"] if i else 0)]
-    untraced = [s["seconds"] for s in steps if s not in traced]
+    # a step traced when the counter rose during it
+    rose = [s["traces"] > (steps[i - 1]["traces"] if i else 0) for i, s in enumerate(steps)]
+    traced = [s for s, r in zip(steps, rose) if r]
+    untraced = [s["seconds"] for s, r in zip(steps, rose) if not r]
     steady_ms = 1e3 * statistics.median(untraced) if untraced else None
     row.update({
         "distinct_lengths": len({s["length"] for s in steps}), "steps": len(steps),

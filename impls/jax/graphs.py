@@ -35,8 +35,7 @@ def _count(event: str) -> int:
 def retrace(job: dict[str, Any]) -> dict[str, Any]:
     spec, train = graphs.retrace_specs(job["preset"], job["model"], job["order"])
     adapter = adapters.get("jax")
-    params = canonical.init_params(spec, seed=0)
-    model = adapter.build(spec, params, "float32")
+    model = adapter.build(spec, canonical.init_params(spec, seed=0), "float32")
     setting = job["setting"]
     if setting not in ("default", "buckets"):
         raise ValueError(f"unknown retrace setting {setting!r} for jax")
@@ -61,18 +60,17 @@ def retrace(job: dict[str, Any]) -> dict[str, Any]:
            "compile_s": float(sum(_events.get(COMPILE_EVENT, []))),
            "counter": f"jax.monitoring events {TRACE_EVENT} and {COMPILE_EVENT}"}
     if setting == "buckets":
-        out["padding_error"] = _padding_error(adapter, spec, params, train.batch_size,
+        out["padding_error"] = _padding_error(model, spec, train.batch_size,
                                               sorted(set(job["order"])))
     return out
 
 
-def _padding_error(adapter: Any, spec: Any, params: dict, batch_size: int,
-                   lengths: list[int]) -> float:
+def _padding_error(model: Any, spec: Any, batch_size: int, lengths: list[int]) -> float:
     """Largest relative difference, over the lengths, between the loss of a padded,
-    masked batch and of the same batch unpadded (the remedy must not change the math)."""
+    masked batch and of the same batch unpadded, at the model's current parameters
+    (the remedy must not change the math)."""
     from impls.jax.train import make_loss
 
-    model = adapter.build(spec, params, "float32")
     of_params = jax.jit(make_loss(model.module, "cross_entropy"))
     worst = 0.0
     for length in lengths:
