@@ -128,3 +128,34 @@ def expand(frameworks: Sequence[str], models: Sequence[str], modes: Sequence[str
             cells.append(Cell(fw, model, preset_name, mode, device, dtype, batch, length,
                               threads))
     return cells
+
+
+# Scaling sweep of the main job: each curve multiplies one axis of the preset's default by
+# these factors (the default itself, factor 1, is the main matrix's cell). 1/4 to 4x spans
+# the launch-bound to the compute-bound end of the small preset on a CPU while keeping the
+# sweep to one process per point (about 3 min for 27 points on 2 cores).
+SCALING_FACTORS = (0.25, 2.0, 4.0)
+# Which axis is swept for which model: the MLP has no sequence; the sequence models are
+# swept in length, where their costs differ (LSTM linear, attention partly quadratic).
+SCALING_AXES = {"mlp": "batch_size", "lstm": "seq_len", "attention": "seq_len"}
+SCALING_MODE = "compiled"  # every framework has it: tf.function, torch.compile, jax.jit
+
+
+def scaling_cells(frameworks: Sequence[str], models: Sequence[str], preset_name: str,
+                  device: str = "cpu", dtype: str = "float32", threads: int = 1,
+                  factors: Sequence[float] = SCALING_FACTORS) -> list[tuple[str, Cell]]:
+    """(axis, cell) for every point of the scaling curves other than the preset's default:
+    per framework and model, SCALING_AXES[model] times each factor, in SCALING_MODE."""
+    out = []
+    for fw, model in itertools.product(frameworks, models):
+        axis = SCALING_AXES[model]
+        model_spec, train_spec = preset(preset_name, model, dtype=dtype)
+        default = train_spec.batch_size if axis == "batch_size" else model_spec.seq_len
+        for factor in factors:
+            value = max(1, round(default * factor))
+            if value == default:
+                continue
+            overrides = {axis: value}
+            out.append((axis, Cell(fw, model, preset_name, SCALING_MODE, device, dtype,
+                                   threads=threads, **overrides)))
+    return out

@@ -34,6 +34,35 @@ def _fmt(x: float) -> str:
     return "n/a" if x != x else ("0" if x == 0 else f"{x:.1e}")
 
 
+def _parity_job(frameworks: Sequence[str], dtypes: Sequence[str],
+                case_names: Sequence[str] | None, jobs: int,
+                output: Path | None) -> tuple[list[Any], dict[str, Any], float, Path]:
+    """Run the parity checks and write their JSON; returns (rows, meta, seconds, path)."""
+    from bench import parity
+
+    started = time.perf_counter()
+    rows, meta = parity.run(frameworks, dtypes, case_names, jobs=jobs)
+    seconds = time.perf_counter() - started
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = output or results.RESULTS_DIR / f"parity-{stamp}.json"
+    results.write_json(path, {
+        "schema": PARITY_SCHEMA, "created": stamp, "seconds": seconds,
+        "environment": environment.describe(), "frameworks": meta,
+        "tolerances": {f"{c}/{d}": {"value": t.value, "why": t.why}
+                       for (c, d), t in parity.tolerances.TOLERANCES.items()},
+        "records": [dataclasses.asdict(r) for r in rows]})
+    return rows, meta, seconds, path
+
+
+def _parity_summary(rows: list[Any]) -> str:
+    from bench import parity
+
+    summary = [dict(r, **{"max error": _fmt(r["max error"]), "tolerance": _fmt(r["tolerance"])})
+               for r in parity.summarize(rows)]
+    return format_table(summary, ["check", "framework", "dtype", "rows", "failed",
+                                  "worst model", "max error", "tolerance"])
+
+
 def cmd_parity(args: argparse.Namespace) -> int:
     from bench import parity
 
@@ -41,10 +70,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     dtypes = cells.parse_list(args.dtypes, DTYPES, "--dtypes")
     case_names = (cells.parse_list(args.cases, [c.name for c in parity.cases()], "--cases")
                   if args.cases else None)
-    started = time.perf_counter()
-    rows, meta = parity.run(frameworks, dtypes, case_names, jobs=args.jobs)
-    seconds = time.perf_counter() - started
-
+    rows, meta, seconds, path = _parity_job(frameworks, dtypes, case_names, args.jobs,
+                                            args.output)
     table = [{"check": r.check, "framework": r.framework, "model": r.model, "dtype": r.dtype,
               "max error": _fmt(r.error), "tolerance": _fmt(r.tolerance),
               "pass": "yes" if r.passed else "NO", "note": r.note} for r in rows]
@@ -52,10 +79,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     print(format_table(shown, ["check", "framework", "model", "dtype", "max error", "tolerance",
                                "pass", "note"]))
     print("\nSummary: the row closest to its tolerance, per check, framework and dtype")
-    summary = [dict(r, **{"max error": _fmt(r["max error"]), "tolerance": _fmt(r["tolerance"])})
-               for r in parity.summarize(rows)]
-    print(format_table(summary, ["check", "framework", "dtype", "rows", "failed", "worst model",
-                                 "max error", "tolerance"]))
+    print(_parity_summary(rows))
     print()
     for fw, m in meta.items():
         if m.get("alignments"):
@@ -63,21 +87,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
             print(format_table(m["alignments"], ["thing", "default", "fwbench"]))
             print()
     failed = [r for r in rows if not r.passed]
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    path = args.output or results.RESULTS_DIR / f"parity-{stamp}.json"
-    results.write_json(path, {
-        "schema": PARITY_SCHEMA, "created": stamp, "seconds": seconds,
-        "environment": environment.describe(), "frameworks": meta,
-        "tolerances": {f"{c}/{d}": {"value": t.value, "why": t.why}
-                       for (c, d), t in parity.tolerances.TOLERANCES.items()},
-        "records": [dataclasses.asdict(r) for r in rows]})
     print(f"{len(rows) - len(failed)} passed, {len(failed)} failed "
           f"({seconds:.0f} s); results in {path}")
     return 1 if failed else 0
 
 
-def _matrix(args: argparse.Namespace) -> list[Cell]:
-    """The cells the flags ask for; every bad value is a UsageError before anything runs."""
+def _matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]]]:
+    """The cells the flags ask for and the scaling sweep's (axis, cell) points (none with
+    --no-scaling); every bad value is a UsageError before anything runs."""
     frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
     models = cells.parse_list(args.models, MODELS, "--models")
     modes = (cells.parse_list(args.modes, cells.all_modes(adapters.FRAMEWORKS), "--modes")
@@ -88,8 +105,11 @@ def _matrix(args: argparse.Namespace) -> list[Cell]:
     from bench import harness
 
     harness.affinity(threads)  # more threads than CPUs is an error now, not in every cell
-    return cells.expand(frameworks, models, modes, args.preset, args.device, args.dtype,
-                        threads, batch_sizes, seq_lens)
+    matrix = cells.expand(frameworks, models, modes, args.preset, args.device, args.dtype,
+                          threads, batch_sizes, seq_lens)
+    sweep = (cells.scaling_cells(frameworks, models, args.preset, args.device, args.dtype,
+                                 threads) if args.scaling else [])
+    return matrix, sweep
 
 
 def _budget(args: argparse.Namespace) -> Any:
@@ -144,33 +164,48 @@ def _show(frame: Any, run_dirs: Sequence[Path]) -> int:
     if frame.empty:
         print(f"no cell records in {', '.join(map(str, run_dirs))}")
         return 1
-    for run_id, part in frame.groupby("run_id", sort=False):
+    from bench import scaling
+
+    matrix = scaling.split(frame)[0]
+    curves = scaling.points(frame)
+    for run_id, part in matrix.groupby("run_id", sort=False):
         print(f"run {run_id}: {show.describe_cells(part)}")
         print(format_table(show.speed_rows(part), show.COLUMNS))
         print()
+        points = curves[curves["run_id"] == run_id]
+        if not points.empty:
+            print(f"scaling curves of run {run_id} (median ms per step at each size)")
+            print(format_table(show.scaling_rows(points), show.SCALING_COLUMNS))
+            print()
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """The main job: the speed matrix and its scaling sweep, then (each optional) the graph
+    study and the float32 parity checks on the same frameworks, then the report. Each phase
+    that fails is said and makes the exit status 1; no phase loses another's results."""
     from bench import harness
 
     if args.resume:
         run_dir = _run_dir(args.resume)
     else:
-        matrix, budget = _matrix(args), _budget(args)
+        (matrix, sweep), budget = _matrix(args), _budget(args)
         missing = sorted({c.framework for c in matrix if not adapters.installed(c.framework)})
         for fw in missing:
             print(f"note: {fw} is not installed; its cells are recorded as skipped "
                   f"(pip install 'fwbench[{adapters.REGISTRY[fw][3]}]')", file=sys.stderr)
         run_dir = harness.new_run(matrix, budget, args.timeout, args.tf32, args.name,
-                                  args.repeats)
+                                  args.repeats, sweep)
     run = harness.load_run(run_dir)
     repeats = run.get("repeats", 1)
-    total = len(run["cells"]) * repeats
+    total = harness.process_count(run)
     todo = harness.pending(run_dir, run, args.retry_failed)
+    sweep_note = f" + {len(run['sweep'])} scaling points" if run.get("sweep") else ""
     print(f"run {run_dir.name}: {len(todo)} of {total} cell processes to run "
-          f"({len(run['cells'])} cells x {repeats} repeats, round-robin; {run_dir})",
+          f"({len(run['cells'])} cells x {repeats} repeats, round-robin{sweep_note}; {run_dir})",
           file=sys.stderr)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
     try:
         harness.execute(run_dir, args.retry_failed,
                         Progress(total, total - len(todo), repeats))
@@ -178,24 +213,88 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; finished cells are kept. Resume with: "
               f"fwbench run --resume {run_dir}", file=sys.stderr)
         return 130
+    seconds["speed"] = time.perf_counter() - started
     frame = results.load(run_dir)
     _show(frame, [run_dir])
     failed = frame[~frame["status"].isin(["ok", "skipped"])]
     print(f"{int((frame['status'] == 'ok').sum())} cells measured, {len(failed)} failed, "
           f"{int((frame['status'] == 'skipped').sum())} skipped; results in {run_dir}")
-    report_failed = False
+    problems = [f"{len(failed)} cell(s) failed"] if len(failed) else []
+    graphs_path = parity_path = None
+    matrix_cells = [Cell.from_dict(c) for c in run["cells"]]
+    frameworks = list(dict.fromkeys(c.framework for c in matrix_cells
+                                    if adapters.installed(c.framework)))
+    if args.graphs and frameworks:
+        started = time.perf_counter()
+        graphs_path = _run_graphs_phase(run_dir, run, matrix_cells, frameworks, problems)
+        seconds["graphs"] = time.perf_counter() - started
+    if args.parity and frameworks:
+        started = time.perf_counter()
+        print(f"parity: float32 checks of {', '.join(frameworks)} (the full set, float64 too: "
+              f"`fwbench parity`)", file=sys.stderr, flush=True)
+        try:
+            rows, _, _, parity_path = _parity_job(frameworks, ("float32",), None, 3, None)
+            print(_parity_summary(rows))
+            bad = sum(not r.passed for r in rows)
+            print(f"parity: {len(rows) - bad} passed, {bad} failed; results in {parity_path}")
+            if bad:
+                problems.append(f"{bad} parity check(s) failed")
+        except Exception as exc:  # noqa: BLE001 - said, and the exit status says it too
+            problems.append(f"parity FAILED: {type(exc).__name__}: {exc}")
+        seconds["parity"] = time.perf_counter() - started
     if args.report:
         from bench import report
 
+        started = time.perf_counter()
         try:  # the run's results are on disk already; a report failure loses none of them
-            out = report.build([run_dir], _latest("graphs/*/graphs.json"),
-                               _latest("parity-*.json"))
+            out = report.build([run_dir], graphs_path or _latest("graphs/*/graphs.json"),
+                               parity_path or _latest("parity-*.json"))
             print(f"report: {out / 'report.html'} (and report.md)")
         except Exception as exc:  # noqa: BLE001 - said, and the exit status says it too
-            print(f"report FAILED: {type(exc).__name__}: {exc}; rerun with `fwbench report "
-                  f"{run_dir.name}`", file=sys.stderr)
-            report_failed = True
-    return 1 if len(failed) or report_failed else 0
+            problems.append(f"report FAILED: {type(exc).__name__}: {exc}; rerun with "
+                            f"`fwbench report {run_dir.name}`")
+        seconds["report"] = time.perf_counter() - started
+    print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+          + f"; total {sum(seconds.values()):.0f} s")
+    for line in problems:
+        print(f"FAILED: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _run_graphs_phase(run_dir: Path, run: dict[str, Any], matrix_cells: list[Cell],
+                      frameworks: list[str], problems: list[str]) -> Path | None:
+    """The graph study for the main job: its compile table from this run's cells where the
+    run holds them all (the default matrix does), then retracing and control flow.
+    Eager == compiled is left to the parity phase, which checks the same (mode_* rows)."""
+    from bench import graphstudy
+
+    existing = graphstudy.graphs_dir() / run["run_id"] / "graphs.json"
+    if existing.exists():  # a resumed main job whose study had finished
+        print(f"graphs: reusing {existing}", file=sys.stderr)
+        return existing
+    first = matrix_cells[0]
+    parts = ["retrace", "control_flow"]
+    compile_needs = graphstudy.compile_matrix(frameworks, first.preset, first.threads)
+    if not graphstudy.missing_cells(run, compile_needs):
+        parts.insert(0, "compile")
+    print(f"graphs: {', '.join(parts)} for {', '.join(frameworks)}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        path = graphstudy.run(frameworks, parts, first.preset, first.threads, "attention",
+                              run_dir, ("float32",), 300.0, f"{run['run_id']}",
+                              progress=lambda line: print(
+                                  f"[{time.perf_counter() - started:5.0f} s] {line}",
+                                  file=sys.stderr, flush=True))
+    except Exception as exc:  # noqa: BLE001 - said, and the exit status says it too
+        problems.append(f"graph study FAILED: {type(exc).__name__}: {exc}")
+        return None
+    doc = results.read_json(path)
+    for title, rows, columns in show.graph_tables(doc["tables"]):
+        print(title)
+        print(format_table(rows, columns))
+        print()
+    problems += [f"graphs: {line}" for line in graphstudy.failures(doc)]
+    return path
 
 
 def _run_dir(name: str) -> Path:
@@ -344,6 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "the matrix flags are then taken from the run")
     p.add_argument("--retry-failed", action="store_true",
                    help="with --resume: measure failed cells again")
+    p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure scaling curves: step time vs batch size (MLP) and "
+                   "sequence length (LSTM, attention) at 1/4, 2 and 4 times the preset's, "
+                   "compiled mode, one process per point")
+    p.add_argument("--graphs", action=argparse.BooleanOptionalAction, default=True,
+                   help="then run the static-vs-dynamic graph study (fwbench graphs) on "
+                   "this run's frameworks, reusing its cells")
+    p.add_argument("--parity", action=argparse.BooleanOptionalAction, default=True,
+                   help="then run the float32 parity checks (fwbench parity) of its frameworks")
     p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                    help="end by writing results/report/ (fwbench report) for this run")
     p.set_defaults(func=cmd_run)

@@ -108,8 +108,13 @@ def run_process(cmd: list[str], env: dict[str, str], log: Path, timeout_s: float
 
 
 def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
-            name: str | None = None, repeats: int = 1) -> Path:
-    """Create a run folder holding the matrix and settings; returns its path."""
+            name: str | None = None, repeats: int = 1,
+            sweep: Sequence[tuple[str, Cell]] = ()) -> Path:
+    """Create a run folder holding the matrix and settings; returns its path.
+
+    `sweep`: (axis, cell) points of scaling curves (bench.cells.scaling_cells), measured
+    once each after the matrix's repeats; a point that is a matrix cell already is dropped.
+    """
     if not cells:
         raise MatrixError("the matrix is empty: nothing to run")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -124,6 +129,8 @@ def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
         "environment": environment.describe(), "budget": asdict(budget),
         "timeout_s": timeout_s, "tf32": tf32, "repeats": repeats, "cells": [c.to_dict() for c in cells],
         "cell_ids": [c.id for c in cells],
+        "sweep": [{"axis": axis, "cell": c.to_dict(), "cell_id": c.id} for axis, c in sweep
+                  if c.id not in {m.id for m in cells}],
     })
     return run_dir
 
@@ -203,17 +210,24 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1) ->
 def pending(run_dir: Path, run: dict[str, Any],
             retry_failed: bool = False) -> list[tuple[Cell, int]]:
     """(cell, repeat) pairs of the run with no record yet (or, with retry_failed, a failed
-    one), in run order: repeat 1 of every cell, then repeat 2, ..."""
+    one), in run order: repeat 1 of every cell, then repeat 2, ..., then the scaling sweep's
+    points (one process each)."""
+    planned = [(Cell.from_dict(data), repeat) for repeat in range(1, run.get("repeats", 1) + 1)
+               for data in run["cells"]]
+    planned += [(Cell.from_dict(point["cell"]), 1) for point in run.get("sweep", [])]
     todo = []
-    for repeat in range(1, run.get("repeats", 1) + 1):
-        for data in run["cells"]:
-            cell = Cell.from_dict(data)
-            path = cell_path(run_dir, cell, repeat)
-            if not path.exists():
-                todo.append((cell, repeat))
-            elif retry_failed and results.read_json(path).get("status") != OK:
-                todo.append((cell, repeat))
+    for cell, repeat in planned:
+        path = cell_path(run_dir, cell, repeat)
+        if not path.exists():
+            todo.append((cell, repeat))
+        elif retry_failed and results.read_json(path).get("status") != OK:
+            todo.append((cell, repeat))
     return todo
+
+
+def process_count(run: dict[str, Any]) -> int:
+    """Cell processes the whole run takes: the matrix's repeats plus the sweep's points."""
+    return len(run["cells"]) * run.get("repeats", 1) + len(run.get("sweep", []))
 
 
 def execute(run_dir: Path, retry_failed: bool = False,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import graphs, results, show
+from bench import graphs, results, scaling, show
 
 BOOTSTRAP_RESAMPLES = 1000  # for the speed-up intervals
 BOOTSTRAP_SEED = 0
@@ -129,7 +129,10 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | None = None,
     out = Path(out_dir or results.RESULTS_DIR / "report")
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
-    frame = results.load(list(run_dirs))
+    every_cell = results.load(list(run_dirs))
+    # The matrix's cells make every section but the scaling curves, which also use the
+    # sweep's points (other batch sizes and lengths, one process each).
+    frame = scaling.split(every_cell)[0]
     runs = [results.read_json(Path(d) / "run.json") for d in run_dirs]
     report = Report("fwbench report")
     _environment(report, runs, frame)
@@ -137,12 +140,13 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | None = None,
     report.heading("Summary")
     for line in summary_lines(frame) or ["No cell was measured."]:
         report.text(line)
-    _failures(report, frame)
+    _failures(report, every_cell)
     _speed(report, frame, out)
+    _scaling(report, every_cell, out)
     if len(runs) > 1:
-        _comparison(report, frame, [r["run_id"] for r in runs], out)
+        _comparison(report, every_cell, [r["run_id"] for r in runs], out)
     if graphs_path is not None:
-        _graphs(report, graphs_path)
+        _graphs(report, graphs_path, parity_path)
     else:
         report.heading("Static vs dynamic graphs")
         report.text("No graph study was given or found: run `fwbench graphs`, then "
@@ -199,7 +203,9 @@ def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
             f"larger spread between the two cells' repeat medians; a difference is claimed "
             f"only when that interval excludes 1. TF32: "
             f"{'allowed' if run.get('tf32') else 'off'}. Thread and precision variables: "
-            f"{_env_flags(env, threads)}.")
+            f"{_env_flags(env, threads)}."
+            + (f" {scaling.describe()} This run has {len(run['sweep'])} such points."
+               if run.get("sweep") else ""))
     report.text("What is aligned across frameworks: the model specs, the weights, the data, "
                 "the optimizer hyperparameters (every framework default that differs is set "
                 "explicitly; `fwbench parity` lists them), dtype, batch size, threads. What is "
@@ -306,6 +312,55 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
                   "median step time.")
 
 
+def _scaling(report: Report, every_cell: Any, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    report.heading("Scaling with batch size and sequence length", 3)
+    curve_points = scaling.points(every_cell)
+    ok = curve_points[curve_points["status"] == "ok"]
+    if ok.empty:
+        report.text("This run has no scaling sweep (`fwbench run --scaling`, the default, "
+                    "measures one).")
+        return
+    model_order = list(scaling.SCALING_AXES)
+    curves = sorted(dict.fromkeys(zip(ok["model"], ok["axis"])),
+                    key=lambda c: model_order.index(c[0]) if c[0] in model_order else 99)
+    fig, axes = plt.subplots(2, len(curves), figsize=(3.8 * len(curves), 6.0), squeeze=False)
+    palette = dict(zip(sorted(set(ok["framework"])), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for column, (model, axis) in enumerate(curves):
+        part = ok[(ok["model"] == model) & (ok["axis"] == axis)]
+        for (run_id, fw), line in part.groupby(["run_id", "framework"], sort=False):
+            label = fw if part["run_id"].nunique() == 1 else f"{fw} {run_id}"
+            x = line["value"].astype(float)
+            top, bottom = axes[0][column], axes[1][column]
+            top.errorbar(x, line["median_ms"], yerr=[line["median_ms"] - line["q1_ms"],
+                                                     line["q3_ms"] - line["median_ms"]],
+                         marker="o", capsize=3, label=label, color=palette[fw])
+            bottom.plot(x, line["throughput"], marker="o", label=label, color=palette[fw])
+        sizes = sorted(set(part["value"]))
+        for ax, ylabel in ((axes[0][column], "ms per step (median, IQR)"),
+                           (axes[1][column], "examples per second")):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sizes, [str(v) for v in sizes])
+            ax.minorticks_off()
+            ax.set_yscale("log")
+            ax.set_xlabel(axis.replace("_", " "))
+            ax.set_ylabel(ylabel)
+        axes[0][column].set_title(f"{model} ({part['mode'].iloc[0]})")
+        axes[0][column].legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, out, "scaling")
+    report.figure("scaling", "Step time (top, median with the interquartile range of the "
+                  "raw samples) and throughput (bottom) against batch size for the MLP and "
+                  "sequence length for the LSTM and attention; log-log. The preset's default "
+                  "point is the matrix cell; every other point is one process.")
+    report.text("Exponent k: the slope of log(step time) on log(size) over the measured "
+                "range. k near 0 means the step is dominated by fixed per-step costs (launch, "
+                "framework overhead); k near 1 means the step time grows in proportion.")
+    report.table("scaling_exponents", scaling.exponents(curve_points).round(3))
+    report.table("scaling_points", curve_points.drop(columns=["error"]).round(4))
+
+
 # What identifies the same cell in two runs (threads and machine may differ on purpose).
 MATCH_KEYS = ["framework", "model", "mode", "preset", "device", "dtype", "batch_size", "seq_len"]
 
@@ -376,7 +431,10 @@ def _interval_plot(frame: Any, value: str, label: str) -> Any:
     return fig
 
 
-def _graphs(report: Report, path: Path) -> None:
+MODE_CHECKS = ("compiled", "mode_forward", "mode_grads")  # parity's eager == compiled rows
+
+
+def _graphs(report: Report, path: Path, parity_path: Path | None = None) -> None:
     import pandas as pd
 
     doc = results.read_json(Path(path) / "graphs.json" if Path(path).is_dir() else Path(path))
@@ -384,14 +442,41 @@ def _graphs(report: Report, path: Path) -> None:
         raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {graphs.SCHEMA!r}")
     report.heading("Static vs dynamic graphs")
     report.text(f"From graph study {doc['id']} ({doc['created']}).")
-    for title, rows, columns in show.graph_tables(doc["tables"]):
+    tables = dict(doc["tables"])
+    if "modes" not in tables and parity_path is not None:
+        # The main job leaves eager == compiled to its parity phase, which runs the same
+        # checks (bench.parity scope "modes"): show those rows here.
+        records = results.read_json(Path(parity_path))["records"]
+        tables["modes"] = [r for r in records if r["check"] in MODE_CHECKS]
+        report.text(f"Eager == compiled: the {len(tables['modes'])} mode rows of parity run "
+                    f"{Path(parity_path).name}.")
+    for title, rows, columns in show.graph_tables(tables):
         report.heading(title.split(" (")[0], 3)
         report.text(title)
         name = title.split(" (")[0].lower().replace(" ", "_").replace("==", "eq")
         report.table(f"graphs_{name}", pd.DataFrame(rows, columns=columns))
 
 
+def parity_heat(records: Any) -> dict[str, Any]:
+    """Per dtype: a model x (check | framework) table of the largest error / tolerance,
+    columns grouped by check; "framework" is a pair ("tf vs torch") or a mode ("tf: xla vs
+    eager") where the check compares two. A tolerance of 0 (exact checks: parameter counts,
+    round trips) gives 0 when the error is 0 and infinity otherwise, so an exact check that
+    fails still shows as failed."""
+    rows = records.copy()
+    exact = rows["tolerance"] <= 0
+    rows["ratio"] = np.where(exact, np.where(rows["error"] > 0, np.inf, 0.0),
+                             rows["error"] / rows["tolerance"].where(~exact, 1.0))
+    rows["column"] = rows["check"] + " | " + rows["framework"]
+    order = list(dict.fromkeys(rows.sort_values(["check"], kind="stable")["column"]))
+    return {dtype: part.pivot_table(index="model", columns="column", values="ratio",
+                                    aggfunc="max").reindex(columns=[c for c in order
+                                                                    if c in set(part["column"])])
+            for dtype, part in rows.groupby("dtype", sort=True)}
+
+
 def _parity(report: Report, path: Path, out: Path) -> None:
+    import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
 
@@ -399,20 +484,39 @@ def _parity(report: Report, path: Path, out: Path) -> None:
     rows = pd.DataFrame(doc["records"])
     report.heading("Parity")
     passed = int(rows["passed"].sum())
-    report.text(f"From parity run {doc.get('created')}: {passed} of {len(rows)} checks pass.")
-    rows["ratio"] = rows["error"] / rows["tolerance"].where(rows["tolerance"] > 0)
-    rows["column"] = rows["framework"] + " / " + rows["dtype"]
-    heat = rows.pivot_table(index="check", columns="column", values="ratio", aggfunc="max")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * heat.shape[1]), 0.45 * heat.shape[0] + 2))
-    sns.heatmap(np.log10(heat.clip(lower=1e-6)), ax=ax, cmap="viridis", vmin=-6, vmax=1,
-                cbar_kws={"label": "log10(max error / tolerance); > 0 fails"})
+    dtypes = ", ".join(sorted(set(rows["dtype"])))
+    report.text(f"From parity run {doc.get('created')} ({dtypes}): {passed} of {len(rows)} "
+                f"checks pass. Each framework ran in its own process with 1 thread and "
+                f"TF_ENABLE_ONEDNN_OPTS=0; errors are max-norm relative errors against the "
+                f"float64 NumPy reference, finite differences or another framework; every "
+                f"tolerance and its reason is in bench/tolerances.py.")
+    heat = parity_heat(rows)
+    width = max(t.shape[1] for t in heat.values())
+    height = max(t.shape[0] for t in heat.values())
+    fig, axes = plt.subplots(len(heat), 1, squeeze=False,
+                             figsize=(0.28 * width + 4, (0.3 * height + 3.6) * len(heat)))
+    for ax, (dtype, table) in zip(axes[:, 0], heat.items()):
+        table = table.astype(float)
+        # log10 of error / tolerance, floored at -6; > 0 fails, an exact check failing is +3
+        shown = np.log10(table.clip(lower=1e-6).replace(np.inf, 1e3))
+        sns.heatmap(shown, ax=ax, cmap="viridis", vmin=-6, vmax=1, linewidths=0.3,
+                    linecolor="white", xticklabels=True, yticklabels=True,
+                    cbar_kws={"label": "log10(max error / tolerance); > 0 fails"})
+        for y, x in zip(*np.nonzero(table.to_numpy() > 1)):
+            ax.text(x + 0.5, y + 0.5, "X", ha="center", va="center", color="red")
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(f"{dtype}: largest error / tolerance per check | framework and model")
+        ax.set_xlabel("")
+        ax.set_ylabel("model")
+    fig.tight_layout()
     _save(fig, out, "parity")
-    report.figure("parity", "Largest error / tolerance per check and framework (all "
-                  "models); a cell above 0 is a failed check.")
+    report.figure("parity", "Largest error / tolerance per check and framework (columns; "
+                  "a pair or a mode where the check compares two) and model (rows), one panel "
+                  "per dtype; blank: the check does not apply to that model; a red X is a "
+                  "failed check.")
     failed = rows[~rows["passed"]]
     if not failed.empty:
+        report.text(f"{len(failed)} check(s) failed:")
         report.table("parity_failures", failed[["check", "framework", "model", "dtype",
                                                 "error", "tolerance", "note"]])
 

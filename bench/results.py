@@ -81,6 +81,9 @@ def _row(record: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     row["versions"] = ", ".join(f"{k} {v}" for k, v in fw.get("versions", {}).items()) or None
     row["compile_api"] = fw.get("compile_api")
     row["tf32"] = record.get("tf32", run.get("tf32"))
+    # The axis a scaling-sweep point varies (batch_size or seq_len); None for matrix cells.
+    row["sweep_axis"] = {p["cell_id"]: p["axis"] for p in run.get("sweep", [])}.get(
+        record["cell_id"])
     env = run.get("environment", {})
     row.update(cpu=env.get("cpu"), git_commit=env.get("git_commit"),
                python=env.get("python"), run_created=run.get("created"))
@@ -93,7 +96,8 @@ def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imp
     `paths`: a run folder, a folder holding runs, or a list of them; default every run
     under results/runs. Columns: CELL_COLUMNS, then the metrics (median_ms, iqr_ms,
     p95_ms, samples, throughput, flops_per_s, compile_s, first_step_s, peak_rss_mib, ...),
-    samples_ms (the raw per-step times, a list per row), versions and environment keys.
+    samples_ms (the raw per-step times, a list per row), versions and environment keys,
+    sweep_axis (batch_size or seq_len for a scaling-sweep point, None for matrix cells).
     The repeats of a cell (one process each) are combined into its row by
     bench.records.combine: pooled samples, repeat_medians_ms and repeat_spread. Cells
     that failed have their status and error and whatever their other repeats measured.
@@ -107,7 +111,8 @@ def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imp
     rows = []
     for run_dir in (d for p in paths for d in _run_dirs(Path(p))):
         run = read_json(run_dir / "run.json")
-        order = {cell_id: i for i, cell_id in enumerate(run.get("cell_ids", []))}
+        ids = run.get("cell_ids", []) + [p["cell_id"] for p in run.get("sweep", [])]
+        order = {cell_id: i for i, cell_id in enumerate(ids)}
         by_cell: dict[str, list[dict[str, Any]]] = {}
         for f in (run_dir / "cells").glob("*.json"):
             record = read_json(f)

@@ -66,6 +66,25 @@ def speed_rows(frame: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
     return rows
 
 
+SCALING_COLUMNS = ("framework", "model", "axis", "sizes", "median ms", "status")
+
+
+def scaling_rows(curve_points: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
+    """One row per curve (bench.scaling.points): size=median ms at each point, in order."""
+    rows = []
+    for (fw, model, axis), part in curve_points.groupby(["framework", "model", "axis"],
+                                                        sort=False):
+        bad = part[part["status"] != "ok"]
+        rows.append({"framework": fw, "model": model, "axis": axis,
+                     "sizes": ",".join(str(v) for v in part["value"]),
+                     "median ms": "  ".join(_num(r.median_ms) if r.status == "ok" else "-"
+                                            for r in part.itertuples()),
+                     "status": "ok" if bad.empty else
+                     f"{bad['status'].iloc[0]} at {bad['value'].iloc[0]}: "
+                     f"{first_line(bad['error'].iloc[0], 50)}"})
+    return rows
+
+
 def describe_cells(frame: "pandas.DataFrame") -> str:  # noqa: F821
     """One line saying what the table's cells share: preset, device, dtype, batch, threads."""
     parts = []

@@ -140,7 +140,8 @@ def test_run_and_show_from_the_command_line(results_dir, capsys, monkeypatch):
     fw = INSTALLED[0]
     argv = ["run", "--frameworks", fw, "--models", "mlp,lstm", "--modes", "eager",
             "--preset", "tiny", "--threads", "1", "--sample-seconds", "0.01",
-            "--warmup-seconds", "0.01", "--min-samples", "3", "--repeats", "2", "--name", "cli"]
+            "--warmup-seconds", "0.01", "--min-samples", "3", "--repeats", "2", "--name", "cli",
+            "--no-scaling", "--no-graphs", "--no-parity"]
     monkeypatch.setenv(measure.FAULT_VARIABLE, "-lstm-=raise")
     assert cli.main(argv) == 1  # a failed cell makes the run fail, after measuring the rest
     out = capsys.readouterr()
@@ -152,7 +153,8 @@ def test_run_and_show_from_the_command_line(results_dir, capsys, monkeypatch):
     assert "injected fault" in (results_dir / "report" / "report.md").read_text()
 
     monkeypatch.delenv(measure.FAULT_VARIABLE)
-    assert cli.main(["run", "--resume", "cli", "--retry-failed", "--no-report"]) == 0
+    assert cli.main(["run", "--resume", "cli", "--retry-failed", "--no-report",
+                     "--no-graphs", "--no-parity"]) == 0
     assert "2 of 4 cell processes to run (2 cells x 2 repeats" in capsys.readouterr().err
     assert cli.main(["show", "cli"]) == 0
     table = capsys.readouterr().out

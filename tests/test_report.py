@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, cli, harness, measure, report
+from bench import adapters, cells, cli, harness, measure, report
 from bench.cells import Cell
 
 INSTALLED = [fw for fw in ("jax", "torch", "tf") if adapters.installed(fw)]
@@ -58,7 +58,9 @@ def test_report_from_a_real_run_with_a_failed_cell(results_dir, monkeypatch):
     matrix = [Cell(fw, "mlp", "tiny", "eager"), Cell(fw, "mlp", "tiny", "compiled"),
               Cell(fw, "lstm", "tiny", "eager")]
     monkeypatch.setenv(measure.FAULT_VARIABLE, "-lstm-=raise")
-    run_dir = harness.new_run(matrix, QUICK, timeout_s=120.0, tf32=False, name="rep")
+    sweep = cells.scaling_cells([fw], ["mlp"], "tiny")  # batch 1, 10, 20 around the default 5
+    run_dir = harness.new_run(matrix, QUICK, timeout_s=120.0, tf32=False, name="rep",
+                              sweep=sweep)
     harness.execute(run_dir)
     assert cli.main(["report", "rep", "--graphs", "none", "--parity", "none"]) == 0
     out = results_dir / "report"
@@ -73,7 +75,8 @@ def test_report_from_a_real_run_with_a_failed_cell(results_dir, monkeypatch):
     assert "No parity results were given or found" in md
     figures = sorted(p.stem for p in (out / "figures").glob("*.png"))
     assert figures == sorted(p.stem for p in (out / "figures").glob("*.svg"))
-    assert {"step_time", "speedup", "memory", "flops", "compile_first_step"} <= set(figures)
+    assert {"step_time", "speedup", "memory", "flops", "compile_first_step",
+            "scaling"} <= set(figures)
     for name in figures:
         assert (out / "figures" / f"{name}.png").stat().st_size > 5000, name  # not empty
     # the HTML embeds every figure and links nothing outside itself
@@ -83,6 +86,13 @@ def test_report_from_a_real_run_with_a_failed_cell(results_dir, monkeypatch):
     speed = pd.read_csv(out / "tables" / "speed.csv")
     assert set(speed["framework"]) == {fw} and set(speed["model"]) == {"mlp"}
     assert "lstm" not in set(pd.read_csv(out / "tables" / "speedup.csv")["model"])
+    # the sweep's points make the scaling curve (with the matrix's default point), not the
+    # step-time table
+    assert len(speed) == 2
+    curve = pd.read_csv(out / "tables" / "scaling_points.csv")
+    assert list(curve["value"]) == [1, 5, 10, 20] and set(curve["status"]) == {"ok"}
+    assert len(pd.read_csv(out / "tables" / "scaling_exponents.csv")) == 1
+    assert "### Scaling with batch size and sequence length" in md
     assert "OMP_NUM_THREADS=1" in md  # the thread settings the cells ran with
     if shutil.which("chromium"):
         _check_in_chromium(out / "report.html", out / "screenshot.png")
@@ -139,3 +149,28 @@ def test_compare_runs_gives_a_noise_aware_verdict_per_cell():
     assert list(table["framework"]) == ["tf", "jax"]
     assert list(table["verdict"]) == ["slower", "no clear change"]
     assert table["ratio"].iloc[0] == pytest.approx(1.3)
+
+
+def test_parity_heat_map_is_per_check_framework_and_model_and_shows_exact_failures():
+    records = pd.DataFrame([
+        {"check": "forward", "framework": "tf", "model": "mlp", "dtype": "float32",
+         "error": 1e-7, "tolerance": 1e-5},
+        {"check": "forward", "framework": "tf", "model": "mlp", "dtype": "float32",
+         "error": 5e-6, "tolerance": 1e-5},  # the largest of a cell's rows is shown
+        {"check": "grads", "framework": "tf vs jax", "model": "lstm", "dtype": "float32",
+         "error": 2e-4, "tolerance": 1e-4},
+        {"check": "roundtrip", "framework": "jax", "model": "mlp", "dtype": "float32",
+         "error": 0.0, "tolerance": 0.0},
+        {"check": "roundtrip", "framework": "jax", "model": "lstm", "dtype": "float32",
+         "error": 1e-9, "tolerance": 0.0},  # an exact check that fails is not hidden as 0/0
+        {"check": "forward", "framework": "tf", "model": "mlp", "dtype": "float64",
+         "error": 1e-15, "tolerance": 1e-12}])
+    heat = report.parity_heat(records)
+    assert list(heat) == ["float32", "float64"]
+    table = heat["float32"]
+    assert list(table.columns) == ["forward | tf", "grads | tf vs jax", "roundtrip | jax"]
+    assert table.loc["mlp", "forward | tf"] == pytest.approx(0.5)
+    assert table.loc["lstm", "grads | tf vs jax"] == pytest.approx(2.0)
+    assert table.loc["mlp", "roundtrip | jax"] == 0.0
+    assert table.loc["lstm", "roundtrip | jax"] == np.inf
+    assert np.isnan(table.loc["lstm", "forward | tf"])  # not run: blank, not a pass
