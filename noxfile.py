@@ -1,12 +1,29 @@
-"""nox sessions: tests and parity per framework, each in a venv with only that framework."""
+"""nox sessions: tests, benchmarks and parity per framework, each in a venv with only that
+framework; a report merging whatever they produced; the perf check against the stored
+baseline; lint.
+
+    nox --list
+    nox -s "tests(framework='torch')" -- -x -k harness
+    nox -s "bench(framework='jax')"          # then: nox -s report
+    nox -s perf                              # exit 1 on a regression beyond the threshold
+"""
 
 from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
 
 import nox
 
 FRAMEWORKS = ["tf", "torch", "jax"]
-nox.options.sessions = ["tests"]
+RESULTS = Path(os.environ.get("FWBENCH_RESULTS", "results"))
+nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
 
 
 @nox.session
@@ -15,6 +32,53 @@ def tests(session: nox.Session, framework: str) -> None:
     """Run the test suite with only one framework installed (the others skip)."""
     session.install("-e", f".[{framework},test]")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(default=False)
+@nox.parametrize("framework", FRAMEWORKS)
+def bench(session: nox.Session, framework: str) -> None:
+    """The main job for one framework: speed, scaling, graph study, float32 parity."""
+    session.install("-e", f".[{framework}]")
+    # No report here: `nox -s report` merges every framework's latest bench run.
+    session.run("fwbench", "run", "--frameworks", framework,
+                "--name", f"nox-{framework}-{_stamp()}", "--no-report", *session.posargs,
+                success_codes=[0, 1])  # a failed cell is in the results; the report shows it
+
+
+@nox.session(default=False)
+def report(session: nox.Session) -> None:
+    """One report from the latest bench run of each framework (and their studies)."""
+    session.install("-e", ".")  # the report is framework-free
+    runs, graphs, parity = [], [], []
+    for framework in FRAMEWORKS:
+        found = sorted(p.parent for p in (RESULTS / "runs").glob(f"nox-{framework}-*/run.json"))
+        if not found:
+            session.log(f"no bench run of {framework}: run nox -s \"bench(framework='{framework}')\"")
+            continue
+        run = found[-1]
+        runs.append(str(run))
+        study = RESULTS / "graphs" / run.name / "graphs.json"
+        checks = RESULTS / f"parity-{run.name}.json"
+        graphs += [str(study)] if study.exists() else []
+        parity += [str(checks)] if checks.exists() else []
+    if not runs:
+        session.error("no bench session has produced results yet")
+    session.run("fwbench", "report", *runs, "--merge", "--graphs", ",".join(graphs) or "none",
+                "--parity", ",".join(parity) or "none", *session.posargs)
+
+
+@nox.session(default=False)
+def perf(session: nox.Session) -> None:
+    """Measure the compiled cells and compare with the stored baseline of this machine."""
+    session.install("-e", ".[all]")
+    name = f"perf-{_stamp()}"
+    # The perf matrix: every framework x model, compiled, 2 processes per cell (the
+    # calibration of compare's threshold assumed these: benchmarks/calibrate_compare.py).
+    session.run("fwbench", "run", "--modes", "compiled", "--repeats", "2", "--name", name,
+                "--no-scaling", "--no-graphs", "--no-parity", "--no-report", *session.posargs)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    session.run("fwbench", "compare", "stored", str(RESULTS / "runs" / name),
+                *(["--markdown", summary] if summary else []))
 
 
 @nox.session(default=False)
@@ -30,3 +94,11 @@ def parity_all(session: nox.Session) -> None:
     """Check all three frameworks against the reference and each other."""
     session.install("-e", ".[all]")
     session.run("fwbench", "parity", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: errors, pyflakes and import order (settings in pyproject.toml)."""
+    session.install("ruff")
+    session.run("ruff", "check", "bench", "impls", "tests", "benchmarks", "noxfile.py",
+                *session.posargs)

@@ -233,7 +233,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"parity: float32 checks of {', '.join(frameworks)} (the full set, float64 too: "
               f"`fwbench parity`)", file=sys.stderr, flush=True)
         try:
-            rows, _, _, parity_path = _parity_job(frameworks, ("float32",), None, 3, None)
+            rows, _, _, parity_path = _parity_job(
+                frameworks, ("float32",), None, 3,
+                results.RESULTS_DIR / f"parity-{run['run_id']}.json")
             print(_parity_summary(rows))
             bad = sum(not r.passed for r in rows)
             print(f"parity: {len(rows) - bad} passed, {bad} failed; results in {parity_path}")
@@ -376,23 +378,74 @@ def _latest(pattern: str) -> Path | None:
     return found[-1] if found else None
 
 
+def _inputs(value: str, pattern: str, flag: str) -> list[Path]:
+    """'latest' (the newest file matching `pattern`, if any), 'none', or comma-separated
+    paths, each of which must exist."""
+    if value == "none":
+        return []
+    if value == "latest":
+        found = _latest(pattern)
+        return [found] if found else []
+    paths = [Path(v.strip()) for v in value.split(",") if v.strip()]
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"{flag} {path}: no such file or folder")
+    return paths
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from bench import report
 
     run_dirs = [_run_dir(r) for r in (args.runs or ["latest"])]
-    graphs_path = (_latest("graphs/*/graphs.json") if args.graphs == "latest"
-                   else None if args.graphs == "none" else Path(args.graphs))
-    parity_path = (_latest("parity-*.json") if args.parity == "latest"
-                   else None if args.parity == "none" else Path(args.parity))
-    for flag, path in (("--graphs", graphs_path), ("--parity", parity_path)):
-        if path is not None and not path.exists():
-            raise UsageError(f"{flag} {path}: no such file or folder")
-    out = report.build(run_dirs, graphs_path, parity_path, args.out)
+    graphs_paths = _inputs(args.graphs, "graphs/*/graphs.json", "--graphs")
+    parity_paths = _inputs(args.parity, "parity-*.json", "--parity")
+    out = report.build(run_dirs, graphs_paths, parity_paths, args.out, merge=args.merge)
+    studies = [(p if p.is_dir() else p.parent).name for p in graphs_paths]
     print(f"report of {', '.join(d.name for d in run_dirs)}"
-          + (f", graph study {(graphs_path if graphs_path.is_dir() else graphs_path.parent).name}"
-             if graphs_path else "")
-          + (f", parity {parity_path.name}" if parity_path else "")
+          + (" (merged)" if args.merge and len(run_dirs) > 1 else "")
+          + (f", graph study {', '.join(studies)}" if studies else "")
+          + (f", parity {', '.join(p.name for p in parity_paths)}" if parity_paths else "")
           + f": {out / 'report.html'} and {out / 'report.md'}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench import compare
+
+    try:
+        current = compare.load(_resolve_run(args.current))
+        base_source = (compare.stored_baseline(current) if args.baseline == "stored"
+                       else _resolve_run(args.baseline))
+        base = compare.load(base_source)
+        table = compare.compare(base, current, args.threshold, args.alpha, args.allow_env_diff)
+    except compare.CompareError as exc:
+        raise UsageError(str(exc)) from None
+    text = compare.markdown(table, base, current, args.threshold, args.alpha,
+                            compare.environment_differences(base, current))
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a") as f:  # append: $GITHUB_STEP_SUMMARY collects steps
+            f.write(text + "\n")
+    return 1 if (table["verdict"] == "slower").any() else 0
+
+
+def _resolve_run(name: str) -> str:
+    """'latest' as the newest run folder; anything else as given."""
+    return str(_run_dir("latest")) if name == "latest" else name
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from bench import compare
+
+    if args.action == "save":
+        try:
+            folder = compare.save_baseline(_run_dir(args.run or "latest"), args.force)
+        except compare.CompareError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"baseline saved: {folder} (commit it to keep it)")
+        return 0
+    side = compare.load(_run_dir(args.run or "latest"))
+    print(compare.baselines_dir() / compare.environment_key(side.environment))
     return 0
 
 
@@ -480,11 +533,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write results/report/: Markdown, HTML, figures, CSV")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
     p.add_argument("--graphs", default="latest",
-                   help="graph study (graphs.json or its folder), 'latest' (default) or 'none'")
+                   help="graph studies (graphs.json or its folder; comma-separated ones are "
+                   "merged), 'latest' (default) or 'none'")
     p.add_argument("--parity", default="latest",
-                   help="parity results JSON, 'latest' (default) or 'none'")
+                   help="parity results JSON (comma-separated ones are merged), 'latest' "
+                   "(default) or 'none'")
+    p.add_argument("--merge", action="store_true",
+                   help="treat the runs as one result set (e.g. one run per framework) "
+                   "instead of comparing them")
     p.add_argument("--out", type=Path, default=None, help="folder (default: results/report)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="per cell: slower, faster or no clear change, "
+                       "beyond the noise; exit status 1 on a regression")
+    p.add_argument("baseline", help="run folder or id, baseline folder, pytest-benchmark "
+                   "JSON, or 'stored' (the committed baseline for CURRENT's environment)")
+    p.add_argument("current", help="run folder or id, 'latest', or pytest-benchmark JSON")
+    from bench.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="minimum slowdown that counts, as a fraction (default %(default)s, "
+                   "calibrated on a 2-core VM: see the README)")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                   help="significance level of the Mann-Whitney test (default %(default)s)")
+    p.add_argument("--allow-env-diff", action="store_true",
+                   help="compare results from different environments anyway")
+    p.add_argument("--markdown", default=None, metavar="FILE",
+                   help="also append the Markdown to FILE (e.g. $GITHUB_STEP_SUMMARY)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("baseline", help="save a run as this environment's baseline, or "
+                       "print where it lives")
+    p.add_argument("action", choices=["save", "path"])
+    p.add_argument("run", nargs="?", default=None, help="run folder or id (default: latest)")
+    p.add_argument("--force", action="store_true", help="replace an existing baseline")
+    p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("show", help="print the speed table of one or more runs")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")

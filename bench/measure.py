@@ -25,6 +25,7 @@ import math
 import os
 import resource
 import signal
+import statistics
 import sys
 import time
 import traceback
@@ -42,6 +43,11 @@ DISTINCT_BATCHES = 4  # batches cycled through, all on the device before timing 
 # cells fail on purpose (raise, exit, kill, nan, hang), to check that nothing else is lost.
 FAULT_VARIABLE = "FWBENCH_INJECT_FAULT"
 FAULTS = ("raise", "exit", "kill", "nan", "hang")
+# Calibration hook (benchmarks/calibrate_compare.py), never set by the harness:
+# "<substring of a cell id>=<fraction>" makes every timed step of matching cells that much
+# slower, by spinning on the CPU for fraction x the warm-up's median step inside the timed
+# region, the way extra work in the step would. The record says so (injected_slowdown).
+SLOWDOWN_VARIABLE = "FWBENCH_INJECT_SLOWDOWN"
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,25 @@ def _fault_for(cell_id: str) -> str | None:
     if fault not in FAULTS:
         raise ValueError(f"{FAULT_VARIABLE}: fault {fault!r} not known; allowed {FAULTS}")
     return fault if pattern in cell_id else None
+
+
+def _slowdown_for(cell_id: str) -> float:
+    spec_text = os.environ.get(SLOWDOWN_VARIABLE, "")
+    if not spec_text:
+        return 0.0
+    pattern, _, fraction = spec_text.rpartition("=")
+    try:
+        value = float(fraction)
+    except ValueError:
+        raise ValueError(f"{SLOWDOWN_VARIABLE}={spec_text!r}: expected <substring>=<fraction>")
+    return value if pattern in cell_id and value > 0 else 0.0
+
+
+def _spin(seconds: float) -> None:
+    """Busy-wait: CPU work of a known length (sleep would give the core away)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def _inject(fault: str | None) -> None:
@@ -159,11 +184,18 @@ def measure(cell: Cell, budget: Budget,
 
     step = 1
     warm_start = time.perf_counter()
+    warm_ms = []
     while not _warm(step - 1, time.perf_counter() - warm_start, budget):
+        t = time.perf_counter()
         _checked(trainer.value(trainer.step(batches[step % DISTINCT_BATCHES])), step, None)
+        warm_ms.append((time.perf_counter() - t) * 1e3)
         step += 1
     metrics["warmup_steps"] = step - 1
     metrics["warmup_s"] = time.perf_counter() - warm_start
+    slowdown = _slowdown_for(cell.id)
+    extra_s = slowdown * statistics.median(warm_ms) / 1e3 if slowdown and warm_ms else 0.0
+    if slowdown:
+        metrics["injected_slowdown"] = slowdown
 
     samples_ms: list[float] = []
     sample_start = time.perf_counter()
@@ -171,6 +203,8 @@ def measure(cell: Cell, budget: Budget,
         batch = batches[step % DISTINCT_BATCHES]
         t = time.perf_counter()
         loss = trainer.value(trainer.step(batch))  # returns once the device has finished
+        if extra_s:
+            _spin(extra_s)
         samples_ms.append((time.perf_counter() - t) * 1e3)
         last_loss = _checked(loss, step, None)
         step += 1

@@ -46,6 +46,7 @@ def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
         return out
     pooled = [s for r in ok for s in r["samples_ms"]]
     out["samples_ms"] = pooled
+    out["process_samples_ms"] = [r["samples_ms"] for r in ok]  # per repeat, for compare
     out["wall_s"] = sum(r.get("wall_s") or 0.0 for r in records)
     metrics = dict(ok[0]["metrics"])
     for key in PER_PROCESS:

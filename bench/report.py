@@ -119,10 +119,15 @@ def summary_lines(frame: Any) -> list[str]:
 
 
 # --- building ---------------------------------------------------------------------------
-def build(run_dirs: Sequence[Path], graphs_path: Path | None = None,
-          parity_path: Path | None = None, out_dir: Path | None = None) -> Path:
-    """Write the report of `run_dirs` (plus a graph study and a parity run, if given)
-    under `out_dir` (default results/report); returns the folder."""
+def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = None,
+          parity_path: Path | Sequence[Path] | None = None, out_dir: Path | None = None,
+          merge: bool = False) -> Path:
+    """Write the report of `run_dirs` (plus graph studies and parity runs, if given)
+    under `out_dir` (default results/report); returns the folder.
+
+    Several runs are compared with each other, unless `merge`: then they are one result
+    set (e.g. one run per framework from nox's bench sessions). Several graph studies or
+    parity files are always merged: their rows are put together."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -143,15 +148,15 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | None = None,
     _failures(report, every_cell)
     _speed(report, frame, out)
     _scaling(report, every_cell, out)
-    if len(runs) > 1:
+    if len(runs) > 1 and not merge:
         _comparison(report, every_cell, [r["run_id"] for r in runs], out)
-    if graphs_path is not None:
-        _graphs(report, graphs_path, parity_path)
+    if _paths(graphs_path):
+        _graphs(report, graphs_path, parity_path or None)
     else:
         report.heading("Static vs dynamic graphs")
         report.text("No graph study was given or found: run `fwbench graphs`, then "
                     "`fwbench report` again.")
-    if parity_path is not None:
+    if _paths(parity_path):
         _parity(report, parity_path, out)
     else:
         report.heading("Parity")
@@ -434,22 +439,45 @@ def _interval_plot(frame: Any, value: str, label: str) -> Any:
 MODE_CHECKS = ("compiled", "mode_forward", "mode_grads")  # parity's eager == compiled rows
 
 
-def _graphs(report: Report, path: Path, parity_path: Path | None = None) -> None:
+def _paths(value: Path | Sequence[Path] | None) -> list[Path]:
+    if value is None:
+        return []
+    return [Path(value)] if isinstance(value, (str, Path)) else [Path(v) for v in value]
+
+
+def _graph_docs(value: Path | Sequence[Path]) -> list[dict[str, Any]]:
+    docs = []
+    for path in _paths(value):
+        doc = results.read_json(path / "graphs.json" if path.is_dir() else path)
+        if doc.get("schema") != graphs.SCHEMA:
+            raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {graphs.SCHEMA!r}")
+        docs.append(doc)
+    return docs
+
+
+def _parity_records(value: Path | Sequence[Path]) -> list[dict[str, Any]]:
+    return [r for path in _paths(value) for r in results.read_json(path)["records"]]
+
+
+def _graphs(report: Report, path: Path | Sequence[Path],
+            parity_path: Path | Sequence[Path] | None = None) -> None:
     import pandas as pd
 
-    doc = results.read_json(Path(path) / "graphs.json" if Path(path).is_dir() else Path(path))
-    if doc.get("schema") != graphs.SCHEMA:
-        raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {graphs.SCHEMA!r}")
+    docs = _graph_docs(path)
     report.heading("Static vs dynamic graphs")
-    report.text(f"From graph study {doc['id']} ({doc['created']}).")
-    tables = dict(doc["tables"])
-    if "modes" not in tables and parity_path is not None:
+    report.text("From graph study " + ", ".join(f"{d['id']} ({d['created']})" for d in docs)
+                + ".")
+    tables: dict[str, list] = {}
+    for doc in docs:
+        for part, rows in doc["tables"].items():
+            tables.setdefault(part, []).extend(rows)
+    if "modes" not in tables and _paths(parity_path):
         # The main job leaves eager == compiled to its parity phase, which runs the same
         # checks (bench.parity scope "modes"): show those rows here.
-        records = results.read_json(Path(parity_path))["records"]
+        records = _parity_records(parity_path)
         tables["modes"] = [r for r in records if r["check"] in MODE_CHECKS]
         report.text(f"Eager == compiled: the {len(tables['modes'])} mode rows of parity run "
-                    f"{Path(parity_path).name}.")
+                    + ", ".join(p.name for p in _paths(parity_path)) + ".")
     for title, rows, columns in show.graph_tables(tables):
         report.heading(title.split(" (")[0], 3)
         report.text(title)
@@ -475,17 +503,18 @@ def parity_heat(records: Any) -> dict[str, Any]:
             for dtype, part in rows.groupby("dtype", sort=True)}
 
 
-def _parity(report: Report, path: Path, out: Path) -> None:
+def _parity(report: Report, path: Path | Sequence[Path], out: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
 
-    doc = results.read_json(Path(path))
-    rows = pd.DataFrame(doc["records"])
+    docs = [results.read_json(p) for p in _paths(path)]
+    rows = pd.DataFrame([r for doc in docs for r in doc["records"]])
     report.heading("Parity")
     passed = int(rows["passed"].sum())
     dtypes = ", ".join(sorted(set(rows["dtype"])))
-    report.text(f"From parity run {doc.get('created')} ({dtypes}): {passed} of {len(rows)} "
+    created = ", ".join(str(doc.get("created")) for doc in docs)
+    report.text(f"From parity run {created} ({dtypes}): {passed} of {len(rows)} "
                 f"checks pass. Each framework ran in its own process with 1 thread and "
                 f"TF_ENABLE_ONEDNN_OPTS=0; errors are max-norm relative errors against the "
                 f"float64 NumPy reference, finite differences or another framework; every "

@@ -13,4 +13,5 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_main_command_installs_then_runs_fwbench():
     readme = (ROOT / "README.md").read_text()
-    assert 'python3 -m venv .venv && .venv/bin/pip install -q -e ".[all,test]" && .venv/bin/fwbench run' in readme
+    assert ('python3 -m venv .venv && .venv/bin/pip install -q -e ".[all,test]" '
+            '&& .venv/bin/fwbench run') in readme

@@ -18,7 +18,8 @@ def _act(name, x):
     return {"relu": lambda: np.where(x > 0, x, 0.0), "tanh": lambda: np.tanh(x),
             "sigmoid": lambda: _sig(x), "identity": lambda: x, "swish": lambda: x * _sig(x),
             "gelu": lambda: x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2))),
-            "gelu_tanh": lambda: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))}[name]()
+            "gelu_tanh": lambda: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi)
+                                                        * (x + 0.044715 * x ** 3)))}[name]()
 
 
 def independent(s, p, x):
@@ -31,13 +32,21 @@ def independent(s, p, x):
     if s.kind == "lstm":
         H = s.hidden_size
         seq = x
-        for l in range(s.num_layers):
-            W, U, b = p[f"lstm.{l}.kernel"], p[f"lstm.{l}.recurrent_kernel"], p[f"lstm.{l}.bias"]
-            gate = lambda k, xt, h: xt @ W[:, k * H:(k + 1) * H] + h @ U[:, k * H:(k + 1) * H] + b[k * H:(k + 1) * H]
-            h = np.zeros((x.shape[0], H)); c = np.zeros_like(h); hs = []
+        for layer in range(s.num_layers):
+            W = p[f"lstm.{layer}.kernel"]
+            U, b = p[f"lstm.{layer}.recurrent_kernel"], p[f"lstm.{layer}.bias"]
+
+            def gate(k, xt, h, W=W, U=U, b=b):
+                cols = slice(k * H, (k + 1) * H)
+                return xt @ W[:, cols] + h @ U[:, cols] + b[cols]
+
+            h = np.zeros((x.shape[0], H))
+            c = np.zeros_like(h)
+            hs = []
             for t in range(seq.shape[1]):
                 xt = seq[:, t]
-                i_, f_, g_, o_ = _sig(gate(0, xt, h)), _sig(gate(1, xt, h)), np.tanh(gate(2, xt, h)), _sig(gate(3, xt, h))
+                i_, f_ = _sig(gate(0, xt, h)), _sig(gate(1, xt, h))
+                g_, o_ = np.tanh(gate(2, xt, h)), _sig(gate(3, xt, h))
                 c = f_ * c + i_ * g_
                 h = o_ * np.tanh(c)
                 hs.append(h)
@@ -46,12 +55,13 @@ def independent(s, p, x):
     # attention: one head at a time, explicit position table
     B, T, _ = x.shape
     d, hd = s.d_model, s.d_model // s.num_heads
-    pe = np.array([[math.sin(t / 10000 ** (j / d)) if j % 2 == 0 else math.cos(t / 10000 ** ((j - 1) / d))
-                    for j in range(d)] for t in range(T)])
+    pe = np.array([[math.sin(t / 10000 ** (j / d)) if j % 2 == 0
+                    else math.cos(t / 10000 ** ((j - 1) / d)) for j in range(d)]
+                   for t in range(T)])
     h = x @ p["embed.kernel"] + p["embed.bias"] + pe
 
     def ln(y, name):
-        mu = y.mean(-1, keepdims=True); var = y.var(-1, keepdims=True)
+        mu, var = y.mean(-1, keepdims=True), y.var(-1, keepdims=True)
         return (y - mu) / np.sqrt(var + s.layer_norm_eps) * p[name + ".scale"] + p[name + ".bias"]
 
     def attn(y, blk):
@@ -62,7 +72,8 @@ def independent(s, p, x):
             sc = np.einsum("bqd,bkd->bqk", proj["q"][..., sl], proj["k"][..., sl]) / math.sqrt(hd)
             if s.causal:
                 sc = sc + np.triu(np.full((T, T), -1e300), 1)
-            w = np.exp(sc - sc.max(-1, keepdims=True)); w /= w.sum(-1, keepdims=True)
+            w = np.exp(sc - sc.max(-1, keepdims=True))
+            w /= w.sum(-1, keepdims=True)
             heads.append(np.einsum("bqk,bkd->bqd", w, proj["v"][..., sl]))
         return np.concatenate(heads, -1) @ p[f"{blk}.attn.o.kernel"] + p[f"{blk}.attn.o.bias"]
 
@@ -73,9 +84,11 @@ def independent(s, p, x):
     for b in range(s.num_blocks):
         blk = f"blocks.{b}"
         if s.norm == "post":
-            h = ln(h + attn(h, blk), blk + ".ln1"); h = ln(h + ffn(h, blk), blk + ".ln2")
+            h = ln(h + attn(h, blk), blk + ".ln1")
+            h = ln(h + ffn(h, blk), blk + ".ln2")
         else:
-            h = h + attn(ln(h, blk + ".ln1"), blk); h = h + ffn(ln(h, blk + ".ln2"), blk)
+            h = h + attn(ln(h, blk + ".ln1"), blk)
+            h = h + ffn(ln(h, blk + ".ln2"), blk)
     return h.mean(1) @ p["head.kernel"] + p["head.bias"]
 
 

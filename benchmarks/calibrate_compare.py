@@ -1,0 +1,200 @@
+"""Calibrate `fwbench compare`'s threshold on this machine: false alarms and detection.
+
+Measures the perf session's cells (compiled mode, 3 frameworks x 3 models) many times,
+each time in a fresh process, alternating two conditions over the whole session so the
+machine's drift hits both alike:
+
+    same   the code as it is
+    slow   the same, with every timed step made 25% slower (FWBENCH_INJECT_SLOWDOWN: the
+           step spins on the CPU for 0.25 x the warm-up's median step, inside the timing)
+
+Then it forms comparisons the way the perf session makes them (a baseline of R processes
+per cell against a current run of R processes per cell; R = --per-side, the perf
+session's --repeats):
+
+    false alarm  baseline and current both from `same` (disjoint processes); a comparison
+                 is a false alarm if `fwbench compare` calls ANY of its cells slower
+    detection    baseline from `same`, current from `slow`; a cell is detected if called
+                 slower, and a comparison if every one of its cells is
+
+for each threshold in --thresholds, with compare's own statistics (bench.compare). The
+comparisons are drawn at random from the measured processes, so they share processes:
+the rates are estimates from a finite pool, not independent trials (the JSON says how
+many processes and comparisons there were).
+
+    python benchmarks/calibrate_compare.py [--processes 8] [--per-side 2] [--output results/calibration.json]
+    python benchmarks/calibrate_compare.py --reuse results/calibration-runs   # re-analyse only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import cells, compare, environment, harness, measure, results  # noqa: E402
+from bench.measure import Budget  # noqa: E402
+
+CONDITIONS = ("same", "slow")
+DEFAULT_THRESHOLDS = (0.03, 0.05, 0.07, 0.10, 0.12, 0.15, 0.20)
+BAR_FALSE_ALARM = 0.01
+BAR_DETECTION = 0.95
+
+
+def collect(folder: Path, frameworks: list[str], models: list[str], processes: int,
+            slowdown: float, threads: int) -> None:
+    """`processes` runs per condition under `folder`, alternating same/slow; each run is
+    one process per cell (the harness, as `fwbench run` uses it)."""
+    matrix = cells.expand(frameworks, models, ["compiled"], "small", threads=threads)
+    budget = Budget(warmup_s=0.5, sample_s=1.5, min_samples=10)  # fwbench run's defaults
+    os.environ["FWBENCH_RESULTS"] = str(folder)
+    results.RESULTS_DIR = folder
+    started = time.perf_counter()
+    for i in range(processes):
+        for condition in CONDITIONS:
+            name = f"{condition}-{i:02d}"
+            if (harness.runs_dir() / name / "run.json").exists():
+                run_dir = harness.runs_dir() / name
+            else:
+                run_dir = harness.new_run(matrix, budget, 300.0, False, name)
+            if condition == "slow":
+                os.environ[measure.SLOWDOWN_VARIABLE] = f"={slowdown}"
+            try:
+                records = harness.execute(run_dir)
+            finally:
+                os.environ.pop(measure.SLOWDOWN_VARIABLE, None)
+            bad = [r["cell_id"] for r in records if r["status"] != "ok"]
+            print(f"[{time.perf_counter() - started:6.0f} s] {name}: {len(records)} processes"
+                  + (f", FAILED: {bad}" if bad else ""), flush=True)
+
+
+def load(folder: Path) -> dict[str, list[compare.Side]]:
+    """The runs of each condition, as compare.Side objects (one process per cell each)."""
+    out: dict[str, list[compare.Side]] = {c: [] for c in CONDITIONS}
+    for run_json in sorted((folder / "runs").glob("*/run.json")):
+        condition = run_json.parent.name.split("-")[0]
+        if condition in out:
+            out[condition].append(compare._from_run(run_json.parent))
+    return out
+
+
+def merged(sides: list[compare.Side], name: str) -> compare.Side:
+    """Several one-process runs as one run with a process per side entry (repeats)."""
+    out = compare.Side(name, "fwbench", sides[0].environment, sides[0].versions)
+    for side in sides:
+        for key, cell in side.cells.items():
+            entry = out.cells.setdefault(key, compare.Cell(key, cell.label, []))
+            entry.processes.extend(cell.processes)
+    return out
+
+
+def evaluate(runs: dict[str, list[compare.Side]], per_side: int, thresholds: list[float],
+             comparisons: int, seed: int = 0) -> dict:
+    """False-alarm and detection rates per threshold over random comparisons."""
+    rng = np.random.default_rng(seed)
+    same, slow = runs["same"], runs["slow"]
+    if len(same) < 2 * per_side or len(slow) < per_side:
+        raise SystemExit(f"need >= {2 * per_side} 'same' and >= {per_side} 'slow' runs, have "
+                         f"{len(same)} and {len(slow)}")
+    draws = {"false_alarm": [], "detection": []}
+    for _ in range(comparisons):
+        picked = rng.permutation(len(same))
+        base = merged([same[i] for i in picked[:per_side]], "base")
+        again = merged([same[i] for i in picked[per_side:2 * per_side]], "again")
+        slower = merged([slow[i] for i in rng.permutation(len(slow))[:per_side]], "slow")
+        draws["false_alarm"].append(_cell_stats(base, again))
+        draws["detection"].append(_cell_stats(base, slower))
+    table = []
+    for threshold in thresholds:
+        row = {"threshold": threshold}
+        for kind, trials in draws.items():
+            calls = [[compare.verdict(*cell, threshold, compare.DEFAULT_ALPHA) == "slower"
+                      for cell in trial] for trial in trials]
+            cells_called = [c for trial in calls for c in trial]
+            row[f"{kind}_cell_rate"] = float(np.mean(cells_called))
+            row[f"{kind}_comparison_rate"] = float(np.mean(
+                [any(t) for t in calls] if kind == "false_alarm" else [all(t) for t in calls]))
+        table.append(row)
+    ratios = {kind: [cell[0] for trial in trials for cell in trial]
+              for kind, trials in draws.items()}
+    return {"rows": table,
+            "ratio_quantiles": {kind: dict(zip(("p1", "p5", "p50", "p95", "p99"),
+                                               np.percentile(v, [1, 5, 50, 95, 99]).tolist()))
+                                for kind, v in ratios.items()}}
+
+
+def _cell_stats(base: compare.Side, current: compare.Side) -> list[tuple]:
+    """(ratio, low, high, p_slower, p_faster) per shared cell: what verdict() needs."""
+    out = []
+    for key in current.cells:
+        a, b = base.cells.get(key), current.cells[key]
+        if a is None:
+            continue
+        ratio, low, high = compare.ratio_interval(a.processes, b.processes, resamples=400)
+        pa, pb = np.concatenate(a.processes), np.concatenate(b.processes)
+        out.append((ratio, low, high, compare.one_sided_p(pa, pb, True),
+                    compare.one_sided_p(pa, pb, False)))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--processes", type=int, default=8, help="runs per condition")
+    parser.add_argument("--per-side", type=int, default=2,
+                        help="processes per cell on each side of a comparison (perf --repeats)")
+    parser.add_argument("--slowdown", type=float, default=0.25)
+    parser.add_argument("--frameworks", default="tf,torch,jax")
+    parser.add_argument("--models", default="mlp,lstm,attention")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--comparisons", type=int, default=400)
+    parser.add_argument("--thresholds", default=",".join(map(str, DEFAULT_THRESHOLDS)))
+    parser.add_argument("--runs", type=Path, default=ROOT / "results" / "calibration-runs",
+                        help="where the measured runs go (kept: rerun with --reuse)")
+    parser.add_argument("--reuse", action="store_true", help="analyse --runs, measure nothing")
+    parser.add_argument("--output", type=Path, default=ROOT / "results" / "calibration.json")
+    args = parser.parse_args()
+    thresholds = [float(t) for t in args.thresholds.split(",")]
+    started = time.perf_counter()
+    if not args.reuse:
+        collect(args.runs, args.frameworks.split(","), args.models.split(","), args.processes,
+                args.slowdown, args.threads)
+    measured_s = time.perf_counter() - started
+    runs = load(args.runs)
+    found = evaluate(runs, args.per_side, thresholds, args.comparisons)
+    passing = [r for r in found["rows"] if r["false_alarm_comparison_rate"] < BAR_FALSE_ALARM
+               and r["detection_cell_rate"] >= BAR_DETECTION]
+    choice = passing[0]["threshold"] if passing else None
+    doc = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "environment": environment.describe(), "slowdown": args.slowdown,
+           "runs_per_condition": {k: len(v) for k, v in runs.items()},
+           "cells_per_run": len(runs["same"][0].cells) if runs["same"] else 0,
+           "per_side": args.per_side, "comparisons": args.comparisons,
+           "alpha": compare.DEFAULT_ALPHA, "measure_s": measured_s,
+           "bars": {"false_alarm_comparison_rate_below": BAR_FALSE_ALARM,
+                    "detection_cell_rate_at_least": BAR_DETECTION},
+           "smallest_threshold_meeting_both": choice, **found}
+    results.write_json(args.output, doc)
+    print(f"{doc['runs_per_condition']} runs of {doc['cells_per_run']} cells; comparisons of "
+          f"{args.per_side} vs {args.per_side} processes per cell, {args.comparisons} drawn; "
+          f"alpha {compare.DEFAULT_ALPHA}")
+    print("threshold  false alarm (cell, comparison)  detection of +25% (cell, comparison)")
+    for r in found["rows"]:
+        print(f"{r['threshold']:9.2f}  {r['false_alarm_cell_rate']:8.4f} "
+              f"{r['false_alarm_comparison_rate']:10.4f}            "
+              f"{r['detection_cell_rate']:8.4f} {r['detection_comparison_rate']:10.4f}")
+    print("ratio quantiles:", {k: {q: round(v, 3) for q, v in d.items()}
+                               for k, d in found["ratio_quantiles"].items()})
+    print(f"smallest threshold meeting both bars: {choice}; written to {args.output}")
+    return 0 if choice is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

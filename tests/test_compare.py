@@ -1,0 +1,232 @@
+"""`fwbench compare` and baselines: verdicts that clear the noise, refusals that name
+what differs, pytest-benchmark JSON in, and the slowdown hook used to calibrate."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import adapters, cli, compare, harness, measure, results
+from bench.cells import Cell
+from tests.test_speed_units import _record
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {"cpu": "Test CPU 9000", "cpu_count": 2, "gpus": [], "python": "3.11.2",
+       "git_commit": "abc", "variables": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
+CELLS = [Cell("torch", "mlp", "tiny", "compiled", threads=2),
+         Cell("jax", "mlp", "tiny", "compiled", threads=2)]
+
+
+def _run(root, name, scale, env=ENV, noise=0.02, processes=2, seed=0, versions=None):
+    """A fake fwbench run: per cell `processes` repeats of 200 samples around 10 ms x
+    scale[cell index], each repeat with its own process-level offset."""
+    rng = np.random.default_rng(seed)
+    run_dir = root / "runs" / name
+    results.write_json(run_dir / "run.json", {
+        "schema": harness.RUN_SCHEMA, "run_id": name, "tf32": False, "environment": env,
+        "cells": [c.to_dict() for c in CELLS], "cell_ids": [c.id for c in CELLS],
+        "repeats": processes})
+    for i, cell in enumerate(CELLS):
+        for repeat in range(1, processes + 1):
+            level = 10.0 * scale[i] * (1 + noise * rng.standard_normal())
+            samples = level * (1 + 0.03 * rng.standard_normal(200))
+            record = _record(cell, samples=tuple(samples), repeat=repeat)
+            record.update(run_id=name, framework={"versions": versions or {"torch": "2.13.0"}})
+            results.write_json(run_dir / "cells" / f"{cell.id}.r{repeat}.json", record)
+    return run_dir
+
+
+def test_hierarchical_bootstrap_sees_the_noise_between_processes():
+    rng = np.random.default_rng(0)
+    # two processes per side whose levels differ by 10%; within each, 1% noise
+    base = [10 * (1 + 0.01 * rng.standard_normal(300)), 11 * (1 + 0.01 * rng.standard_normal(300))]
+    same = [10.5 * (1 + 0.01 * rng.standard_normal(300)), 10.4 * (1 + 0.01 * rng.standard_normal(300))]
+    ratio, low, high = compare.ratio_interval(base, same)
+    assert low < 1 < high  # between-process noise is in the interval
+    pooled_low, pooled_high = compare.ratio_interval([np.concatenate(base)],
+                                                     [np.concatenate(same)])[1:]
+    assert high - low > 1.3 * (pooled_high - pooled_low)
+    # one process per side knows only the step-to-step noise: a 5% process-level
+    # difference looks certain
+    assert compare.ratio_interval([base[0]], [same[0]])[1] > 1.04
+
+
+@pytest.mark.parametrize("ratio, low, high, p_slow, p_fast, expected", [
+    (1.30, 1.2, 1.4, 1e-9, 1.0, "slower"),
+    (1.08, 1.05, 1.11, 1e-9, 1.0, "no clear change"),    # under the minimum effect
+    (1.30, 0.9, 1.7, 1e-9, 1.0, "no clear change"),      # interval includes 1
+    (1.30, 1.2, 1.4, 0.2, 0.8, "no clear change"),       # not significant
+    (0.70, 0.6, 0.8, 1.0, 1e-9, "faster"),
+])
+def test_verdict_needs_effect_interval_and_test(ratio, low, high, p_slow, p_fast, expected):
+    assert compare.verdict(ratio, low, high, p_slow, p_fast, 0.10, 0.01) == expected
+
+
+def test_compare_finds_the_slower_cell_and_exits_1(results_dir, capsys, tmp_path):
+    _run(results_dir, "base", [1.0, 1.0])
+    _run(results_dir, "new", [1.3, 1.0], seed=1)
+    summary = tmp_path / "summary.md"
+    assert cli.main(["compare", "base", "new", "--markdown", str(summary)]) == 1
+    out = capsys.readouterr().out
+    assert "2 cells in both: **1 slower**, 0 faster, 1 no clear change" in out
+    assert "Regressions: torch/mlp/compiled 1.3" in out  # e.g. 1.31x
+    assert summary.read_text().startswith("### fwbench compare: new against base")
+    # the same run against itself: nothing to report, exit 0
+    assert cli.main(["compare", "base", "base"]) == 0
+    assert "**0 slower**" in capsys.readouterr().out
+    # a higher threshold lets a 30% slowdown through
+    assert cli.main(["compare", "base", "new", "--threshold", "0.5"]) == 0
+
+
+def test_compare_refuses_other_environments_and_names_the_keys(results_dir, capsys):
+    _run(results_dir, "base", [1.0, 1.0])
+    _run(results_dir, "other", [1.0, 1.0], env={**ENV, "cpu": "Other CPU", "cpu_count": 16},
+         versions={"torch": "2.14.0"})
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compare", "base", "other"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "cpu: 'Test CPU 9000' != 'Other CPU'" in err and "cpu_count: 2 != 16" in err
+    assert "--allow-env-diff" in err
+    assert cli.main(["compare", "base", "other", "--allow-env-diff"]) == 0
+    out = capsys.readouterr().out
+    assert "Environments differ (compared anyway)" in out
+    assert "Versions changed: torch 2.13.0 -> 2.14.0" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compare", "nope", "base"], "nope: not a run folder"),
+    (["compare", "base", "base", "--threshold", "-1"], "threshold -1.0: must be >= 0"),
+    (["compare", "base", "base", "--alpha", "2"], "alpha 2.0: must be between 0 and 1"),
+    (["compare", "stored", "base"], "no stored baseline for this environment"),
+])
+def test_bad_compare_input_is_named(argv, message, results_dir, capsys):
+    _run(results_dir, "base", [1.0, 1.0])
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_baseline_is_saved_per_environment_and_found_by_compare(results_dir, capsys):
+    _run(results_dir, "base", [1.0, 1.0])
+    _run(results_dir, "new", [1.0, 1.5], seed=2)
+    assert cli.main(["baseline", "save", "base"]) == 0
+    folder = results_dir / "baselines" / "test-cpu-9000-2c"
+    assert (folder / "run.json").exists() and len(list((folder / "cells").glob("*.json"))) == 4
+    assert not (folder / "logs").exists()
+    assert cli.main(["baseline", "path", "new"]) == 0
+    assert capsys.readouterr().out.strip().endswith("baselines/test-cpu-9000-2c")
+    with pytest.raises(SystemExit):  # no silent overwrite
+        cli.main(["baseline", "save", "new"])
+    assert "--force" in capsys.readouterr().err
+    assert cli.main(["compare", "stored", "new"]) == 1
+    assert "Regressions: jax/mlp/compiled 1.49x" in capsys.readouterr().out
+
+
+def test_environment_keys_are_folder_names():
+    assert compare.environment_key({"cpu": "AMD EPYC 7B13", "cpu_count": 2,
+                                    "gpus": "none"}) == "amd-epyc-7b13-2c"
+    assert compare.environment_key({
+        "cpu": "Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.00GHz", "cpu_count": 16,
+        "gpus": "NVIDIA H100 80GB HBM3"}) == "intel-xeon-platinum-8480-16c-nvidia-h100-80gb-hbm3"
+
+
+def _pytest_benchmark_doc(medians, data=True, cpu="Test CPU 9000"):
+    rng = np.random.default_rng(0)
+    out = {"machine_info": {"cpu": {"brand_raw": cpu, "count": 2}, "python_version": "3.11.2"},
+           "benchmarks": []}
+    for name, median in medians.items():
+        values = (median * (1 + 0.02 * rng.standard_normal(60))).tolist()
+        q1, q2, q3 = np.percentile(values, [25, 50, 75])
+        stats = {"median": q2, "q1": q1, "q3": q3, "rounds": 60, **({"data": values} if data else {})}
+        out["benchmarks"].append({"name": name, "fullname": f"bench.py::{name}", "stats": stats,
+                                  "extra_info": {"framework": "torch", "model": name, "mode": "compiled"}})
+    return out
+
+
+def test_pytest_benchmark_json_with_and_without_raw_data(tmp_path, capsys):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(_pytest_benchmark_doc({"mlp": 0.010, "lstm": 0.020})))
+    new.write_text(json.dumps(_pytest_benchmark_doc({"mlp": 0.013, "lstm": 0.020})))
+    assert cli.main(["compare", str(old), str(new)]) == 1
+    assert "**1 slower**" in capsys.readouterr().out
+    stats_only = tmp_path / "stats.json"
+    stats_only.write_text(json.dumps(_pytest_benchmark_doc({"mlp": 0.013, "lstm": 0.020},
+                                                           data=False)))
+    assert cli.main(["compare", str(old), str(stats_only)]) == 1
+    out = capsys.readouterr().out
+    assert "summary stats" in out and "--benchmark-save-data" in out
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(_pytest_benchmark_doc({"mlp": 0.01}, cpu="Other CPU")))
+    with pytest.raises(SystemExit):
+        cli.main(["compare", str(old), str(other)])
+    assert "cpu: 'Test CPU 9000' != 'Other CPU'" in capsys.readouterr().err
+
+
+def test_a_run_and_a_pytest_benchmark_file_are_not_matched(results_dir, tmp_path, capsys):
+    _run(results_dir, "base", [1.0, 1.0])
+    doc = tmp_path / "b.json"
+    doc.write_text(json.dumps(_pytest_benchmark_doc({"mlp": 0.01})))
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "base", str(doc)])
+    assert "cannot match cells of a fwbench result with a pytest-benchmark" in \
+        capsys.readouterr().err
+
+
+def test_slowdown_hook_parses_and_matches_cell_ids(monkeypatch):
+    monkeypatch.setenv(measure.SLOWDOWN_VARIABLE, "=0.25")
+    assert measure._slowdown_for("torch-mlp-small") == 0.25
+    monkeypatch.setenv(measure.SLOWDOWN_VARIABLE, "lstm=0.5")
+    assert measure._slowdown_for("torch-mlp-small") == 0.0
+    assert measure._slowdown_for("jax-lstm-small") == 0.5
+    monkeypatch.setenv(measure.SLOWDOWN_VARIABLE, "lstm=lots")
+    with pytest.raises(ValueError, match="expected <substring>=<fraction>"):
+        measure._slowdown_for("jax-lstm")
+
+
+INSTALLED = [fw for fw in ("jax", "torch", "tf") if adapters.installed(fw)]
+
+
+@pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+def test_injected_slowdown_shows_in_a_real_cell(results_dir, monkeypatch):
+    fw = INSTALLED[0]
+    budget = measure.Budget(warmup_steps=5, warmup_s=0.0, min_samples=30, max_samples=60,
+                            sample_s=0.01)
+    cell = Cell(fw, "mlp", "tiny", "compiled")
+    plain = harness.run_cell(harness.new_run([cell], budget, 120.0, False, "plain"),
+                             harness.load_run(harness.runs_dir() / "plain"), cell)
+    monkeypatch.setenv(measure.SLOWDOWN_VARIABLE, "=1.0")  # double: clear of the noise
+    slow_dir = harness.new_run([cell], budget, 120.0, False, "slow")
+    slow = harness.run_cell(slow_dir, harness.load_run(slow_dir), cell)
+    assert slow["metrics"]["injected_slowdown"] == 1.0
+    assert "injected_slowdown" not in plain["metrics"]
+    assert slow["metrics"]["median_ms"] > 1.5 * plain["metrics"]["median_ms"]
+
+
+@pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+def test_pytest_benchmark_suite_runs_and_feeds_compare(tmp_path, capsys):
+    pytest.importorskip("pytest_benchmark", reason="pytest-benchmark not installed "
+                        "(pip install 'fwbench[test]')")
+    fw = INSTALLED[0]
+    out = tmp_path / "bench.json"
+    env = {**__import__("os").environ, "FWBENCH_BENCH_PRESET": "tiny",
+           "FWBENCH_BENCH_ROUNDS": "10"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         str(ROOT / "benchmarks" / "test_speed.py"), "-k", f"mlp and {fw}",
+         "--benchmark-group-by=param:model", f"--benchmark-json={out}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    names = sorted(b["name"] for b in doc["benchmarks"])
+    assert names == [f"test_train_step[mlp-compiled-{fw}]", f"test_train_step[mlp-eager-{fw}]"]
+    for b in doc["benchmarks"]:
+        assert b["group"] == "model='mlp'" and len(b["stats"]["data"]) == 10
+        info = b["extra_info"]
+        assert info["flops_per_step"] > 0 and info["batch_size"] == 5
+        assert {"cpu", "cpu_count", "threads"} <= set(info["environment"])
+    assert cli.main(["compare", str(out), str(out)]) == 0
+    assert "2 cells in both: **0 slower**" in capsys.readouterr().out
