@@ -190,12 +190,23 @@ def version_changes(base: Side, current: Side) -> list[str]:
 
 
 # --- statistics -----------------------------------------------------------------------
-def _resampled_median(processes: Sequence[np.ndarray], rng: np.random.Generator) -> float:
-    if len(processes) > 1:  # hierarchical: processes first, then steps within them
-        chosen = [processes[i] for i in rng.integers(0, len(processes), len(processes))]
-    else:
-        chosen = processes
-    return float(np.median(np.concatenate([rng.choice(p, p.size) for p in chosen])))
+def _bootstrap_medians(processes: Sequence[np.ndarray], resamples: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Medians of `resamples` bootstrap resamples of the pooled samples: with several
+    processes, each resample picks that many processes with replacement (hierarchical),
+    then resamples the steps within each pick. Vectorised: one NaN-padded matrix."""
+    k = len(processes)
+    sizes = [p.size for p in processes]
+    width = max(sizes)
+    chosen = rng.integers(0, k, (resamples, k)) if k > 1 else np.zeros((resamples, 1), int)
+    pooled = np.full((resamples, k * width), np.nan)
+    for slot in range(k):
+        for i, samples in enumerate(processes):
+            rows = np.nonzero(chosen[:, slot] == i)[0]
+            if rows.size:
+                draws = samples[rng.integers(0, sizes[i], (rows.size, sizes[i]))]
+                pooled[rows[:, None], slot * width + np.arange(sizes[i])] = draws
+    return np.nanmedian(pooled, axis=1)
 
 
 def ratio_interval(base: Sequence[Sequence[float]], current: Sequence[Sequence[float]],
@@ -208,7 +219,7 @@ def ratio_interval(base: Sequence[Sequence[float]], current: Sequence[Sequence[f
     if not a or not b:
         raise CompareError("a side has no samples")
     rng = np.random.default_rng(seed)
-    ratios = [_resampled_median(b, rng) / _resampled_median(a, rng) for _ in range(resamples)]
+    ratios = _bootstrap_medians(b, resamples, rng) / _bootstrap_medians(a, resamples, rng)
     low, high = np.percentile(ratios, [2.5, 97.5])
     ratio = float(np.median(np.concatenate(b)) / np.median(np.concatenate(a)))
     return ratio, float(low), float(high)

@@ -319,6 +319,7 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
 
 def _scaling(report: Report, every_cell: Any, out: Path) -> None:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
     report.heading("Scaling with batch size and sequence length", 3)
     curve_points = scaling.points(every_cell)
@@ -347,7 +348,10 @@ def _scaling(report: Report, every_cell: Any, out: Path) -> None:
                            (axes[1][column], "examples per second")):
             ax.set_xscale("log", base=2)
             ax.set_xticks(sizes, [str(v) for v in sizes])
-            ax.minorticks_off()
+            ax.xaxis.set_minor_locator(NullLocator())
+            # plain numbers on the log axis (matplotlib's default writes 6x10^0)
+            for formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+                formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_yscale("log")
             ax.set_xlabel(axis.replace("_", " "))
             ax.set_ylabel(ylabel)

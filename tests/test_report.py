@@ -1,5 +1,6 @@
 """`fwbench report`: from real (tiny) cells to Markdown, HTML, figures and CSV."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -174,3 +175,35 @@ def test_parity_heat_map_is_per_check_framework_and_model_and_shows_exact_failur
     assert table.loc["mlp", "roundtrip | jax"] == 0.0
     assert table.loc["lstm", "roundtrip | jax"] == np.inf
     assert np.isnan(table.loc["lstm", "forward | tf"])  # not run: blank, not a pass
+
+
+def _parity_file(path, framework, passed=True):
+    row = {"check": "forward", "framework": framework, "model": "mlp", "dtype": "float32",
+           "error": 1e-7 if passed else 1e-3, "tolerance": 1e-5, "passed": passed, "note": ""}
+    path.write_text(json.dumps({"created": path.stem, "records": [row]}))
+    return path
+
+
+@needs_any
+def test_merged_runs_are_one_result_set_and_studies_merge(results_dir, capsys):
+    fw = INSTALLED[0]
+    for name, model in (("part-a", "mlp"), ("part-b", "lstm")):
+        harness.execute(harness.new_run([Cell(fw, model, "tiny", "compiled")], QUICK,
+                                        timeout_s=120.0, tf32=False, name=name))
+    p1 = _parity_file(results_dir / "p1.json", "tf")
+    p2 = _parity_file(results_dir / "p2.json", "jax", passed=False)
+    assert cli.main(["report", "part-a", "part-b", "--merge", "--graphs", "none",
+                     "--parity", f"{p1},{p2}"]) == 0
+    assert "(merged)" in capsys.readouterr().out
+    md = (results_dir / "report" / "report.md").read_text()
+    assert "## Comparing runs" not in md
+    assert "1 of 2 checks pass" in md and "1 check(s) failed" in md
+    speed = pd.read_csv(results_dir / "report" / "tables" / "speed.csv")
+    assert sorted(speed["model"]) == ["lstm", "mlp"]
+    # without --merge the same two runs are compared (no cell in both)
+    assert cli.main(["report", "part-a", "part-b", "--graphs", "none", "--parity", "none"]) == 0
+    assert "No cell was measured in both runs." in (results_dir / "report" / "report.md").read_text()
+    with pytest.raises(SystemExit):
+        cli.main(["report", "part-a", "--parity", f"{p1},{results_dir / 'gone.json'}"])
+    err = capsys.readouterr().err
+    assert "--parity" in err and "gone.json: no such file or folder" in err
