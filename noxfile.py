@@ -72,9 +72,9 @@ def perf(session: nox.Session) -> None:
     """Measure the compiled cells and compare with the stored baseline of this machine."""
     session.install("-e", ".[all]")
     name = f"perf-{_stamp()}"
-    # The perf matrix: every framework x model, compiled, 2 processes per cell (the
-    # calibration of compare's threshold assumed these: benchmarks/calibrate_compare.py).
-    session.run("fwbench", "run", "--modes", "compiled", "--repeats", "2", "--name", name,
+    # The perf matrix: every framework x model, compiled, 4 processes per cell, as the
+    # calibration of compare's threshold assumed (benchmarks/calibrate_compare.py).
+    session.run("fwbench", "run", "--modes", "compiled", "--repeats", "4", "--name", name,
                 "--no-scaling", "--no-graphs", "--no-parity", "--no-report", *session.posargs)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     session.run("fwbench", "compare", "stored", str(RESULTS / "runs" / name),

@@ -319,7 +319,7 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
 
 def _scaling(report: Report, every_cell: Any, out: Path) -> None:
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, NullLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
     report.heading("Scaling with batch size and sequence length", 3)
     curve_points = scaling.points(every_cell)
@@ -347,12 +347,13 @@ def _scaling(report: Report, every_cell: Any, out: Path) -> None:
         for ax, ylabel in ((axes[0][column], "ms per step (median, IQR)"),
                            (axes[1][column], "examples per second")):
             ax.set_xscale("log", base=2)
+            ax.set_yscale("log")  # before the formatters: setting a scale resets them
             ax.set_xticks(sizes, [str(v) for v in sizes])
             ax.xaxis.set_minor_locator(NullLocator())
-            # plain numbers on the log axis (matplotlib's default writes 6x10^0)
-            for formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-                formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.set_yscale("log")
+            # plain numbers at 1, 2, 5 x 10^k (matplotlib's default writes 6x10^0)
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(axis.replace("_", " "))
             ax.set_ylabel(ylabel)
         axes[0][column].set_title(f"{model} ({part['mode'].iloc[0]})")

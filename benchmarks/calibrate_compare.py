@@ -148,7 +148,7 @@ def _cell_stats(base: compare.Side, current: compare.Side) -> list[tuple]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--processes", type=int, default=8, help="runs per condition")
-    parser.add_argument("--per-side", type=int, default=2,
+    parser.add_argument("--per-side", type=int, default=4,
                         help="processes per cell on each side of a comparison (perf --repeats)")
     parser.add_argument("--slowdown", type=float, default=0.25)
     parser.add_argument("--frameworks", default="tf,torch,jax")
