@@ -223,10 +223,12 @@ def test_pytest_benchmark_suite_runs_and_feeds_compare(tmp_path, capsys):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
-    names = sorted(b["name"] for b in doc["benchmarks"])
-    assert names == [f"test_train_step[mlp-compiled-{fw}]", f"test_train_step[mlp-eager-{fw}]"]
+    params = sorted((b["params"]["model"], b["params"]["mode"], b["params"]["framework"])
+                    for b in doc["benchmarks"])
+    assert params == [("mlp", "compiled", fw), ("mlp", "eager", fw)]
+    assert "benchmark 'model=mlp': 2 tests" in proc.stdout  # grouped by model
     for b in doc["benchmarks"]:
-        assert b["group"] == "model='mlp'" and len(b["stats"]["data"]) == 10
+        assert len(b["stats"]["data"]) == 10  # rounds; warm-up rounds excluded
         info = b["extra_info"]
         assert info["flops_per_step"] > 0 and info["batch_size"] == 5
         assert {"cpu", "cpu_count", "threads"} <= set(info["environment"])
