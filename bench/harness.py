@@ -123,14 +123,15 @@ def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
     run_dir = runs_dir() / run_id
     if (run_dir / "run.json").exists():
         raise MatrixError(f"run {run_id!r} exists already ({run_dir}); resume it or pick a name")
+    matrix_ids = [c.id for c in cells]
     results.write_json(run_dir / "run.json", {
         "schema": RUN_SCHEMA, "run_id": run_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment.describe(), "budget": asdict(budget),
         "timeout_s": timeout_s, "tf32": tf32, "repeats": repeats, "cells": [c.to_dict() for c in cells],
-        "cell_ids": [c.id for c in cells],
+        "cell_ids": matrix_ids,
         "sweep": [{"axis": axis, "cell": c.to_dict(), "cell_id": c.id} for axis, c in sweep
-                  if c.id not in {m.id for m in cells}],
+                  if c.id not in matrix_ids],
     })
     return run_dir
 

@@ -196,6 +196,7 @@ def measure(cell: Cell, budget: Budget,
     extra_s = slowdown * statistics.median(warm_ms) / 1e3 if slowdown and warm_ms else 0.0
     if slowdown:
         metrics["injected_slowdown"] = slowdown
+        metrics["injected_ms"] = extra_s * 1e3  # added to every timed step
 
     samples_ms: list[float] = []
     sample_start = time.perf_counter()

@@ -149,7 +149,7 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
     _speed(report, frame, out)
     _scaling(report, every_cell, out)
     if len(runs) > 1 and not merge:
-        _comparison(report, every_cell, [r["run_id"] for r in runs], out)
+        _comparison(report, run_dirs, out)
     if _paths(graphs_path):
         _graphs(report, graphs_path, parity_path or None)
     else:
@@ -371,53 +371,37 @@ def _scaling(report: Report, every_cell: Any, out: Path) -> None:
     report.table("scaling_points", curve_points.drop(columns=["error"]).round(4))
 
 
-# What identifies the same cell in two runs (threads and machine may differ on purpose).
-MATCH_KEYS = ["framework", "model", "mode", "preset", "device", "dtype", "batch_size", "seq_len"]
+def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
+    """Each run against the first, cell by cell, with `fwbench compare`'s statistics and
+    default threshold (bench.compare), so the report and the CLI give the same verdicts.
+    Environments may differ here (a CPU and a GPU run, two machines): the report's
+    environment table shows how."""
+    from bench import compare
 
-
-def compare_runs(frame: Any, base_run: str, other_run: str) -> Any:
-    """Per cell measured in both runs: median_other / median_base, its interval (see
-    ratio_interval) and a verdict: slower, faster or no clear change."""
-    import pandas as pd
-
-    ok = frame[frame["status"] == "ok"]
-    base = ok[ok["run_id"] == base_run].set_index(MATCH_KEYS)
-    rows = []
-    for r in ok[ok["run_id"] == other_run].itertuples():
-        key = tuple(getattr(r, k) for k in MATCH_KEYS)
-        if key not in base.index:
-            continue
-        b = base.loc[key]
-        b = b.iloc[0] if isinstance(b, pd.DataFrame) else b
-        ratio, low, high = ratio_interval(r.samples_ms, b["samples_ms"],
-                                          _spread(r, b))
-        verdict = "slower" if low > 1 else "faster" if high < 1 else "no clear change"
-        rows.append({"framework": r.framework, "model": r.model, "mode": r.mode,
-                     f"{base_run} ms": b["median_ms"], f"{other_run} ms": r.median_ms,
-                     "ratio": ratio, "low": low, "high": high, "verdict": verdict})
-    return pd.DataFrame(rows)
-
-
-def _comparison(report: Report, frame: Any, run_ids: list[str], out: Path) -> None:
     report.heading("Comparing runs")
-    base = run_ids[0]
-    for other in run_ids[1:]:
-        table = compare_runs(frame, base, other)
-        report.heading(f"{other} against {base}", 3)
-        if table.empty:
-            report.text("No cell was measured in both runs.")
+    base, *others = [compare.load(d) for d in run_dirs]
+    for other in others:
+        report.heading(f"{other.name} against {base.name}", 3)
+        try:
+            table = compare.compare(base, other, allow_env_diff=True)
+        except compare.CompareError as exc:  # e.g. no cell in both runs
+            report.text(f"Not compared: {exc}.")
             continue
         counts = table["verdict"].value_counts()
         report.text(f"{len(table)} cells in both runs: "
                     + ", ".join(f"{counts.get(v, 0)} {v}" for v in
                                 ("slower", "faster", "no clear change"))
-                    + f". Ratio: {other} median / {base} median; a cell is slower or faster "
-                    f"only when its interval excludes 1.")
-        name = f"compare_{other}"
+                    + f". Ratio: {other.name} median / {base.name} median, with the 95% "
+                    f"bootstrap interval over processes and steps; a cell is slower only when "
+                    f"the ratio exceeds 1 + {compare.DEFAULT_THRESHOLD:g}, the interval lies "
+                    f"above 1 and a Mann-Whitney test gives p < {compare.DEFAULT_ALPHA:g} "
+                    f"(faster: the mirror image), as `fwbench compare` decides.")
+        name = f"compare_{other.name}"
         fig = _interval_plot(table.rename(columns={"ratio": "value"}), "value",
-                             f"{other} / {base} (log)")
+                             f"{other.name} / {base.name} (log)")
         _save(fig, out, name)
-        report.figure(name, f"Step time of {other} over {base} per cell, with intervals.")
+        report.figure(name, f"Step time of {other.name} over {base.name} per cell, with "
+                      f"intervals.")
         report.table(name, table.round(4))
 
 

@@ -62,7 +62,8 @@ def _run_dirs(path: Path) -> list[Path]:
     return sorted(p.parent for p in path.glob("**/run.json"))
 
 
-def _row(record: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+def _row(record: dict[str, Any], run: dict[str, Any],
+         sweep_axes: dict[str, str]) -> dict[str, Any]:
     model_spec, train_spec = record.get("spec", {}), record.get("train", {})
     cell = record["cell"]
     row: dict[str, Any] = {
@@ -83,8 +84,7 @@ def _row(record: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     row["compile_api"] = fw.get("compile_api")
     row["tf32"] = record.get("tf32", run.get("tf32"))
     # The axis a scaling-sweep point varies (batch_size or seq_len); None for matrix cells.
-    row["sweep_axis"] = {p["cell_id"]: p["axis"] for p in run.get("sweep", [])}.get(
-        record["cell_id"])
+    row["sweep_axis"] = sweep_axes.get(record["cell_id"])
     env = run.get("environment", {})
     row.update(cpu=env.get("cpu"), git_commit=env.get("git_commit"),
                python=env.get("python"), run_created=run.get("created"))
@@ -113,15 +113,15 @@ def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imp
     rows = []
     for run_dir in (d for p in paths for d in _run_dirs(Path(p))):
         run = read_json(run_dir / "run.json")
-        ids = run.get("cell_ids", []) + [p["cell_id"] for p in run.get("sweep", [])]
-        order = {cell_id: i for i, cell_id in enumerate(ids)}
+        sweep_axes = {p["cell_id"]: p["axis"] for p in run.get("sweep", [])}
+        order = {cell_id: i for i, cell_id in enumerate([*run.get("cell_ids", []), *sweep_axes])}
         by_cell: dict[str, list[dict[str, Any]]] = {}
         for f in (run_dir / "cells").glob("*.json"):
             record = read_json(f)
             by_cell.setdefault(record["cell_id"], []).append(record)
         # Matrix order (framework, model, mode, ...), as the run measured them.
         for cell_id in sorted(by_cell, key=lambda c: (order.get(c, len(order)), c)):
-            rows.append(_row(records.combine(by_cell[cell_id]), run))
+            rows.append(_row(records.combine(by_cell[cell_id]), run, sweep_axes))
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=[*CELL_COLUMNS, "median_ms", "samples_ms"])

@@ -129,27 +129,26 @@ def test_report_refuses_a_missing_input(results_dir, capsys):
     assert exc.value.code == 2 and "nope" in capsys.readouterr().err
 
 
-def test_compare_runs_gives_a_noise_aware_verdict_per_cell():
-    rng = np.random.default_rng(2)
-    base = list(10 + 0.2 * rng.standard_normal(100))
-    keys = {"preset": "small", "device": "cpu", "dtype": "float32", "batch_size": 32,
-            "seq_len": 8}
-    frame = _frame([
-        {"run_id": "a", "framework": "tf", "model": "mlp", "mode": "xla", "median_ms": 10.0,
-         "samples_ms": base, **keys},
-        {"run_id": "b", "framework": "tf", "model": "mlp", "mode": "xla", "median_ms": 13.0,
-         "samples_ms": [1.3 * v for v in base], **keys},
-        {"run_id": "a", "framework": "jax", "model": "mlp", "mode": "compiled",
-         "median_ms": 10.0, "samples_ms": base, **keys},
-        {"run_id": "b", "framework": "jax", "model": "mlp", "mode": "compiled",
-         "median_ms": 10.3, "samples_ms": [1.03 * v for v in base], **keys,
-         "repeat_spread": 0.15},
-        {"run_id": "b", "framework": "torch", "model": "mlp", "mode": "eager",
-         "median_ms": 10.0, "samples_ms": base, **keys}])  # only in b: not compared
-    table = report.compare_runs(frame, "a", "b")
-    assert list(table["framework"]) == ["tf", "jax"]
-    assert list(table["verdict"]) == ["slower", "no clear change"]
-    assert table["ratio"].iloc[0] == pytest.approx(1.3)
+def test_comparing_runs_uses_compare_and_names_what_is_missing(results_dir):
+    from tests.test_compare import _run
+
+    base, new = _run(results_dir, "base", [1.0, 1.0]), _run(results_dir, "new", [1.0, 1.8], seed=1)
+    report._comparison(rep := report.Report("t"), [base, new], _figures(results_dir))
+    texts = [b[1] for b in rep.blocks if b[0] == "p"]
+    assert texts[0].startswith("2 cells in both runs: 1 slower, 0 faster, 1 no clear change")
+    table = next(b[2] for b in rep.blocks if b[0] == "table")
+    assert list(table["verdict"]) == ["no clear change", "slower"]
+    other = results_dir / "runs" / "other"
+    other.mkdir(parents=True)
+    (other / "run.json").write_text((base / "run.json").read_text())
+    report._comparison(rep := report.Report("t"), [base, other], _figures(results_dir))
+    assert [b[1] for b in rep.blocks if b[0] == "p"] == [
+        "Not compared: no cell was measured in both base and base."]
+
+
+def _figures(folder):
+    (folder / "figures").mkdir(exist_ok=True)
+    return folder
 
 
 def test_parity_heat_map_is_per_check_framework_and_model_and_shows_exact_failures():
@@ -202,7 +201,8 @@ def test_merged_runs_are_one_result_set_and_studies_merge(results_dir, capsys):
     assert sorted(speed["model"]) == ["lstm", "mlp"]
     # without --merge the same two runs are compared (no cell in both)
     assert cli.main(["report", "part-a", "part-b", "--graphs", "none", "--parity", "none"]) == 0
-    assert "No cell was measured in both runs." in (results_dir / "report" / "report.md").read_text()
+    assert "Not compared: no cell was measured in both part-a and part-b" in \
+        (results_dir / "report" / "report.md").read_text()
     with pytest.raises(SystemExit):
         cli.main(["report", "part-a", "--parity", f"{p1},{results_dir / 'gone.json'}"])
     err = capsys.readouterr().err
