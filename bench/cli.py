@@ -449,6 +449,91 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    """A study from the course material (Genz, forecasting, sweep) in every framework."""
+    from bench import studies
+    from bench.studies import runner
+
+    try:
+        if args.resume:
+            folder = _study_dir(args.resume)
+        else:
+            overrides = {}
+            if args.seeds:
+                overrides["seeds"] = _ints(args.seeds, "--seeds")
+            folder = runner.new_study(args.name, _names(args.frameworks, adapters.FRAMEWORKS,
+                                                        "--frameworks"),
+                                      args.quick, overrides, args.mode or None,
+                                      args.threads or len(os.sched_getaffinity(0)), args.timeout,
+                                      str(Path(args.tensorboard).resolve()) if args.tensorboard
+                                      else None, args.id)
+    except (studies.UnknownStudy, runner.StudyError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    study = runner.load_study(folder)
+    module = studies.get(study["study"])
+    total = len(module.items(study["config"]))
+    print(f"study {study['study_id']}: {total} items x {len(study['frameworks'])} frameworks "
+          f"({', '.join(f'{f} {m}' for f, m in study['modes'].items())}); {folder}",
+          file=sys.stderr, flush=True)
+    started = time.perf_counter()
+
+    def progress(framework: str, left: int, added: Any) -> None:
+        if added is None:
+            print(f"  {framework}: {left} items to run ...", file=sys.stderr, flush=True)
+        else:
+            bad = [r for r in added if r["status"] != "ok"]
+            print(f"  {framework}: {len(added) - len(bad)} ok, {len(bad)} failed "
+                  f"({time.perf_counter() - started:.0f} s so far)", file=sys.stderr, flush=True)
+            for r in bad[:3]:
+                print(f"    {r['item_id']}: {r['status']}: {(r['error'] or '').splitlines()[0]}",
+                      file=sys.stderr)
+
+    try:
+        runner.execute(folder, progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished items are kept. Resume with: fwbench study "
+              f"{study['study']} --resume {folder}", file=sys.stderr)
+        return 130
+    frame = runner.load(folder)
+    print(module.summary(frame))
+    failed = frame[~frame["status"].isin(["ok", "skipped"])]
+    print(f"{int((frame['status'] == 'ok').sum())} items trained, {len(failed)} failed, "
+          f"{int((frame['status'] == 'skipped').sum())} skipped in "
+          f"{time.perf_counter() - started:.0f} s; results in {folder}")
+    if study.get("tensorboard"):
+        print(f"tensorboard: tensorboard --logdir {study['tensorboard']}")
+    return 1 if len(failed) else 0
+
+
+def _ints(value: str, flag: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} {value!r}: expected comma-separated whole numbers") from None
+    if not out or any(v < 0 for v in out):
+        raise UsageError(f"{flag} {value!r}: expected comma-separated whole numbers >= 0")
+    return out
+
+
+def _names(value: str, allowed: Sequence[str], flag: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise UsageError(f"{flag} {value!r}: unknown {unknown}; allowed {', '.join(allowed)}")
+    return names
+
+
+def _study_dir(name: str) -> Path:
+    from bench.studies import runner
+
+    path = Path(name)
+    if (path / "study.json").exists():
+        return path
+    if (runner.studies_dir() / name / "study.json").exists():
+        return runner.studies_dir() / name
+    raise UsageError(f"no study {name!r} (looked for {path} and {runner.studies_dir() / name})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fwbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -568,6 +653,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", nargs="?", default=None, help="run folder or id (default: latest)")
     p.add_argument("--force", action="store_true", help="replace an existing baseline")
     p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("study", help="studies from the course material, in every framework: "
+                       "genz (function approximation), forecast (LSTM on CO2), sweep "
+                       "(architectures and optimizers on digits)")
+    p.add_argument("name", choices=["genz", "forecast", "sweep"], help="which study")
+    p.add_argument("--quick", action="store_true", help="the smaller configuration (minutes)")
+    p.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS),
+                   help="comma-separated, from: " + ", ".join(adapters.FRAMEWORKS))
+    p.add_argument("--seeds", default="", help="comma-separated seeds (default: the study's)")
+    p.add_argument("--mode", default="", help="eager or compiled for every framework "
+                   "(default: tf compiled, torch eager, jax compiled)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads and CPU cores (default: every CPU allowed)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="per framework process (s)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write every item's loss curve and step times as TensorBoard "
+                   "event files under DIR")
+    p.add_argument("--id", default=None, help="study id (default: <name>-<UTC time>)")
+    p.add_argument("--resume", default=None, metavar="STUDY",
+                   help="finish an interrupted study (folder or id)")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("show", help="print the speed table of one or more runs")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")

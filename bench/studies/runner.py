@@ -1,0 +1,256 @@
+"""Runs a study: one process per framework, one JSON line per finished item.
+
+    results/studies/<study id>/study.json            the study, its configuration, environment
+    results/studies/<study id>/records/<fw>.jsonl    one record per item, appended as it finishes
+    results/studies/<study id>/logs/<fw>.log         that process's stdout and stderr
+
+A framework's items run in one process, one after another, with the same thread caps and
+CPU affinity as the speed harness gives a cell (bench.harness.process_env): starting a
+process per item would spend more time importing TensorFlow than training. An item that
+raises or diverges is recorded with its status and error and the process goes on; a
+process that dies or times out loses only the item it was on, which is recorded as
+failed, and `resume` runs whatever has no record yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from bench import adapters, environment, harness, results, studies
+from bench.studies.fit import Diverged
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA = "fwbench.study/1"
+DEFAULT_TIMEOUT_S = 3600.0  # per framework process
+# Mode each framework trains in unless --mode says otherwise: the compiled step where it
+# compiles once per model in well under a second (tf.function, jax.jit); torch's eager
+# step, because torch.compile takes 6-28 s per new model on 2 cores (measured) against
+# 1-2 s of training per Genz item, and eager is how PyTorch trains by default.
+STUDY_MODES = {"tf": "compiled", "torch": "eager", "jax": "compiled"}
+
+
+class StudyError(ValueError):
+    """A study configuration or folder that cannot be run."""
+
+
+def studies_dir() -> Path:
+    return results.RESULTS_DIR / "studies"
+
+
+def new_study(name: str, frameworks: Sequence[str], quick: bool = False,
+              overrides: dict[str, Any] | None = None, mode: str | None = None,
+              threads: int = 2, timeout_s: float = DEFAULT_TIMEOUT_S,
+              tensorboard: str | None = None, study_id: str | None = None) -> Path:
+    """Create a study folder holding its configuration; returns its path."""
+    module = studies.get(name)
+    unknown = [f for f in frameworks if f not in adapters.FRAMEWORKS]
+    if unknown or not frameworks:
+        raise StudyError(f"unknown framework(s) {unknown}: allowed {', '.join(adapters.FRAMEWORKS)}")
+    if mode is not None:
+        bad = [f for f in frameworks if mode not in adapters.MODES[f]]
+        if bad:
+            raise StudyError(f"--mode {mode!r} is not offered by {bad}")
+    config = dict(module.QUICK if quick else module.FULL)
+    for key, value in (overrides or {}).items():
+        if key not in config:
+            raise StudyError(f"{name}: no setting {key!r}: allowed {', '.join(config)}")
+        config[key] = value
+    module.items(config)  # refuses a malformed configuration before anything runs
+    harness.affinity(threads)  # refuses more threads than CPUs
+    study_id = study_id or f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+    folder = studies_dir() / study_id
+    if (folder / "study.json").exists():
+        raise StudyError(f"study {study_id!r} exists already ({folder}); resume it or pick a name")
+    results.write_json(folder / "study.json", {
+        "schema": SCHEMA, "study": name, "study_id": study_id, "quick": quick,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": config, "frameworks": list(frameworks),
+        "modes": {f: mode or STUDY_MODES[f] for f in frameworks},
+        "threads": threads, "timeout_s": timeout_s, "tensorboard": tensorboard,
+        "command": " ".join(["fwbench", *sys.argv[1:]]) if sys.argv else None,
+        "environment": environment.describe(),
+    })
+    return folder
+
+
+def load_study(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / "study.json"
+    if not path.exists():
+        raise StudyError(f"{folder} is not a study folder (no study.json)")
+    study = results.read_json(path)
+    if study.get("schema") != SCHEMA:
+        raise StudyError(f"{path}: schema {study.get('schema')!r}, expected {SCHEMA!r}")
+    return study
+
+
+def records_path(folder: Path, framework: str) -> Path:
+    return Path(folder) / "records" / f"{framework}.jsonl"
+
+
+def read_records(folder: Path, framework: str) -> list[dict[str, Any]]:
+    """The framework's records; a line cut short by a killed process is ignored."""
+    path = records_path(folder, framework)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def _append(folder: Path, framework: str, record: dict[str, Any]) -> None:
+    path = records_path(folder, framework)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(results._clean(record)) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def pending(folder: Path, study: dict[str, Any], framework: str) -> list[dict[str, Any]]:
+    """Items of `framework` with no record yet, in study order."""
+    module = studies.get(study["study"])
+    done = {r["item_id"] for r in read_records(folder, framework)}
+    return [i for i in module.items(study["config"]) if module.item_id(i) not in done]
+
+
+def _failure(study: dict[str, Any], framework: str, item: dict[str, Any], status: str,
+             error: str) -> dict[str, Any]:
+    module = studies.get(study["study"])
+    return {"item_id": module.item_id(item), "item": item, "framework": framework,
+            "mode": study["modes"][framework], "status": status, "error": error,
+            "metrics": {}}
+
+
+def run_framework(folder: Path, framework: str) -> list[dict[str, Any]]:
+    """Run `framework`'s pending items in one process; returns the records it added."""
+    study = load_study(folder)
+    before = len(read_records(folder, framework))
+    todo = pending(folder, study, framework)
+    if not todo:
+        return []
+    if not adapters.installed(framework):
+        _, name, _, extra = adapters.REGISTRY[framework]
+        for item in todo:
+            _append(folder, framework, _failure(
+                study, framework, item, "skipped",
+                f"{name} is not installed; install it with: pip install 'fwbench[{extra}]'"))
+        return read_records(folder, framework)[before:]
+    log = Path(folder) / "logs" / f"{framework}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "bench.studies.runner", str(folder), framework]
+    returncode = harness.run_process(cmd, harness.process_env(study["threads"], "cpu"), log,
+                                     study["timeout_s"])
+    left = pending(folder, study, framework)
+    if left:
+        # The process ended without finishing: the item it was on takes the blame, the
+        # ones after it are left for `resume`.
+        if returncode is None:
+            status, why = "timeout", f"the process ran past its {study['timeout_s']:.0f} s timeout"
+        else:
+            status, why = "crash", f"the process exited with status {returncode}"
+        _append(folder, framework, _failure(study, framework, left[0], status,
+                                            f"{why}; log tail:\n{harness.log_tail(log)}"))
+    return read_records(folder, framework)[before:]
+
+
+def execute(folder: Path, on_framework: Any = None) -> dict[str, list[dict[str, Any]]]:
+    """Run every framework's pending items, one framework at a time."""
+    study = load_study(folder)
+    added = {}
+    for framework in study["frameworks"]:
+        if on_framework:
+            on_framework(framework, len(pending(folder, study, framework)), None)
+        added[framework] = run_framework(folder, framework)
+        if on_framework:
+            on_framework(framework, 0, added[framework])
+    return added
+
+
+def _worker(folder: Path, framework: str) -> int:
+    """The framework's process: train every pending item, appending a record for each."""
+    study = load_study(folder)
+    module = studies.get(study["study"])
+    mode = study["modes"][framework]
+    adapter = adapters.get(framework)
+    adapter.configure("cpu", threads=study["threads"])
+    os.sched_setaffinity(0, harness.affinity(study["threads"]))
+    writer = None
+    if study.get("tensorboard"):
+        from bench import tensorboard
+        writer = tensorboard.StudyWriter(Path(study["tensorboard"]), study["study_id"], framework)
+    for item in pending(folder, study, framework):
+        started = time.perf_counter()
+        record = {"item_id": module.item_id(item), "item": item, "framework": framework,
+                  "mode": mode, "status": "ok", "error": None}
+        try:
+            out = module.run_item(adapter, item, study["config"], mode)
+            record["metrics"] = out["metrics"]
+            if out.get("outputs") is not None:
+                record["outputs"] = out["outputs"]  # e.g. forecasts, for the report's plots
+            if writer is not None:
+                writer.item(module.item_id(item), out.get("curves", {}))
+        except Diverged as exc:
+            record.update(status="nan", error=str(exc), metrics={})
+        except Exception as exc:  # one item's failure must not lose the others
+            record.update(status="crash", metrics={},
+                          error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+        record["wall_s"] = time.perf_counter() - started
+        _append(folder, framework, record)
+        print(f"{record['item_id']}: {record['status']} {record['wall_s']:.1f} s", flush=True)
+    return 0
+
+
+def load(paths: Any = None) -> "pd.DataFrame":
+    """Every study record under `paths` (study folders or folders of them; default all
+    of results/studies) as one DataFrame, one row per (study, framework, item): study,
+    study_id, framework, mode, status, error, the item's keys (family, d, n, seed, ...),
+    then its metrics and wall_s."""
+    import pandas as pd
+
+    if paths is None:
+        paths = [studies_dir()]
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
+    rows = []
+    for folder in (d for p in paths for d in _study_dirs(Path(p))):
+        study = load_study(folder)
+        for framework in study["frameworks"]:
+            for record in read_records(folder, framework):
+                rows.append({"study": study["study"], "study_id": study["study_id"],
+                             "quick": study.get("quick"), "framework": framework,
+                             "mode": record.get("mode"), "status": record["status"],
+                             "error": record.get("error"), **record["item"],
+                             **record.get("metrics", {}), "wall_s": record.get("wall_s")})
+    return pd.DataFrame(rows)
+
+
+def _study_dirs(path: Path) -> list[Path]:
+    if (path / "study.json").exists():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: not a study folder or a folder of studies")
+    return sorted(p.parent for p in path.glob("*/study.json"))
+
+
+def latest(name: str | None = None) -> Path | None:
+    """The most recently created study folder (of study `name`), or None."""
+    found = [p.parent for p in studies_dir().glob("*/study.json")
+             if name is None or results.read_json(p).get("study") == name]
+    return max(found, key=lambda p: (p / "study.json").stat().st_mtime) if found else None
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(Path(sys.argv[1]), sys.argv[2]))
