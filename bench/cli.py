@@ -214,6 +214,12 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"fwbench run --resume {run_dir}", file=sys.stderr)
         return 130
     seconds["speed"] = time.perf_counter() - started
+    if args.tensorboard:
+        from bench import tensorboard
+
+        written = tensorboard.write_run(run_dir, Path(args.tensorboard))
+        print(f"tensorboard: {len(written)} cell processes' loss and step-time curves; "
+              f"tensorboard --logdir {args.tensorboard}", file=sys.stderr)
     frame = results.load(run_dir)
     _show(frame, [run_dir])
     failed = frame[~frame["status"].isin(["ok", "skipped"])]
@@ -250,7 +256,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         try:  # the run's results are on disk already; a report failure loses none of them
             out = report.build([run_dir], graphs_path or _latest("graphs/*/graphs.json"),
-                               parity_path or _latest("parity-*.json"))
+                               parity_path or _latest("parity-*.json"),
+                               study_paths=_study_inputs("latest"))
             print(f"report: {out / 'report.html'} (and report.md)")
         except Exception as exc:  # noqa: BLE001 - said, and the exit status says it too
             problems.append(f"report FAILED: {type(exc).__name__}: {exc}; rerun with "
@@ -399,12 +406,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_dirs = [_run_dir(r) for r in (args.runs or ["latest"])]
     graphs_paths = _inputs(args.graphs, "graphs/*/graphs.json", "--graphs")
     parity_paths = _inputs(args.parity, "parity-*.json", "--parity")
-    out = report.build(run_dirs, graphs_paths, parity_paths, args.out, merge=args.merge)
+    study_paths = _study_inputs(args.studies)
+    out = report.build(run_dirs, graphs_paths, parity_paths, args.out, merge=args.merge,
+                       study_paths=study_paths)
     studies = [(p if p.is_dir() else p.parent).name for p in graphs_paths]
     print(f"report of {', '.join(d.name for d in run_dirs)}"
           + (" (merged)" if args.merge and len(run_dirs) > 1 else "")
           + (f", graph study {', '.join(studies)}" if studies else "")
           + (f", parity {', '.join(p.name for p in parity_paths)}" if parity_paths else "")
+          + (f", studies {', '.join(p.name for p in study_paths)}" if study_paths else "")
           + f": {out / 'report.html'} and {out / 'report.md'}")
     return 0
 
@@ -523,6 +533,18 @@ def _names(value: str, allowed: Sequence[str], flag: str) -> list[str]:
     return names
 
 
+def _study_inputs(value: str) -> list[Path]:
+    """'latest' (the newest study of each kind), 'none', or comma-separated study folders
+    or ids."""
+    from bench.studies import STUDIES, runner
+
+    if value == "none":
+        return []
+    if value == "latest":
+        return [p for p in (runner.latest(kind) for kind in STUDIES) if p is not None]
+    return [_study_dir(v.strip()) for v in value.split(",") if v.strip()]
+
+
 def _study_dir(name: str) -> Path:
     from bench.studies import runner
 
@@ -581,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "the matrix flags are then taken from the run")
     p.add_argument("--retry-failed", action="store_true",
                    help="with --resume: measure failed cells again")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write every cell process's loss curve and step times as "
+                   "TensorBoard event files under DIR/<run id>/")
     p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
                    help="also measure scaling curves: step time vs batch size (MLP) and "
                    "sequence length (LSTM, attention) at 1/4, 2 and 4 times the preset's, "
@@ -623,6 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity", default="latest",
                    help="parity results JSON (comma-separated ones are merged), 'latest' "
                    "(default) or 'none'")
+    p.add_argument("--studies", default="latest",
+                   help="study folders or ids (comma-separated), 'latest' (default: the newest "
+                   "of each study) or 'none'")
     p.add_argument("--merge", action="store_true",
                    help="treat the runs as one result set (e.g. one run per framework) "
                    "instead of comparing them")

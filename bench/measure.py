@@ -148,8 +148,11 @@ def _status_of(exc: BaseException) -> str:
 
 
 def measure(cell: Cell, budget: Budget,
-            tf32: bool = False) -> tuple[dict[str, Any], dict[str, Any], list[float]]:
-    """Run the cell; returns (metrics, framework facts, raw step times in ms)."""
+            tf32: bool = False) -> tuple[dict[str, Any], dict[str, Any], list[float], dict[str, list[float]]]:
+    """Run the cell; returns (metrics, framework facts, raw step times in ms, curves).
+
+    curves: "loss", the loss of every step from the first (before its update), and
+    "warmup_ms", the untimed warm-up steps' times, for TensorBoard (`--tensorboard`)."""
     fault = _fault_for(cell.id)
     model_spec, train_spec = cell.specs()
     metrics: dict[str, Any] = {}
@@ -181,13 +184,15 @@ def measure(cell: Cell, budget: Budget,
     first_loss = _checked(trainer.value(trainer.step(batches[0])), 0, fault)
     metrics["first_step_s"] = time.perf_counter() - t
     metrics["time_to_first_step_s"] = metrics["first_step_s"] + (metrics["compile_s"] or 0.0)
+    losses = [first_loss]  # reading them costs nothing: each step's loss is read back anyway
 
     step = 1
     warm_start = time.perf_counter()
     warm_ms = []
     while not _warm(step - 1, time.perf_counter() - warm_start, budget):
         t = time.perf_counter()
-        _checked(trainer.value(trainer.step(batches[step % DISTINCT_BATCHES])), step, None)
+        losses.append(_checked(trainer.value(trainer.step(batches[step % DISTINCT_BATCHES])), step,
+                               None))
         warm_ms.append((time.perf_counter() - t) * 1e3)
         step += 1
     metrics["warmup_steps"] = step - 1
@@ -208,6 +213,7 @@ def measure(cell: Cell, budget: Budget,
             _spin(extra_s)
         samples_ms.append((time.perf_counter() - t) * 1e3)
         last_loss = _checked(loss, step, None)
+        losses.append(last_loss)
         step += 1
         if (len(samples_ms) >= budget.min_samples
                 and time.perf_counter() - sample_start >= budget.sample_s):
@@ -221,7 +227,7 @@ def measure(cell: Cell, budget: Budget,
     metrics["peak_rss_mib"] = _peak_rss_mib()
     peak = adapter.peak_memory_bytes(cell.device)
     metrics["peak_device_mib"] = peak / 2**20 if peak is not None else None
-    return metrics, facts, samples_ms
+    return metrics, facts, samples_ms, {"loss": losses, "warmup_ms": warm_ms}
 
 
 def skeleton(cell: Cell, run_id: str | None, repeat: int, status: str = "ok",
@@ -244,7 +250,8 @@ def record(job: dict[str, Any]) -> dict[str, Any]:
                 "affinity": sorted(os.sched_getaffinity(0)), "pid": os.getpid()})
     started = time.perf_counter()
     try:
-        out["metrics"], out["framework"], out["samples_ms"] = measure(cell, budget, out["tf32"])
+        out["metrics"], out["framework"], out["samples_ms"], curves = measure(cell, budget, out["tf32"])
+        out["losses"], out["warmup_ms"] = curves["loss"], curves["warmup_ms"]
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, by kind
         out["status"] = _status_of(exc)
         out["error"] = f"{type(exc).__name__}: {exc}".strip()

@@ -121,13 +121,14 @@ def summary_lines(frame: Any) -> list[str]:
 # --- building ---------------------------------------------------------------------------
 def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = None,
           parity_path: Path | Sequence[Path] | None = None, out_dir: Path | None = None,
-          merge: bool = False) -> Path:
+          merge: bool = False, study_paths: Sequence[Path] = ()) -> Path:
     """Write the report of `run_dirs` (plus graph studies and parity runs, if given)
     under `out_dir` (default results/report); returns the folder.
 
     Several runs are compared with each other, unless `merge`: then they are one result
     set (e.g. one run per framework from nox's bench sessions). Several graph studies or
-    parity files are always merged: their rows are put together."""
+    parity files are always merged: their rows are put together.
+    `study_paths`: study folders (fwbench study) shown in the Studies section."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -162,6 +163,9 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
         report.heading("Parity")
         report.text("No parity results were given or found: run `fwbench parity`, then "
                     "`fwbench report` again.")
+    from bench import studyreport
+
+    studyreport.add_sections(report, list(study_paths), out)
     for block in report.blocks:
         if block[0] == "table":
             block[2].to_csv(out / "tables" / f"{block[1]}.csv", index=False)

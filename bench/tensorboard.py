@@ -201,3 +201,26 @@ def _scalars_of(event: bytes) -> Iterable[tuple[int, str, float]]:
                     simple = struct.unpack("<f", v)[0]
             if tag is not None and simple is not None:
                 yield step, tag, simple
+
+
+def write_run(run_dir: Path, root: Path) -> list[Path]:
+    """Event files for every measured cell process of a `fwbench run` folder, one
+    TensorBoard run per process: <root>/<run id>/<cell id>.r<repeat>, with the tags
+    loss (every step from the first), step_ms/warmup (the untimed warm-up steps) and
+    step_ms/timed (the steady-state samples), all on one step axis. Cells that failed,
+    and records from before the curves were kept, have nothing to write."""
+    import json
+
+    run_dir = Path(run_dir)
+    written = []
+    for path in sorted((run_dir / "cells").glob("*.json")):
+        record = json.loads(path.read_text())
+        losses, warm, timed = record.get("losses"), record.get("warmup_ms") or [], record.get("samples_ms")
+        if record.get("status") != "ok" or not losses:
+            continue
+        events = EventFile(Path(root) / run_dir.name / path.stem)
+        events.curve("loss", losses)
+        events.curve("step_ms/warmup", warm, first_step=1)
+        events.curve("step_ms/timed", timed or [], first_step=1 + len(warm))
+        written.append(events.close())
+    return written

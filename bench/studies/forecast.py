@@ -124,8 +124,11 @@ def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mod
         metrics[f"rmse_h{h}"] = _rmse(forecast[:, k], truth)
         metrics[f"naive_rmse_h{h}"] = _rmse(y[origins], truth)
         metrics[f"seasonal_naive_rmse_h{h}"] = _rmse(y[origins + h - SEASON], truth)
-    outputs = {"months": [months[t] for t in origins], "truth": y[origins].tolist(),
-               "horizons": horizons, "forecast": forecast.tolist()}
+    # For the report's plot: per origin, its month, the last value (the naive forecast),
+    # the true value h months later and the forecast of it, for every h.
+    outputs = {"months": [months[t] for t in origins], "last_value": y[origins].tolist(),
+               "horizons": horizons, "truth": np.stack([y[origins + h] for h in horizons], 1).tolist(),
+               "forecast": forecast.tolist()}
     return {"metrics": metrics, "curves": {"loss": run.losses, "step_ms": run.step_ms},
             "outputs": outputs}
 

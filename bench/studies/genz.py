@@ -99,7 +99,17 @@ def dataset(family: str, d: int, n: int, seed: int) -> dict[str, np.ndarray]:
 
 
 def items(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """One item per (family, d, n, seed)."""
+    """One item per (family, d, n, seed); a malformed configuration is refused here,
+    before anything runs."""
+    for family in config["families"]:
+        _check(family, 1)
+    for d in config["dims"]:
+        _check(FAMILIES[0], d)
+    for n in config["sizes"]:
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_TRAIN:
+            raise ValueError(f"genz: n={n!r} is not valid: allowed a whole number in 1..{MAX_TRAIN}")
+    if not isinstance(config["steps"], int) or config["steps"] < 1:
+        raise ValueError(f"genz: steps={config['steps']!r} is not valid: allowed a whole number >= 1")
     return [{"family": f, "d": d, "n": n, "seed": s}
             for f in config["families"] for d in config["dims"]
             for n in config["sizes"] for s in config["seeds"]]

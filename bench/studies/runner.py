@@ -2,14 +2,15 @@
 
     results/studies/<study id>/study.json            the study, its configuration, environment
     results/studies/<study id>/records/<fw>.jsonl    one record per item, appended as it finishes
-    results/studies/<study id>/logs/<fw>.log         that process's stdout and stderr
+    results/studies/<study id>/logs/<fw>.<k>.log     stdout and stderr of its k-th process
 
 A framework's items run in one process, one after another, with the same thread caps and
 CPU affinity as the speed harness gives a cell (bench.harness.process_env): starting a
 process per item would spend more time importing TensorFlow than training. An item that
 raises or diverges is recorded with its status and error and the process goes on; a
 process that dies or times out loses only the item it was on, which is recorded as
-failed, and `resume` runs whatever has no record yet.
+failed, and a fresh process goes on with the rest; `resume` runs whatever has no record
+yet (after an interrupt).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 SCHEMA = "fwbench.study/1"
 DEFAULT_TIMEOUT_S = 3600.0  # per framework process
+FAULT_VARIABLE = "FWBENCH_INJECT_STUDY_FAULT"
 # Mode each framework trains in unless --mode says otherwise: the compiled step where it
 # compiles once per model in well under a second (tf.function, jax.jit); torch's eager
 # step, because torch.compile takes 6-28 s per new model on 2 cores (measured) against
@@ -135,7 +137,8 @@ def _failure(study: dict[str, Any], framework: str, item: dict[str, Any], status
 
 
 def run_framework(folder: Path, framework: str) -> list[dict[str, Any]]:
-    """Run `framework`'s pending items in one process; returns the records it added."""
+    """Run `framework`'s pending items in a process of their own (a fresh one after a
+    process dies); returns the records it added."""
     study = load_study(folder)
     before = len(read_records(folder, framework))
     todo = pending(folder, study, framework)
@@ -148,21 +151,28 @@ def run_framework(folder: Path, framework: str) -> list[dict[str, Any]]:
                 study, framework, item, "skipped",
                 f"{name} is not installed; install it with: pip install 'fwbench[{extra}]'"))
         return read_records(folder, framework)[before:]
-    log = Path(folder) / "logs" / f"{framework}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    logs = Path(folder) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    first = len(list(logs.glob(f"{framework}.*.log"))) + 1  # a resume keeps earlier logs
     cmd = [sys.executable, "-m", "bench.studies.runner", str(folder), framework]
-    returncode = harness.run_process(cmd, harness.process_env(study["threads"], "cpu"), log,
-                                     study["timeout_s"])
-    left = pending(folder, study, framework)
-    if left:
-        # The process ended without finishing: the item it was on takes the blame, the
-        # ones after it are left for `resume`.
+    env = harness.process_env(study["threads"], "cpu")
+    # Each pass either finishes the items or records the one its process died on as
+    # failed, so a fresh process goes on with the rest: at most one pass per item.
+    for attempt in range(first, first + len(todo)):
+        log = logs / f"{framework}.{attempt}.log"
+        returncode = harness.run_process(cmd, env, log, study["timeout_s"])
+        left = pending(folder, study, framework)
+        if not left:
+            break
         if returncode is None:
             status, why = "timeout", f"the process ran past its {study['timeout_s']:.0f} s timeout"
         else:
             status, why = "crash", f"the process exited with status {returncode}"
+        tail = harness.log_tail(log)
         _append(folder, framework, _failure(study, framework, left[0], status,
-                                            f"{why}; log tail:\n{harness.log_tail(log)}"))
+                                            f"{why} while training it; log tail:\n{tail}"))
+        if len(left) == 1:
+            break
     return read_records(folder, framework)[before:]
 
 
@@ -191,11 +201,16 @@ def _worker(folder: Path, framework: str) -> int:
     if study.get("tensorboard"):
         from bench import tensorboard
         writer = tensorboard.StudyWriter(Path(study["tensorboard"]), study["study_id"], framework)
+    fault = os.environ.get(FAULT_VARIABLE, "")  # "<item id substring>=raise|exit", for tests
     for item in pending(folder, study, framework):
         started = time.perf_counter()
+        if fault and fault.rsplit("=", 1)[0] in module.item_id(item) and fault.endswith("=exit"):
+            os._exit(3)  # dies without a record, like a segfault would
         record = {"item_id": module.item_id(item), "item": item, "framework": framework,
                   "mode": mode, "status": "ok", "error": None}
         try:
+            if fault and fault.rsplit("=", 1)[0] in module.item_id(item) and fault.endswith("=raise"):
+                raise RuntimeError(f"injected fault ({FAULT_VARIABLE}={fault})")
             out = module.run_item(adapter, item, study["config"], mode)
             record["metrics"] = out["metrics"]
             if out.get("outputs") is not None:

@@ -1,0 +1,220 @@
+"""The studies' sections of `fwbench report`: Genz, forecasting, architecture sweep.
+
+Built from bench.studies.runner.load (one row per study, framework and item) and, for the
+forecast plot, the forecasts stored in the records. Each study folder given is shown; a
+study kind with no folder is named with the command that makes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from bench.studies import forecast, genz, runner, sweep
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bench.report import Report
+
+
+def add_sections(report: "Report", folders: Sequence[Path], out: Path) -> None:
+    """Append a section per study kind to `report`; figures go to out/figures."""
+    frame = runner.load(list(folders)) if folders else None
+    kinds = set(frame["study"]) if frame is not None and not frame.empty else set()
+    report.heading("Studies")
+    report.text("Accuracy as well as speed: the course material's experiments, run through the "
+                "same specs and adapters in every framework, each framework in its own process "
+                "(tf compiled, torch eager, jax compiled unless the study says otherwise). The "
+                "same seed gives every framework the same data, initial weights and batch order.")
+    for kind, section in (("genz", _genz), ("forecast", _forecast), ("sweep", _sweep)):
+        if kind not in kinds:
+            report.heading(_TITLES[kind], 3)
+            report.text(f"No {kind} study was given or found: run `fwbench study {kind}` "
+                        f"(or `--quick`), then `fwbench report` again.")
+            continue
+        part = frame[frame["study"] == kind]
+        report.heading(_TITLES[kind], 3)
+        ids = ", ".join(sorted(set(part["study_id"])))
+        failed = part[~part["status"].isin(["ok", "skipped"])]
+        report.text(f"Study {ids}: {int((part['status'] == 'ok').sum())} items trained, "
+                    f"{len(failed)} failed, {int((part['status'] == 'skipped').sum())} skipped.")
+        if not failed.empty:
+            report.table(f"{kind}_failures", failed[["framework", "mode", "status", "error"]]
+                         .assign(error=failed["error"].map(lambda e: (e or "").splitlines()[0])))
+        if (part["status"] == "ok").any():
+            section(report, part[part["status"] == "ok"].copy(), out, folders)
+
+
+_TITLES = {"genz": "Genz function approximation", "forecast": "LSTM forecasting of CO2",
+           "sweep": "Architecture and optimizer sweep (digits)"}
+
+
+def _save(fig: Any, out: Path, name: str) -> None:
+    from bench.report import _save as save
+
+    save(fig, out, name)
+
+
+# --- Genz ----------------------------------------------------------------------------
+def genz_checks(ok: "pd.DataFrame") -> dict[str, tuple[int, int]]:
+    """The expected qualitative results, counted: (holds, cases).
+
+    falls_with_n: per framework, family and d, the mean |error| / std(f) at the largest n
+    is below that at the smallest n. harder_in_high_d: per framework, family and n, the
+    relative error in the highest d is above that in the lowest d. Relative errors, because
+    several families' values shrink with d (product peak ~1e-3 in 10 d), which makes their
+    absolute errors shrink too."""
+    ok = ok.assign(relative_error=ok["mean_abs_error"] / ok["test_std"].where(ok["test_std"] > 0))
+    mean = ok.groupby(["framework", "family", "d", "n"])["relative_error"].mean().dropna()
+    falls = harder = falls_n = harder_n = 0
+    for _, curve in mean.groupby(level=[0, 1, 2]):
+        sizes = curve.index.get_level_values("n")
+        if sizes.nunique() > 1:
+            falls_n += 1
+            falls += bool(curve.xs(sizes.max(), level="n").iloc[0] < curve.xs(sizes.min(), level="n").iloc[0])
+    for _, by_d in mean.groupby(level=[0, 1, 3]):
+        dims = by_d.index.get_level_values("d")
+        if dims.nunique() > 1:
+            harder_n += 1
+            harder += bool(by_d.xs(dims.max(), level="d").iloc[0] > by_d.xs(dims.min(), level="d").iloc[0])
+    return {"falls_with_n": (falls, falls_n), "harder_in_high_d": (harder, harder_n)}
+
+
+def _genz(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Path]) -> None:
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    checks = genz_checks(ok)
+    f_hold, f_all = checks["falls_with_n"]
+    h_hold, h_all = checks["harder_in_high_d"]
+    report.text(f"The MLP ({len(genz.HIDDEN)} x {genz.HIDDEN[0]} {genz.ACTIVATION}, full-batch "
+                f"Adam {genz.LEARNING_RATE:g}) learns each of the six Genz families from n uniform "
+                f"points in [0, 1]^d; errors on {genz.TEST_POINTS} uniform test points, in the "
+                f"function's units. Error falls from the smallest to the largest n in {f_hold} of "
+                f"{f_all} (framework, family, d) curves; relative to the function's spread, the "
+                f"highest d is harder than the lowest in {h_hold} of {h_all} (framework, family, n) "
+                f"cases. Note: with sum(w) = 1, the discontinuous family's non-zero corner "
+                f"(x1 < w1, x2 < w2) shrinks as d grows, to a few test points or none in 10 d.")
+    for metric, label in (("mean_abs_error", "mean |error|"), ("max_abs_error", "max |error|")):
+        grid = sns.relplot(data=ok, x="n", y=metric, hue="framework", style="framework",
+                           row="family", col="d", kind="line", marker="o", errorbar=None,
+                           height=1.9, aspect=1.35, facet_kws={"sharey": False, "margin_titles": True})
+        grid.set(xscale="log", yscale="log")
+        grid.set_axis_labels("training points n", label)
+        _save(grid.figure, out, f"genz_{metric}")
+        report.figure(f"genz_{metric}", f"Genz: {label} on the test points against the number of "
+                      f"training points, per family (rows) and dimension (columns), per framework.")
+    table = ok.pivot_table(index=["family", "d", "n"], columns="framework",
+                           values=["mean_abs_error", "max_abs_error"], aggfunc="mean")
+    table.columns = [f"{fw} {m.replace('_abs_error', '')}" for m, fw in table.columns]
+    report.table("genz_errors", table.reset_index())
+    plt.close("all")
+
+
+# --- forecasting ---------------------------------------------------------------------
+def _forecast(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Path]) -> None:
+    import matplotlib.pyplot as plt
+
+    table = forecast.horizon_table(ok)
+    agree = forecast.agreement(table)
+    beats = bool((table["beats_naive"] == table["seeds"]).all())
+    all_agree = bool(agree["agree"].fillna(False).all())
+    report.text("An LSTM (1 layer of 32) forecasts monthly Mauna Loa CO2 (statsmodels' co2, "
+                "1958-2001) 1, 3, 6 and 12 months ahead from the last 24 monthly changes; "
+                "chronological split (last 20% of the months for testing), statistics from the "
+                "training part only. RMSE in ppm on the test origins, mean and seed-to-seed sd "
+                f"over {int(table['seeds'].max())} seeds. Beats the naive last-value forecast with "
+                f"every seed in every framework at every horizon: {'yes' if beats else 'no'}. "
+                f"The frameworks' mean RMSEs lie within the pooled seed-to-seed sd of each other "
+                f"at every horizon: {'yes' if all_agree else 'no'}.")
+    report.table("forecast_rmse", table)
+    report.table("forecast_agreement", agree)
+    series = _forecast_series(folders)
+    if series:
+        horizons = series[0][1]["horizons"]
+        shown = [h for h in (horizons[0], horizons[-1])]
+        fig, axes = plt.subplots(len(shown), 1, figsize=(9, 3.2 * len(shown)), squeeze=False)
+        for ax, h in zip(axes[:, 0], shown):
+            k = horizons.index(h)
+            first = series[0][1]
+            months = np.array(first["months"], dtype="datetime64[M]") + np.timedelta64(h, "M")
+            ax.plot(months, np.asarray(first["truth"])[:, k], color="black", lw=2, label="truth")
+            ax.plot(months, first["last_value"], color="grey", ls=":", label="naive (last value)")
+            for framework, outputs, _ in series:
+                ax.plot(months, np.asarray(outputs["forecast"])[:, k], lw=1, label=framework)
+            ax.set_title(f"{h} month(s) ahead, seed {series[0][2]}")
+            ax.set_ylabel("CO2 (ppm)")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        _save(fig, out, "forecast")
+        report.figure("forecast", "CO2 forecasts on the test months against the truth, at the "
+                      "shortest and longest horizon, one seed, every framework.")
+
+
+def _forecast_series(folders: Sequence[Path]) -> list[tuple[str, dict[str, Any], int]]:
+    """(framework, stored forecasts, seed) of the lowest seed each framework finished."""
+    found = []
+    for folder in (d for p in folders for d in runner._study_dirs(Path(p))):
+        study = runner.load_study(folder)
+        if study["study"] != forecast.NAME:
+            continue
+        for framework in study["frameworks"]:
+            done = [r for r in runner.read_records(folder, framework)
+                    if r["status"] == "ok" and r.get("outputs")]
+            if done:
+                first = min(done, key=lambda r: r["item"]["seed"])
+                found.append((framework, first["outputs"], first["item"]["seed"]))
+        if found:
+            return found
+    return found
+
+
+# --- sweep ---------------------------------------------------------------------------
+def _sweep(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Path]) -> None:
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    frameworks = list(dict.fromkeys(ok["framework"]))
+    report.text("The MLP on scikit-learn's digits (1,438 training, 359 test images, a fixed "
+                "stratified split): test accuracy, mean over seeds. Learning rate per optimizer, "
+                "the same in every framework: "
+                + ", ".join(f"{k} {v:g}" for k, v in sweep.LEARNING_RATES.items()) + ".")
+    for grid, rows, cols, title in (("activation_optimizer", "optimizer", "activation",
+                                     f"{sweep.BASE['layers']} layers of {sweep.BASE['width']}"),
+                                    ("depth_width", "layers", "width",
+                                     f"{sweep.BASE['activation']} and {sweep.BASE['optimizer']}")):
+        table = sweep.grid_table(ok, grid, rows, cols)
+        if table.empty:
+            continue
+        fig, axes = plt.subplots(1, len(frameworks), figsize=(4.2 * len(frameworks), 3.6),
+                                 squeeze=False)
+        for ax, fw in zip(axes[0], frameworks):
+            if fw not in table.columns.get_level_values(0):
+                continue
+            sns.heatmap(100 * table[fw], ax=ax, annot=True, fmt=".1f", cmap="viridis",
+                        vmin=100 * np.nanmin(table.to_numpy()), vmax=100, cbar=False)
+            ax.set_title(f"{fw}: test accuracy (%)")
+        fig.suptitle(title)
+        fig.tight_layout()
+        _save(fig, out, f"sweep_{grid}")
+        report.figure(f"sweep_{grid}", f"Digits test accuracy (%), {rows} x {cols}, per "
+                      f"framework ({title}); mean over seeds.")
+        flat = table.stack(level=1, future_stack=True).reset_index()
+        report.table(f"sweep_{grid}", flat)
+    best = (ok[(ok["layers"] == sweep.BASE["layers"]) & (ok["width"] == sweep.BASE["width"])]
+            .groupby(["framework", "optimizer", "activation"])["test_accuracy"].mean())
+    lines = []
+    for fw in frameworks:
+        if fw in best.index.get_level_values(0):
+            (opt, act), acc = best[fw].idxmax(), best[fw].max()
+            lines.append(f"{fw} {opt} + {act} ({100 * acc:.1f}%)")
+    if lines:
+        report.text("Best optimizer and activation per framework: " + "; ".join(lines) + ".")
+    times = ok.groupby("framework", sort=False).agg(
+        items=("test_accuracy", "size"), median_step_ms=("median_step_ms", "median"),
+        median_train_s=("train_s", "median"), mean_test_accuracy=("test_accuracy", "mean"),
+        mode=("mode", "first")).reset_index()
+    report.table("sweep_time", times)
