@@ -403,14 +403,15 @@ def _inputs(value: str, pattern: str, flag: str) -> list[Path]:
 def cmd_report(args: argparse.Namespace) -> int:
     from bench import report
 
-    run_dirs = [_run_dir(r) for r in (args.runs or ["latest"])]
+    # "none": a report of the other inputs only (e.g. studies without a speed run).
+    run_dirs = [] if args.runs == ["none"] else [_run_dir(r) for r in (args.runs or ["latest"])]
     graphs_paths = _inputs(args.graphs, "graphs/*/graphs.json", "--graphs")
     parity_paths = _inputs(args.parity, "parity-*.json", "--parity")
     study_paths = _study_inputs(args.studies)
     out = report.build(run_dirs, graphs_paths, parity_paths, args.out, merge=args.merge,
                        study_paths=study_paths)
     studies = [(p if p.is_dir() else p.parent).name for p in graphs_paths]
-    print(f"report of {', '.join(d.name for d in run_dirs)}"
+    print(f"report of {', '.join(d.name for d in run_dirs) or 'no speed run'}"
           + (" (merged)" if args.merge and len(run_dirs) > 1 else "")
           + (f", graph study {', '.join(studies)}" if studies else "")
           + (f", parity {', '.join(p.name for p in parity_paths)}" if parity_paths else "")
@@ -641,7 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_graphs)
 
     p = sub.add_parser("report", help="write results/report/: Markdown, HTML, figures, CSV")
-    p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
+    p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run; "
+                   "'none': no speed sections)")
     p.add_argument("--graphs", default="latest",
                    help="graph studies (graphs.json or its folder; comma-separated ones are "
                    "merged), 'latest' (default) or 'none'")

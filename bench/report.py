@@ -135,22 +135,12 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
     out = Path(out_dir or results.RESULTS_DIR / "report")
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
-    every_cell = results.load(list(run_dirs))
-    # The matrix's cells make every section but the scaling curves, which also use the
-    # sweep's points (other batch sizes and lengths, one process each).
-    frame = scaling.split(every_cell)[0]
-    runs = [results.read_json(Path(d) / "run.json") for d in run_dirs]
     report = Report("fwbench report")
-    _environment(report, runs, frame)
-    _methodology(report, runs, frame)
-    report.heading("Summary")
-    for line in summary_lines(frame) or ["No cell was measured."]:
-        report.text(line)
-    _failures(report, every_cell)
-    _speed(report, frame, out)
-    _scaling(report, every_cell, out)
-    if len(runs) > 1 and not merge:
-        _comparison(report, run_dirs, out)
+    if run_dirs:
+        _runs(report, run_dirs, out, merge)
+    else:
+        report.heading("Speed")
+        report.text("No speed run was given: run `fwbench run`, then `fwbench report` again.")
     if _paths(graphs_path):
         _graphs(report, graphs_path, parity_path or None)
     else:
@@ -172,6 +162,26 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
     (out / "report.md").write_text(to_markdown(report))
     (out / "report.html").write_text(to_html(report, out))
     return out
+
+
+def _runs(report: Report, run_dirs: Sequence[Path], out: Path, merge: bool) -> None:
+    """The speed sections: environment, methodology, summary, failures, step time and the
+    rest, scaling, and the comparison of several runs (unless `merge`)."""
+    every_cell = results.load(list(run_dirs))
+    # The matrix's cells make every section but the scaling curves, which also use the
+    # sweep's points (other batch sizes and lengths, one process each).
+    frame = scaling.split(every_cell)[0]
+    runs = [results.read_json(Path(d) / "run.json") for d in run_dirs]
+    _environment(report, runs, frame)
+    _methodology(report, runs, frame)
+    report.heading("Summary")
+    for line in summary_lines(frame) or ["No cell was measured."]:
+        report.text(line)
+    _failures(report, every_cell)
+    _speed(report, frame, out)
+    _scaling(report, every_cell, out)
+    if len(runs) > 1 and not merge:
+        _comparison(report, run_dirs, out)
 
 
 def _environment(report: Report, runs: list[dict], frame: Any) -> None:

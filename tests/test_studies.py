@@ -373,3 +373,14 @@ def test_run_writes_tensorboard_curves_of_every_cell_process(results_dir, tmp_pa
     assert len(losses) == 1 + len(warm) + len(timed) == 1 + record["metrics"]["warmup_steps"] \
         + record["metrics"]["samples"]
     assert timed[0][0] == len(warm) + 1  # one step axis: warm-up, then the timed steps
+
+
+def test_framework_gap_is_measured_item_by_item():
+    from bench.studyreport import framework_gap
+
+    ok = pd.DataFrame({"study_id": "s", "item_id": ["a", "a", "a", "b", "b", "c"],
+                       "framework": ["tf", "torch", "jax", "tf", "torch", "tf"],
+                       "value": [1.0, 1.5, 2.0, 4.0, 4.0, 9.0]})
+    gap = framework_gap(ok, "value")
+    assert gap.to_dict() == {("s", "a"): 1.0, ("s", "b"): 0.0}  # c: one framework only
+    assert framework_gap(ok, "value", relative=True)[("s", "a")] == pytest.approx(1.0)

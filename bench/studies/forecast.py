@@ -180,4 +180,4 @@ def summary(frame: "pd.DataFrame") -> str:
     return ("test RMSE (ppm), mean and sd over seeds, against the naive last-value forecast\n"
             + table.to_string(index=False, float_format=fmt)
             + "\n\nframeworks agree when the largest gap between means <= pooled seed sd\n"
-            + agreement(table).to_string(index=False, float_format=fmt))
+            + agreement(table).to_string(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -196,6 +196,7 @@ def _worker(folder: Path, framework: str) -> int:
     mode = study["modes"][framework]
     adapter = adapters.get(framework)
     adapter.configure("cpu", threads=study["threads"])
+    versions = ", ".join(f"{k} {v}" for k, v in adapter.versions().items())
     os.sched_setaffinity(0, harness.affinity(study["threads"]))
     writer = None
     if study.get("tensorboard"):
@@ -207,7 +208,7 @@ def _worker(folder: Path, framework: str) -> int:
         if fault and fault.rsplit("=", 1)[0] in module.item_id(item) and fault.endswith("=exit"):
             os._exit(3)  # dies without a record, like a segfault would
         record = {"item_id": module.item_id(item), "item": item, "framework": framework,
-                  "mode": mode, "status": "ok", "error": None}
+                  "mode": mode, "status": "ok", "error": None, "versions": versions}
         try:
             if fault and fault.rsplit("=", 1)[0] in module.item_id(item) and fault.endswith("=raise"):
                 raise RuntimeError(f"injected fault ({FAULT_VARIABLE}={fault})")
@@ -245,9 +246,11 @@ def load(paths: Any = None) -> "pd.DataFrame":
         for framework in study["frameworks"]:
             for record in read_records(folder, framework):
                 rows.append({"study": study["study"], "study_id": study["study_id"],
+                             "item_id": record["item_id"],
                              "quick": study.get("quick"), "framework": framework,
                              "mode": record.get("mode"), "status": record["status"],
-                             "error": record.get("error"), **record["item"],
+                             "error": record.get("error"), "versions": record.get("versions"),
+                             **record["item"],
                              **record.get("metrics", {}), "wall_s": record.get("wall_s")})
     return pd.DataFrame(rows)
 
