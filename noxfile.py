@@ -5,6 +5,7 @@ baseline; lint.
     nox --list
     nox -s "tests(framework='torch')" -- -x -k harness
     nox -s "bench(framework='jax')"          # then: nox -s report
+    nox -s "study(framework='tf')"           # the studies, quick, for one framework
     nox -s perf                              # exit 1 on a regression beyond the threshold
 """
 
@@ -45,9 +46,24 @@ def bench(session: nox.Session, framework: str) -> None:
                 success_codes=[0, 1])  # a failed cell is in the results; the report shows it
 
 
+STUDIES = ["genz", "forecast", "sweep"]
+
+
+@nox.session(default=False)
+@nox.parametrize("framework", FRAMEWORKS)
+def study(session: nox.Session, framework: str) -> None:
+    """The three studies (quick configurations) for one framework: Genz, forecast, sweep."""
+    session.install("-e", f".[{framework},studies]")
+    stamp = _stamp()
+    for name in STUDIES:
+        session.run("fwbench", "study", name, "--quick", "--frameworks", framework,
+                    "--id", f"nox-{framework}-{name}-{stamp}", *session.posargs,
+                    success_codes=[0, 1])  # a failed item is in the results; the report shows it
+
+
 @nox.session(default=False)
 def report(session: nox.Session) -> None:
-    """One report from the latest bench run of each framework (and their studies)."""
+    """One report from the latest bench run and study sessions of each framework."""
     session.install("-e", ".")  # the report is framework-free
     runs, graphs, parity = [], [], []
     for framework in FRAMEWORKS:
@@ -61,10 +77,17 @@ def report(session: nox.Session) -> None:
         checks = RESULTS / f"parity-{run.name}.json"
         graphs += [str(study)] if study.exists() else []
         parity += [str(checks)] if checks.exists() else []
-    if not runs:
-        session.error("no bench session has produced results yet")
-    session.run("fwbench", "report", *runs, "--merge", "--graphs", ",".join(graphs) or "none",
-                "--parity", ",".join(parity) or "none", *session.posargs)
+    studies = []  # the latest study session's folders of each framework and study
+    for framework in FRAMEWORKS:
+        for name in STUDIES:
+            pattern = f"nox-{framework}-{name}-*/study.json"
+            found = sorted(p.parent for p in (RESULTS / "studies").glob(pattern))
+            studies += [str(found[-1])] if found else []
+    if not runs and not studies:
+        session.error("no bench or study session has produced results yet")
+    session.run("fwbench", "report", *(runs or ["none"]), "--merge",
+                "--graphs", ",".join(graphs) or "none", "--parity", ",".join(parity) or "none",
+                "--studies", ",".join(studies) or "none", *session.posargs)
 
 
 @nox.session(default=False)

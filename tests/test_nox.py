@@ -18,7 +18,7 @@ def test_nox_lists_every_session_with_a_docstring():
     lines = {line[2:].split(" -> ")[0]: line for line in proc.stdout.splitlines()
              if line[:2] in ("* ", "- ")}
     for fw in ("tf", "torch", "jax"):
-        for session in ("tests", "bench", "parity"):
+        for session in ("tests", "bench", "parity", "study"):
             assert f"{session}(framework='{fw}')" in lines
     for name in ("report", "perf", "lint", "parity-all"):
         assert name in lines
