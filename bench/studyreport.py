@@ -60,7 +60,7 @@ def _provenance(folders: Sequence[Path], ids: set[str], part: "pd.DataFrame") ->
         lines.append(f"{study['study_id']}: {'quick' if study.get('quick') else 'full'} "
                      f"configuration, {env.get('cpu')} ({env.get('cpu_count')} cores), "
                      f"{study.get('threads')} threads, Python {env.get('python')}, commit "
-                     f"{str(env.get('git_commit'))[:12]}, created {study.get('created')}, "
+                     f"{_short(env.get('git_commit'))}, created {study.get('created')}, "
                      f"`{study.get('command')}`.")
     modes = part.groupby("framework", sort=False)["mode"].first()
     versions = part.dropna(subset=["versions"]).groupby("framework", sort=False)["versions"].first() \
@@ -69,6 +69,11 @@ def _provenance(folders: Sequence[Path], ids: set[str], part: "pd.DataFrame") ->
         f"{fw} ({mode}{', ' + versions[fw] if fw in versions else ''})" for fw, mode in modes.items())
         + ".")
     return " ".join(lines)
+
+
+def _short(commit: Any) -> str:
+    commit = str(commit)
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
 _TITLES = {"genz": "Genz function approximation", "forecast": "LSTM forecasting of CO2",
@@ -267,8 +272,22 @@ def _sweep(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Pa
             lines.append(f"{fw} {opt} + {act} ({100 * acc:.1f}%)")
     if lines:
         report.text("Best optimizer and activation per framework: " + "; ".join(lines) + ".")
+    base = ok[(ok["layers"] == sweep.BASE["layers"]) & (ok["width"] == sweep.BASE["width"])]
+    for factor, other in (("optimizer", "activation"), ("activation", "optimizer")):
+        marginal = base.pivot_table(index=factor, columns="framework", values="test_accuracy",
+                                    aggfunc="mean")
+        if marginal.empty:
+            continue
+        marginal = (100 * marginal[[f for f in frameworks if f in marginal.columns]])
+        marginal = marginal.sort_values(marginal.columns[0], ascending=False).reset_index()
+        report.text(f"Test accuracy (%) per {factor}, averaged over {other}s and seeds:")
+        report.table(f"sweep_by_{factor}", marginal)
     times = ok.groupby("framework", sort=False).agg(
         items=("test_accuracy", "size"), median_step_ms=("median_step_ms", "median"),
-        median_train_s=("train_s", "median"), mean_test_accuracy=("test_accuracy", "mean"),
+        median_first_step_s=("first_step_s", "median"), median_train_s=("train_s", "median"),
+        mean_test_accuracy=("test_accuracy", "mean"),
         mode=("mode", "first")).reset_index()
+    report.text("Time per framework: the median step (ms, the loss read back every step), "
+                "the first step (s, where tf.function traces and jax.jit compiles each new "
+                "model) and the whole training of one item (s), each in the mode shown.")
     report.table("sweep_time", times)
