@@ -108,30 +108,38 @@ def _gap_text(gap: "pd.Series", what: str, fmt: str) -> str:
 
 
 # --- Genz ----------------------------------------------------------------------------
-def genz_checks(ok: "pd.DataFrame") -> dict[str, tuple[int, int]]:
-    """The expected qualitative results, counted: (holds, cases).
+def genz_checks(ok: "pd.DataFrame") -> dict[str, tuple[int, int, list[str]]]:
+    """The expected qualitative results, counted: (holds, cases, where it does not hold).
 
     falls_with_n: per framework, family and d, the mean |error| at the largest n is below
     that at the smallest n. harder_in_high_d: per framework, family and n, the mean |error|
     relative to the test values' standard deviation is higher in the highest d than in the
     lowest. Relative there, because several families' values shrink with d (product peak
     ~1e-3 in 10 d), and their absolute errors with them; a family whose test values are
-    all equal (no spread) has no relative error and is left out of that count."""
+    all equal (no spread) has no relative error and is left out of that count.
+    Exceptions are named "family d=.. (frameworks)" and "family n=.. (frameworks)"."""
     ok = ok.assign(relative_error=ok["mean_abs_error"] / ok["test_std"].where(ok["test_std"] > 0))
     absolute = ok.groupby(["framework", "family", "d", "n"])["mean_abs_error"].mean().dropna()
-    mean = ok.groupby(["framework", "family", "d", "n"])["relative_error"].mean().dropna()
-    falls = harder = falls_n = harder_n = 0
-    for _, curve in absolute.groupby(level=[0, 1, 2]):
-        sizes = curve.index.get_level_values("n")
-        if sizes.nunique() > 1:
-            falls_n += 1
-            falls += bool(curve.xs(sizes.max(), level="n").iloc[0] < curve.xs(sizes.min(), level="n").iloc[0])
-    for _, by_d in mean.groupby(level=[0, 1, 3]):
-        dims = by_d.index.get_level_values("d")
-        if dims.nunique() > 1:
-            harder_n += 1
-            harder += bool(by_d.xs(dims.max(), level="d").iloc[0] > by_d.xs(dims.min(), level="d").iloc[0])
-    return {"falls_with_n": (falls, falls_n), "harder_in_high_d": (harder, harder_n)}
+    relative = ok.groupby(["framework", "family", "d", "n"])["relative_error"].mean().dropna()
+
+    def count(series: "pd.Series", fixed: str, varied: str, holds: Any) -> tuple[int, int, list[str]]:
+        good = cases = 0
+        misses: dict[str, list[str]] = {}
+        for (framework, family, value), curve in series.groupby(level=["framework", "family", fixed]):
+            steps = curve.index.get_level_values(varied)
+            if steps.nunique() < 2:
+                continue
+            cases += 1
+            high, low = (curve.xs(steps.max(), level=varied).iloc[0],
+                         curve.xs(steps.min(), level=varied).iloc[0])
+            if holds(high, low):
+                good += 1
+            else:
+                misses.setdefault(f"{family} {fixed}={value:g}", []).append(framework)
+        return good, cases, [f"{k} ({', '.join(v)})" for k, v in misses.items()]
+
+    return {"falls_with_n": count(absolute, "d", "n", lambda high, low: high < low),
+            "harder_in_high_d": count(relative, "n", "d", lambda high, low: high > low)}
 
 
 def _genz(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Path]) -> None:
@@ -139,18 +147,21 @@ def _genz(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Pat
     import seaborn as sns
 
     checks = genz_checks(ok)
-    f_hold, f_all = checks["falls_with_n"]
-    h_hold, h_all = checks["harder_in_high_d"]
+    f_hold, f_all, f_miss = checks["falls_with_n"]
+    h_hold, h_all, h_miss = checks["harder_in_high_d"]
     report.text(f"The MLP ({len(genz.HIDDEN)} x {genz.HIDDEN[0]} {genz.ACTIVATION}, full-batch "
                 f"Adam {genz.LEARNING_RATE:g}) learns each of the six Genz families from n uniform "
                 f"points in [0, 1]^d; errors on {genz.TEST_POINTS} uniform test points, in the "
                 f"function's units. Error falls from the smallest to the largest n in {f_hold} of "
-                f"{f_all} (framework, family, d) curves; relative to the function's spread, the "
-                f"highest d is harder than the lowest in {h_hold} of {h_all} (framework, family, n) "
-                f"cases (relative to the test values' standard deviation). With sum(w) = 1 the "
-                f"discontinuous family's non-zero corner (x1 < w1, x2 < w2) shrinks as d grows: "
-                f"in 10 d it holds a few training points and no test point, so more training "
-                f"points there teach the network bumps that the test set sees as error."
+                f"{f_all} (framework, family, d) curves"
+                + (f" (not in: {'; '.join(f_miss)})" if f_miss else "")
+                + f". Relative to the test values' standard deviation, the highest d is harder "
+                f"than the lowest in {h_hold} of {h_all} (framework, family, n) cases"
+                + (f" (not in: {'; '.join(h_miss)})" if h_miss else "")
+                + ". With sum(w) = 1 the "
+                "discontinuous family's non-zero corner (x1 < w1, x2 < w2) shrinks as d grows: "
+                "in 10 d it holds a few training points and no test point, so more training "
+                "points there teach the network bumps that the test set sees as error."
                 + _gap_text(framework_gap(ok, "mean_abs_error", relative=True),
                             "the mean |error| (relative to the smallest)", ".2%"))
     for metric, label in (("mean_abs_error", "mean |error|"), ("max_abs_error", "max |error|")):

@@ -76,8 +76,8 @@ def test_genz_checks_count_the_expected_qualitative_results():
     from bench.studyreport import genz_checks
 
     result = genz_checks(pd.DataFrame(rows))
-    assert result["falls_with_n"] == (3, 4)
-    assert result["harder_in_high_d"] == (4, 4)
+    assert result["falls_with_n"] == (3, 4, ["gaussian d=10 (jax)"])
+    assert result["harder_in_high_d"] == (4, 4, [])
 
 
 # --- forecasting -----------------------------------------------------------------------
