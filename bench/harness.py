@@ -137,13 +137,7 @@ def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
 
 
 def load_run(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "run.json"
-    if not path.exists():
-        raise MatrixError(f"{run_dir} is not a run folder (no run.json)")
-    run = results.read_json(path)
-    if run.get("schema") != RUN_SCHEMA:
-        raise MatrixError(f"{path}: schema {run.get('schema')!r}, expected {RUN_SCHEMA!r}")
-    return run
+    return results.read_folder_file(run_dir, "run.json", RUN_SCHEMA, MatrixError, "run")
 
 
 def latest_run() -> Path:

@@ -47,6 +47,19 @@ def read_json(path: Path) -> dict[str, Any]:
         return json.load(f)
 
 
+def read_folder_file(folder: Path, name: str, schema: str, error: type[Exception],
+                     what: str) -> dict[str, Any]:
+    """`folder`/`name`, checked to be of `schema`; `error` names what is wrong otherwise
+    (`what`: "run", "study", ...)."""
+    path = Path(folder) / name
+    if not path.exists():
+        raise error(f"{folder} is not a {what} folder (no {name})")
+    doc = read_json(path)
+    if doc.get("schema") != schema:
+        raise error(f"{path}: schema {doc.get('schema')!r}, expected {schema!r}")
+    return doc
+
+
 # Columns of `load()`'s DataFrame that describe the cell; every metric follows them.
 CELL_COLUMNS = ("run_id", "cell_id", "status", "error", "framework", "model", "preset",
                 "mode", "device", "dtype", "batch_size", "seq_len", "threads")

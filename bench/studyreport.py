@@ -61,7 +61,7 @@ def _provenance(folders: Sequence[Path], ids: set[str], part: "pd.DataFrame") ->
                      f"configuration, {env.get('cpu')} ({env.get('cpu_count')} cores), "
                      f"{study.get('threads')} threads, Python {env.get('python')}, commit "
                      f"{_short(env.get('git_commit'))}, created {study.get('created')}, "
-                     f"`{study.get('command')}`.")
+                     f"`{env.get('command')}`.")
     modes = part.groupby("framework", sort=False)["mode"].first()
     versions = part.dropna(subset=["versions"]).groupby("framework", sort=False)["versions"].first() \
         if "versions" in part else {}

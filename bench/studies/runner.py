@@ -78,20 +78,13 @@ def new_study(name: str, frameworks: Sequence[str], quick: bool = False,
         "config": config, "frameworks": list(frameworks),
         "modes": {f: mode or STUDY_MODES[f] for f in frameworks},
         "threads": threads, "timeout_s": timeout_s, "tensorboard": tensorboard,
-        "command": " ".join(["fwbench", *sys.argv[1:]]) if sys.argv else None,
         "environment": environment.describe(),
     })
     return folder
 
 
 def load_study(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / "study.json"
-    if not path.exists():
-        raise StudyError(f"{folder} is not a study folder (no study.json)")
-    study = results.read_json(path)
-    if study.get("schema") != SCHEMA:
-        raise StudyError(f"{path}: schema {study.get('schema')!r}, expected {SCHEMA!r}")
-    return study
+    return results.read_folder_file(folder, "study.json", SCHEMA, StudyError, "study")
 
 
 def records_path(folder: Path, framework: str) -> Path:
