@@ -488,13 +488,15 @@ def cmd_study(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     started = time.perf_counter()
 
-    def progress(framework: str, left: int, added: Any) -> None:
-        if added is None:
-            print(f"  {framework}: {left} items to run ...", file=sys.stderr, flush=True)
+    def progress(framework: str, done: int, total: int, added: Any) -> None:
+        elapsed = time.perf_counter() - started
+        if added is None:  # "\r": one line per framework, rewritten as items finish
+            print(f"\r  {framework}: {done}/{total} items ({elapsed:.0f} s)", end="",
+                  file=sys.stderr, flush=True)
         else:
             bad = [r for r in added if r["status"] != "ok"]
-            print(f"  {framework}: {len(added) - len(bad)} ok, {len(bad)} failed "
-                  f"({time.perf_counter() - started:.0f} s so far)", file=sys.stderr, flush=True)
+            print(f"\r  {framework}: {total}/{total} items, this time {len(added) - len(bad)} ok, "
+                  f"{len(bad)} failed ({elapsed:.0f} s)", file=sys.stderr, flush=True)
             for r in bad[:3]:
                 print(f"    {r['item_id']}: {r['status']}: {(r['error'] or '').splitlines()[0]}",
                       file=sys.stderr)

@@ -237,7 +237,12 @@ def test_a_failing_item_loses_nothing_else(results_dir, monkeypatch):
     # n20 raises inside the worker: recorded, and the same process goes on.
     monkeypatch.setenv(runner.FAULT_VARIABLE, "n20=raise")
     folder = runner.new_study("genz", [fw], overrides=config, threads=1)
-    runner.execute(folder)
+    calls = []
+    runner.execute(folder, lambda *call: calls.append(call))
+    assert calls[0] == (fw, 0, 3, None)
+    assert calls[-1][:3] == (fw, 3, 3) and len(calls[-1][3]) == 3
+    done = [c[1] for c in calls]
+    assert done == sorted(done)  # progress only grows
     first = runner.load(folder).set_index("n")
     assert list(first["status"]) == ["ok", "crash", "ok"]
     assert "injected fault" in first.loc[20, "error"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -129,7 +130,37 @@ def _failure(study: dict[str, Any], framework: str, item: dict[str, Any], status
             "metrics": {}}
 
 
-def run_framework(folder: Path, framework: str) -> list[dict[str, Any]]:
+class _Watcher:
+    """Calls on_count(records so far) about once a second while a framework's process
+    runs, from a daemon thread (the process itself runs in the main thread, where Ctrl-C
+    and the timeout are handled)."""
+
+    def __init__(self, folder: Path, framework: str, on_count: Any) -> None:
+        self.path, self.on_count = records_path(folder, framework), on_count
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        seen = -1
+        while not self.stop.wait(1.0):
+            try:
+                count = self.path.read_text().count("\n") if self.path.exists() else 0
+            except OSError:
+                continue
+            if count != seen:
+                seen = count
+                self.on_count(count)
+
+    def __enter__(self) -> "_Watcher":
+        if self.on_count:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+
+
+def run_framework(folder: Path, framework: str, on_count: Any = None) -> list[dict[str, Any]]:
     """Run `framework`'s pending items in a process of their own (a fresh one after a
     process dies); returns the records it added."""
     study = load_study(folder)
@@ -153,7 +184,8 @@ def run_framework(folder: Path, framework: str) -> list[dict[str, Any]]:
     # failed, so a fresh process goes on with the rest: at most one pass per item.
     for attempt in range(first, first + len(todo)):
         log = logs / f"{framework}.{attempt}.log"
-        returncode = harness.run_process(cmd, env, log, study["timeout_s"])
+        with _Watcher(folder, framework, on_count):
+            returncode = harness.run_process(cmd, env, log, study["timeout_s"])
         left = pending(folder, study, framework)
         if not left:
             break
@@ -170,15 +202,21 @@ def run_framework(folder: Path, framework: str) -> list[dict[str, Any]]:
 
 
 def execute(folder: Path, on_framework: Any = None) -> dict[str, list[dict[str, Any]]]:
-    """Run every framework's pending items, one framework at a time."""
+    """Run every framework's pending items, one framework at a time.
+
+    on_framework(framework, done, total, added): before a framework (added None), as its
+    records grow (added None, done counts them) and after it (added: its new records)."""
     study = load_study(folder)
+    module = studies.get(study["study"])
+    total = len(module.items(study["config"]))
     added = {}
     for framework in study["frameworks"]:
         if on_framework:
-            on_framework(framework, len(pending(folder, study, framework)), None)
-        added[framework] = run_framework(folder, framework)
+            on_framework(framework, total - len(pending(folder, study, framework)), total, None)
+        on_count = (lambda n, fw=framework: on_framework(fw, n, total, None)) if on_framework else None
+        added[framework] = run_framework(folder, framework, on_count)
         if on_framework:
-            on_framework(framework, 0, added[framework])
+            on_framework(framework, total, total, added[framework])
     return added
 
 
