@@ -35,7 +35,7 @@ def add_sections(report: "Report", folders: Sequence[Path], out: Path) -> None:
             report.text(f"No {kind} study was given or found: run `fwbench study {kind}` "
                         f"(or `--quick`), then `fwbench report` again.")
             continue
-        part = frame[frame["study"] == kind]
+        part = _tidy(frame[frame["study"] == kind])
         report.heading(_TITLES[kind], 3)
         ids = ", ".join(sorted(set(part["study_id"])))
         failed = part[~part["status"].isin(["ok", "skipped"])]
@@ -74,6 +74,16 @@ def _provenance(folders: Sequence[Path], ids: set[str], part: "pd.DataFrame") ->
 def _short(commit: Any) -> str:
     commit = str(commit)
     return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
+def _tidy(part: "pd.DataFrame") -> "pd.DataFrame":
+    """One study kind's rows without the other kinds' columns; whole-number item keys
+    (d, n, layers, ...) as integers again (a column shared with NaNs turns float)."""
+    part = part.dropna(axis=1, how="all").copy()
+    for column in ("d", "n", "seed", "layers", "width"):
+        if column in part and part[column].notna().all():
+            part[column] = part[column].astype(int)
+    return part
 
 
 _TITLES = {"genz": "Genz function approximation", "forecast": "LSTM forecasting of CO2",
@@ -264,8 +274,10 @@ def _sweep(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Pa
         for ax, fw in zip(axes[0], frameworks):
             if fw not in table.columns.get_level_values(0):
                 continue
+            # One colour scale for every panel: the grid's lowest to highest accuracy.
             sns.heatmap(100 * table[fw], ax=ax, annot=True, fmt=".1f", cmap="viridis",
-                        vmin=100 * np.nanmin(table.to_numpy()), vmax=100, cbar=False)
+                        vmin=100 * np.nanmin(table.to_numpy()),
+                        vmax=100 * np.nanmax(table.to_numpy()), cbar=False)
             ax.set_title(f"{fw}: test accuracy (%)")
         fig.suptitle(title)
         fig.tight_layout()

@@ -317,6 +317,10 @@ def test_the_report_shows_every_study(results_dir):
     assert "Error falls from the smallest to the largest n in" in text
     assert "Beats the naive last-value forecast" in text
     assert f"Best optimizer and activation per framework: {fw}" in text
+    tables = {block[1]: block[2] for block in rep.blocks if block[0] == "table"}
+    assert sorted(set(tables["sweep_depth_width"]["layers"])) == [1, 2]
+    assert tables["sweep_depth_width"]["layers"].dtype.kind == "i"  # 1, 2, not 1.0, 2.0
+    assert tables["genz_errors"]["n"].dtype.kind == "i"
     record = runner.read_records(folders[1], fw)[0]
     assert len(record["outputs"]["forecast"]) == record["metrics"]["test_origins"]
     # No studies: each kind is named with the command that makes it.
