@@ -75,12 +75,12 @@ def parse_list(value: str, allowed: Sequence[str], flag: str) -> tuple[str, ...]
     return items
 
 
-def parse_ints(value: str, flag: str) -> tuple[int, ...]:
-    """Comma-separated whole numbers >= 1."""
+def parse_ints(value: str, flag: str, minimum: int = 1) -> tuple[int, ...]:
+    """Comma-separated whole numbers >= `minimum`."""
     out = []
     for item in (v.strip() for v in value.split(",") if v.strip()):
-        if not item.isdigit() or int(item) < 1:
-            raise MatrixError(f"{flag}: {item!r} is not a whole number >= 1")
+        if not item.isdigit() or int(item) < minimum:
+            raise MatrixError(f"{flag}: {item!r} is not a whole number >= {minimum}")
         out.append(int(item))
     if not out:
         raise MatrixError(f"{flag}: nothing given")

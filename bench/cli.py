@@ -15,6 +15,7 @@ from typing import Any
 from bench import adapters, cells, environment, results, show
 from bench.cells import Cell, MatrixError
 from bench.spec import DTYPES, MODELS, PRESETS
+from bench.studies import STUDIES
 
 PARITY_SCHEMA = "fwbench.parity/1"
 
@@ -471,9 +472,9 @@ def cmd_study(args: argparse.Namespace) -> int:
         else:
             overrides = {}
             if args.seeds:
-                overrides["seeds"] = _ints(args.seeds, "--seeds")
-            folder = runner.new_study(args.name, _names(args.frameworks, adapters.FRAMEWORKS,
-                                                        "--frameworks"),
+                overrides["seeds"] = list(cells.parse_ints(args.seeds, "--seeds", minimum=0))
+            folder = runner.new_study(args.name, list(cells.parse_list(
+                                          args.frameworks, adapters.FRAMEWORKS, "--frameworks")),
                                       args.quick, overrides, args.mode or None,
                                       args.threads or len(os.sched_getaffinity(0)), args.timeout,
                                       str(Path(args.tensorboard).resolve()) if args.tensorboard
@@ -516,24 +517,6 @@ def cmd_study(args: argparse.Namespace) -> int:
     if study.get("tensorboard"):
         print(f"tensorboard: tensorboard --logdir {study['tensorboard']}")
     return 1 if len(failed) else 0
-
-
-def _ints(value: str, flag: str) -> list[int]:
-    try:
-        out = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"{flag} {value!r}: expected comma-separated whole numbers") from None
-    if not out or any(v < 0 for v in out):
-        raise UsageError(f"{flag} {value!r}: expected comma-separated whole numbers >= 0")
-    return out
-
-
-def _names(value: str, allowed: Sequence[str], flag: str) -> list[str]:
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [n for n in names if n not in allowed]
-    if unknown or not names:
-        raise UsageError(f"{flag} {value!r}: unknown {unknown}; allowed {', '.join(allowed)}")
-    return names
 
 
 def _study_inputs(value: str) -> list[Path]:
@@ -689,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="studies from the course material, in every framework: "
                        "genz (function approximation), forecast (LSTM on CO2), sweep "
                        "(architectures and optimizers on digits)")
-    p.add_argument("name", choices=["genz", "forecast", "sweep"], help="which study")
+    p.add_argument("name", choices=list(STUDIES), help="which study")
     p.add_argument("--quick", action="store_true", help="the smaller configuration (minutes)")
     p.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS),
                    help="comma-separated, from: " + ", ".join(adapters.FRAMEWORKS))

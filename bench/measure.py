@@ -77,14 +77,16 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _fault_for(cell_id: str) -> str | None:
+def fault_for(target_id: str) -> str | None:
+    """The fault FAULT_VARIABLE ("<substring of an id>=<fault>") asks of `target_id` (a cell
+    id, or a study item id: bench.studies.runner uses the same hook), or None."""
     spec_text = os.environ.get(FAULT_VARIABLE, "")
     if "=" not in spec_text:
         return None
     pattern, fault = spec_text.rsplit("=", 1)
     if fault not in FAULTS:
         raise ValueError(f"{FAULT_VARIABLE}: fault {fault!r} not known; allowed {FAULTS}")
-    return fault if pattern in cell_id else None
+    return fault if pattern in target_id else None
 
 
 def _slowdown_for(cell_id: str) -> float:
@@ -106,7 +108,8 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def _inject(fault: str | None) -> None:
+def inject(fault: str | None) -> None:
+    """Raise, exit, kill this process or hang, as `fault` says (nan is applied to a loss)."""
     if fault == "raise":
         raise RuntimeError(f"injected fault ({FAULT_VARIABLE})")
     if fault == "exit":
@@ -131,7 +134,7 @@ def _warm(steps: int, seconds: float, budget: Budget) -> bool:
     return enough_steps and seconds >= budget.warmup_s
 
 
-def _status_of(exc: BaseException) -> str:
+def status_of(exc: BaseException) -> str:
     """Classify a failure: a missing framework or device, out of memory, NaN, or a crash."""
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, adapters.FrameworkNotInstalled):
@@ -153,7 +156,7 @@ def measure(cell: Cell, budget: Budget,
 
     curves: "loss", the loss of every step from the first (before its update), and
     "warmup_ms", the untimed warm-up steps' times, for TensorBoard (`--tensorboard`)."""
-    fault = _fault_for(cell.id)
+    fault = fault_for(cell.id)
     model_spec, train_spec = cell.specs()
     metrics: dict[str, Any] = {}
     facts: dict[str, Any] = {}
@@ -179,7 +182,7 @@ def measure(cell: Cell, budget: Budget,
     facts["compile_api"] = trainer.compile(batches[0])
     metrics["compile_s"] = time.perf_counter() - t if facts["compile_api"] else None
 
-    _inject(fault)
+    inject(fault)
     t = time.perf_counter()
     first_loss = _checked(trainer.value(trainer.step(batches[0])), 0, fault)
     metrics["first_step_s"] = time.perf_counter() - t
@@ -253,7 +256,7 @@ def record(job: dict[str, Any]) -> dict[str, Any]:
         out["metrics"], out["framework"], out["samples_ms"], curves = measure(cell, budget, out["tf32"])
         out["losses"], out["warmup_ms"] = curves["loss"], curves["warmup_ms"]
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, by kind
-        out["status"] = _status_of(exc)
+        out["status"] = status_of(exc)
         out["error"] = f"{type(exc).__name__}: {exc}".strip()
         if out["status"] == "crash":
             out["error"] += "\n" + "".join(traceback.format_exc(limit=-6))

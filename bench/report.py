@@ -256,7 +256,7 @@ def _failures(report: Report, frame: Any) -> None:
         "error": [show.first_line(e, 160) for e in failed["error"]]}))
 
 
-def _save(fig: Any, out: Path, name: str) -> None:
+def save_figure(fig: Any, out: Path, name: str) -> None:
     for ext in ("png", "svg"):
         fig.savefig(out / "figures" / f"{name}.{ext}", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -280,7 +280,7 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
                        aspect=1.0)
     grid.set(yscale="log")
     grid.set_axis_labels("", "ms per training step (log)")
-    _save(grid.figure, out, "step_time")
+    save_figure(grid.figure, out, "step_time")
     report.figure("step_time", "Median step time per framework, model and mode; the bars "
                   "span the interquartile range of the raw per-step samples.")
     table = pd.DataFrame(show.speed_rows(ok))
@@ -300,7 +300,7 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
         speedups = pd.DataFrame(rows)
         report.heading("Compiled over eager", 3)
         fig = _interval_plot(speedups, "speedup", "eager median / compiled median (log)")
-        _save(fig, out, "speedup")
+        save_figure(fig, out, "speedup")
         report.figure("speedup", "Speed-up of each compiled mode over the same framework's "
                       "eager mode; intervals: 95% bootstrap over the raw samples, widened by "
                       "the spread between the cells' processes.")
@@ -312,7 +312,7 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
                    var_name="what", value_name="seconds").dropna()
     grid = sns.catplot(data=cost, x="mode", y="seconds", hue="framework", col="what",
                        row="model", kind="bar", sharey=False, height=2.4, aspect=1.3)
-    _save(grid.figure, out, "compile_first_step")
+    save_figure(grid.figure, out, "compile_first_step")
     report.figure("compile_first_step", "compile_s: the framework's own trace/compile call "
                   "(JAX lower().compile(), TF tracing); first_step_s: the first training "
                   "step, which includes any compiling the framework does lazily.")
@@ -320,13 +320,13 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
     grid = sns.catplot(data=ok, x="framework", y=memory_column, hue="mode", col="model",
                        kind="bar", height=3.0)
     grid.set_axis_labels("", "peak RSS (MiB)")
-    _save(grid.figure, out, "memory")
+    save_figure(grid.figure, out, "memory")
     report.figure("memory", "Peak resident memory of each cell's process.")
     grid = sns.catplot(data=ok.assign(gflops=ok["flops_per_s"] / 1e9), x="framework",
                        y="gflops", hue="mode", col="model", kind="bar", sharey=False,
                        height=3.0)
     grid.set_axis_labels("", "achieved GFLOP/s (analytic training FLOPs / median step)")
-    _save(grid.figure, out, "flops")
+    save_figure(grid.figure, out, "flops")
     report.figure("flops", "Achieved FLOP/s: analytic training FLOPs per step over the "
                   "median step time.")
 
@@ -373,7 +373,7 @@ def _scaling(report: Report, every_cell: Any, out: Path) -> None:
         axes[0][column].set_title(f"{model} ({part['mode'].iloc[0]})")
         axes[0][column].legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, out, "scaling")
+    save_figure(fig, out, "scaling")
     report.figure("scaling", "Step time (top, median with the interquartile range of the "
                   "raw samples) and throughput (bottom) against batch size for the MLP and "
                   "sequence length for the LSTM and attention; log-log. The preset's default "
@@ -413,7 +413,7 @@ def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
         name = f"compare_{other.name}"
         fig = _interval_plot(table.rename(columns={"ratio": "value"}), "value",
                              f"{other.name} / {base.name} (log)")
-        _save(fig, out, name)
+        save_figure(fig, out, name)
         report.figure(name, f"Step time of {other.name} over {base.name} per cell, with "
                       f"intervals.")
         report.table(name, table.round(4))
@@ -541,7 +541,7 @@ def _parity(report: Report, path: Path | Sequence[Path], out: Path) -> None:
         ax.set_xlabel("")
         ax.set_ylabel("model")
     fig.tight_layout()
-    _save(fig, out, "parity")
+    save_figure(fig, out, "parity")
     report.figure("parity", "Largest error / tolerance per check and framework (columns; "
                   "a pair or a mode where the check compares two) and model (rows), one panel "
                   "per dtype; blank: the check does not apply to that model; a red X is a "

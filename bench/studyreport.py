@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from bench.report import save_figure
 from bench.studies import forecast, genz, runner, sweep
 
 if TYPE_CHECKING:
@@ -22,40 +23,42 @@ if TYPE_CHECKING:
 
 def add_sections(report: "Report", folders: Sequence[Path], out: Path) -> None:
     """Append a section per study kind to `report`; figures go to out/figures."""
-    frame = runner.load(list(folders)) if folders else None
-    kinds = set(frame["study"]) if frame is not None and not frame.empty else set()
+    docs = [(folder, runner.load_study(folder))
+            for p in folders for folder in runner.study_dirs(Path(p))]
     report.heading("Studies")
     report.text("Accuracy as well as speed: the course material's experiments, run through the "
-                "same specs and adapters in every framework, each framework in its own process "
-                "(tf compiled, torch eager, jax compiled unless the study says otherwise). The "
-                "same seed gives every framework the same data, initial weights and batch order.")
+                "same specs and adapters in every framework, each framework in its own process ("
+                + ", ".join(f"{fw} {mode}" for fw, mode in runner.STUDY_MODES.items())
+                + " unless the study says otherwise). The same seed gives every framework the "
+                "same data, initial weights and batch order.")
     for kind, section in (("genz", _genz), ("forecast", _forecast), ("sweep", _sweep)):
-        if kind not in kinds:
-            report.heading(_TITLES[kind], 3)
+        mine = [(folder, study) for folder, study in docs if study["study"] == kind]
+        part = runner.load([folder for folder, _ in mine]) if mine else None
+        report.heading(_TITLES[kind], 3)
+        if part is None or part.empty:
             report.text(f"No {kind} study was given or found: run `fwbench study {kind}` "
                         f"(or `--quick`), then `fwbench report` again.")
             continue
-        part = _tidy(frame[frame["study"] == kind])
-        report.heading(_TITLES[kind], 3)
         ids = ", ".join(sorted(set(part["study_id"])))
         failed = part[~part["status"].isin(["ok", "skipped"])]
         report.text(f"Study {ids}: {int((part['status'] == 'ok').sum())} items trained, "
                     f"{len(failed)} failed, {int((part['status'] == 'skipped').sum())} skipped. "
-                    + _provenance(folders, set(part["study_id"]), part))
+                    + _provenance(mine, part))
         if not failed.empty:
             report.table(f"{kind}_failures", failed[["framework", "mode", "status", "error"]]
                          .assign(error=failed["error"].map(lambda e: (e or "").splitlines()[0])))
         if (part["status"] == "ok").any():
-            section(report, part[part["status"] == "ok"].copy(), out, folders)
+            section(report, part[part["status"] == "ok"].copy(), out, mine)
 
 
-def _provenance(folders: Sequence[Path], ids: set[str], part: "pd.DataFrame") -> str:
+# (study folder, its study.json), for the studies of one kind
+Studies = Sequence[tuple[Path, dict[str, Any]]]
+
+
+def _provenance(studies: Studies, part: "pd.DataFrame") -> str:
     """Where and how the study ran: machine, threads, commit, command, versions, modes."""
     lines = []
-    for folder in (d for p in folders for d in runner._study_dirs(Path(p))):
-        study = runner.load_study(folder)
-        if study["study_id"] not in ids:
-            continue
+    for _, study in studies:
         env = study.get("environment", {})
         lines.append(f"{study['study_id']}: {'quick' if study.get('quick') else 'full'} "
                      f"configuration, {env.get('cpu')} ({env.get('cpu_count')} cores), "
@@ -76,24 +79,8 @@ def _short(commit: Any) -> str:
     return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
-def _tidy(part: "pd.DataFrame") -> "pd.DataFrame":
-    """One study kind's rows without the other kinds' columns; whole-number item keys
-    (d, n, layers, ...) as integers again (a column shared with NaNs turns float)."""
-    part = part.dropna(axis=1, how="all").copy()
-    for column in ("d", "n", "seed", "layers", "width"):
-        if column in part and part[column].notna().all():
-            part[column] = part[column].astype(int)
-    return part
-
-
 _TITLES = {"genz": "Genz function approximation", "forecast": "LSTM forecasting of CO2",
            "sweep": "Architecture and optimizer sweep (digits)"}
-
-
-def _save(fig: Any, out: Path, name: str) -> None:
-    from bench.report import _save as save
-
-    save(fig, out, name)
 
 
 def framework_gap(ok: "pd.DataFrame", value: str, relative: bool = False) -> "pd.Series":
@@ -152,7 +139,7 @@ def genz_checks(ok: "pd.DataFrame") -> dict[str, tuple[int, int, list[str]]]:
             "harder_in_high_d": count(relative, "n", "d", lambda high, low: high > low)}
 
 
-def _genz(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Path]) -> None:
+def _genz(report: "Report", ok: "pd.DataFrame", out: Path, studies: Studies) -> None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -180,7 +167,7 @@ def _genz(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Pat
                            height=1.9, aspect=1.35, facet_kws={"sharey": False, "margin_titles": True})
         grid.set(xscale="log", yscale="log")
         grid.set_axis_labels("training points n", label)
-        _save(grid.figure, out, f"genz_{metric}")
+        save_figure(grid.figure, out, f"genz_{metric}")
         report.figure(f"genz_{metric}", f"Genz: {label} on the test points against the number of "
                       f"training points, per family (rows) and dimension (columns), per framework.")
     table = ok.pivot_table(index=["family", "d", "n"], columns="framework",
@@ -191,26 +178,30 @@ def _genz(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Pat
 
 
 # --- forecasting ---------------------------------------------------------------------
-def _forecast(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Path]) -> None:
+def _forecast(report: "Report", ok: "pd.DataFrame", out: Path, studies: Studies) -> None:
     import matplotlib.pyplot as plt
 
     table = forecast.horizon_table(ok)
     agree = forecast.agreement(table)
     beats = bool((table["beats_naive"] == table["seeds"]).all())
     all_agree = bool(agree["agree"].fillna(False).all())
-    report.text("An LSTM (1 layer of 32) forecasts monthly Mauna Loa CO2 (statsmodels' co2, "
-                "1958-2001) 1, 3, 6 and 12 months ahead from the last 24 monthly changes; "
-                "chronological split (last 20% of the months for testing), statistics from the "
-                "training part only. RMSE in ppm on the test origins, mean and seed-to-seed sd "
-                f"over {int(table['seeds'].max())} seeds. Beats the naive last-value forecast with "
-                f"every seed in every framework at every horizon: {'yes' if beats else 'no'}. "
+    config = studies[0][1]["config"]
+    horizons = ", ".join(map(str, config["horizons"]))
+    report.text(f"An LSTM (1 layer of {config['hidden_size']}) forecasts monthly Mauna Loa CO2 "
+                f"(statsmodels' co2, 1958-2001) {horizons} months ahead from the last "
+                f"{config['window']} monthly changes, trained for {config['epochs']} epochs; "
+                f"chronological split (last {config['test_fraction']:.0%} of the months for "
+                f"testing), statistics from the training part only. RMSE in ppm on the test "
+                f"origins, mean and seed-to-seed sd over {int(table['seeds'].max())} seeds. "
+                f"Beats the naive last-value forecast with every seed in every framework at "
+                f"every horizon: {'yes' if beats else 'no'}. "
                 f"The frameworks' mean RMSEs lie within the pooled seed-to-seed sd of each other "
                 f"at every horizon: {'yes' if all_agree else 'no'}."
                 + _gap_text(framework_gap(ok, f"rmse_h{int(table['horizon'].max())}"),
                             f"the {int(table['horizon'].max())}-month RMSE (ppm)", ".2g"))
     report.table("forecast_rmse", table)
     report.table("forecast_agreement", agree)
-    series = _forecast_series(folders)
+    series = _forecast_series(studies)
     if series:
         horizons = series[0][1]["horizons"]
         shown = [h for h in (horizons[0], horizons[-1])]
@@ -227,18 +218,16 @@ def _forecast(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence
             ax.set_ylabel("CO2 (ppm)")
             ax.legend(fontsize=8)
         fig.tight_layout()
-        _save(fig, out, "forecast")
+        save_figure(fig, out, "forecast")
         report.figure("forecast", "CO2 forecasts on the test months against the truth, at the "
                       "shortest and longest horizon, one seed, every framework.")
 
 
-def _forecast_series(folders: Sequence[Path]) -> list[tuple[str, dict[str, Any], int]]:
-    """(framework, stored forecasts, seed) of the lowest seed each framework finished."""
+def _forecast_series(studies: Studies) -> list[tuple[str, dict[str, Any], int]]:
+    """(framework, stored forecasts, seed) of the lowest seed each framework finished, from
+    the first study that has any."""
     found = []
-    for folder in (d for p in folders for d in runner._study_dirs(Path(p))):
-        study = runner.load_study(folder)
-        if study["study"] != forecast.NAME:
-            continue
+    for folder, study in studies:
         for framework in study["frameworks"]:
             done = [r for r in runner.read_records(folder, framework)
                     if r["status"] == "ok" and r.get("outputs")]
@@ -251,7 +240,7 @@ def _forecast_series(folders: Sequence[Path]) -> list[tuple[str, dict[str, Any],
 
 
 # --- sweep ---------------------------------------------------------------------------
-def _sweep(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Path]) -> None:
+def _sweep(report: "Report", ok: "pd.DataFrame", out: Path, studies: Studies) -> None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -281,7 +270,7 @@ def _sweep(report: "Report", ok: "pd.DataFrame", out: Path, folders: Sequence[Pa
             ax.set_title(f"{fw}: test accuracy (%)")
         fig.suptitle(title)
         fig.tight_layout()
-        _save(fig, out, f"sweep_{grid}")
+        save_figure(fig, out, f"sweep_{grid}")
         report.figure(f"sweep_{grid}", f"Digits test accuracy (%), {rows} x {cols}, per "
                       f"framework ({title}); mean over seeds.")
         flat = table.stack(level=1, future_stack=True).reset_index()

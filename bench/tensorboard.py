@@ -209,12 +209,12 @@ def write_run(run_dir: Path, root: Path) -> list[Path]:
     loss (every step from the first), step_ms/warmup (the untimed warm-up steps) and
     step_ms/timed (the steady-state samples), all on one step axis. Cells that failed,
     and records from before the curves were kept, have nothing to write."""
-    import json
+    from bench import results
 
     run_dir = Path(run_dir)
     written = []
     for path in sorted((run_dir / "cells").glob("*.json")):
-        record = json.loads(path.read_text())
+        record = results.read_json(path)
         losses, warm, timed = record.get("losses"), record.get("warmup_ms") or [], record.get("samples_ms")
         if record.get("status") != "ok" or not losses:
             continue

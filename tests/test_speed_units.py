@@ -146,7 +146,7 @@ def test_cpu_cells_hide_gpus_and_gpu_cells_do_not_preallocate():
     (ValueError("shapes do not match"), "crash"),
 ])
 def test_failures_are_classified(exc, status):
-    assert measure._status_of(exc) == status
+    assert measure.status_of(exc) == status
 
 
 @pytest.mark.parametrize("steps, seconds, warm", [
@@ -159,11 +159,11 @@ def test_warm_up_rule(steps, seconds, warm):
 
 def test_fault_injection_matches_cell_ids(monkeypatch):
     monkeypatch.setenv(measure.FAULT_VARIABLE, "lstm-tiny=nan")
-    assert measure._fault_for("torch-lstm-tiny-eager-cpu") == "nan"
-    assert measure._fault_for("torch-mlp-tiny-eager-cpu") is None
+    assert measure.fault_for("torch-lstm-tiny-eager-cpu") == "nan"
+    assert measure.fault_for("torch-mlp-tiny-eager-cpu") is None
     monkeypatch.setenv(measure.FAULT_VARIABLE, "lstm=explode")
     with pytest.raises(ValueError, match="fault 'explode' not known"):
-        measure._fault_for("torch-lstm")
+        measure.fault_for("torch-lstm")
 
 
 def _fake_run(tmp_path, records, cells_in_order):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, cli
+from bench import adapters, cli, measure
 from bench.studies import fit, forecast, genz, runner, sweep
 from tests.conftest import FRAMEWORKS
 
@@ -235,7 +235,7 @@ def test_a_failing_item_loses_nothing_else(results_dir, monkeypatch):
         pytest.skip("no framework installed")
     config = {**TINY_GENZ, "sizes": [10, 20, 30], "steps": 5}
     # n20 raises inside the worker: recorded, and the same process goes on.
-    monkeypatch.setenv(runner.FAULT_VARIABLE, "n20=raise")
+    monkeypatch.setenv(measure.FAULT_VARIABLE, "n20=raise")
     folder = runner.new_study("genz", [fw], overrides=config, threads=1)
     calls = []
     runner.execute(folder, lambda *call: calls.append(call))
@@ -249,13 +249,20 @@ def test_a_failing_item_loses_nothing_else(results_dir, monkeypatch):
     assert len(list((folder / "logs").glob(f"{fw}.*.log"))) == 1
     # n20's process exits without a record, like a segfault: n20 is recorded as failed
     # and a fresh process trains n30.
-    monkeypatch.setenv(runner.FAULT_VARIABLE, "n20=exit")
+    monkeypatch.setenv(measure.FAULT_VARIABLE, "n20=exit")
     folder2 = runner.new_study("genz", [fw], overrides=config, threads=1, study_id="second")
     runner.execute(folder2)
     second = runner.load(folder2).set_index("n")
     assert list(second["status"]) == ["ok", "crash", "ok"]
     assert "exited with status 3" in second.loc[20, "error"]
     assert len(list((folder2 / "logs").glob(f"{fw}.*.log"))) == 2
+    # An injected NaN is a divergence, recorded as such.
+    monkeypatch.setenv(measure.FAULT_VARIABLE, "n10=nan")
+    folder3 = runner.new_study("genz", [fw], overrides={**config, "sizes": [10]}, threads=1,
+                               study_id="third")
+    runner.execute(folder3)
+    third = runner.load(folder3).iloc[0]
+    assert third["status"] == "nan" and "injected NaN" in third["error"]
     # Nothing left to do: a resume runs no process.
     assert runner.execute(folder2) == {fw: []}
 
@@ -269,8 +276,8 @@ def test_a_framework_that_is_not_installed_is_recorded_as_skipped(results_dir, m
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["study", "genz", "--frameworks", "mxnet"], "unknown ['mxnet']"),
-    (["study", "genz", "--seeds", "a"], "--seeds 'a'"),
+    (["study", "genz", "--frameworks", "mxnet"], "--frameworks: 'mxnet' not known"),
+    (["study", "genz", "--seeds", "a"], "--seeds: 'a' is not a whole number >= 0"),
     (["study", "genz", "--mode", "xla", "--frameworks", "torch"], "--mode 'xla' is not offered"),
     (["study", "genz", "--threads", "999"], "--threads 999"),
     (["study", "wavelets"], "invalid choice: 'wavelets'"),

@@ -25,15 +25,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from bench import adapters, environment, harness, results, studies
-from bench.studies.fit import Diverged
+from bench import adapters, environment, harness, measure, results, studies
+from bench.measure import Diverged
 
 if TYPE_CHECKING:
     import pandas as pd
 
 SCHEMA = "fwbench.study/1"
 DEFAULT_TIMEOUT_S = 3600.0  # per framework process
-FAULT_VARIABLE = "FWBENCH_INJECT_STUDY_FAULT"
 # Mode each framework trains in unless --mode says otherwise: the compiled step where it
 # compiles once per model in well under a second (tf.function, jax.jit); torch's eager
 # step, because torch.compile takes 6-28 s per new model on 2 cores (measured) against
@@ -233,27 +232,27 @@ def _worker(folder: Path, framework: str) -> int:
     if study.get("tensorboard"):
         from bench import tensorboard
         writer = tensorboard.StudyWriter(Path(study["tensorboard"]), study["study_id"], framework)
-    fault = os.environ.get(FAULT_VARIABLE, "")  # "<item id substring>=raise|exit", for tests
     for item in pending(folder, study, framework):
         started = time.perf_counter()
-        if fault and fault.rsplit("=", 1)[0] in module.item_id(item) and fault.endswith("=exit"):
-            os._exit(3)  # dies without a record, like a segfault would
+        # The speed harness's fault hook (measure.FAULT_VARIABLE), matched to item ids.
+        fault = measure.fault_for(module.item_id(item))
         record = {"item_id": module.item_id(item), "item": item, "framework": framework,
                   "mode": mode, "status": "ok", "error": None, "versions": versions}
         try:
-            if fault and fault.rsplit("=", 1)[0] in module.item_id(item) and fault.endswith("=raise"):
-                raise RuntimeError(f"injected fault ({FAULT_VARIABLE}={fault})")
+            measure.inject(fault)  # raise, exit, kill or hang
+            if fault == "nan":
+                raise Diverged(f"injected NaN ({measure.FAULT_VARIABLE})")
             out = module.run_item(adapter, item, study["config"], mode)
             record["metrics"] = out["metrics"]
             if out.get("outputs") is not None:
                 record["outputs"] = out["outputs"]  # e.g. forecasts, for the report's plots
             if writer is not None:
                 writer.item(module.item_id(item), out.get("curves", {}))
-        except Diverged as exc:
-            record.update(status="nan", error=str(exc), metrics={})
         except Exception as exc:  # one item's failure must not lose the others
-            record.update(status="crash", metrics={},
-                          error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+            status = measure.status_of(exc)  # nan, oom or crash, as for a speed cell
+            error = f"{type(exc).__name__}: {exc}"
+            record.update(status=status, metrics={},
+                          error=error + (f"\n{traceback.format_exc(limit=3)}" if status == "crash" else ""))
         record["wall_s"] = time.perf_counter() - started
         _append(folder, framework, record)
         print(f"{record['item_id']}: {record['status']} {record['wall_s']:.1f} s", flush=True)
@@ -272,7 +271,7 @@ def load(paths: Any = None) -> "pd.DataFrame":
     elif isinstance(paths, (str, Path)):
         paths = [paths]
     rows = []
-    for folder in (d for p in paths for d in _study_dirs(Path(p))):
+    for folder in (d for p in paths for d in study_dirs(Path(p))):
         study = load_study(folder)
         for framework in study["frameworks"]:
             for record in read_records(folder, framework):
@@ -286,7 +285,7 @@ def load(paths: Any = None) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
-def _study_dirs(path: Path) -> list[Path]:
+def study_dirs(path: Path) -> list[Path]:
     if (path / "study.json").exists():
         return [path]
     if not path.is_dir():
