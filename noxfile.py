@@ -95,10 +95,12 @@ def perf(session: nox.Session) -> None:
     """Measure the compiled cells and compare with the stored baseline of this machine."""
     session.install("-e", ".[all]")
     name = f"perf-{_stamp()}"
-    # The perf matrix: every framework x model, compiled, 4 processes per cell, as the
-    # calibration of compare's threshold assumed (benchmarks/calibrate_compare.py).
-    session.run("fwbench", "run", "--modes", "compiled", "--repeats", "4", "--name", name,
-                "--no-scaling", "--no-graphs", "--no-parity", "--no-report", *session.posargs)
+    # The perf matrix: every framework x model, compiled, 4 processes per cell of 3 s of
+    # samples, each on 1 thread pinned to 1 core (the other core left to the OS and the
+    # harness), as benchmarks/calibrate_compare.py calibrated compare's threshold.
+    session.run("fwbench", "run", "--modes", "compiled", "--repeats", "4", "--threads", "1",
+                "--sample-seconds", "3", "--name", name, "--no-scaling", "--no-graphs",
+                "--no-parity", "--no-report", *session.posargs)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     session.run("fwbench", "compare", "stored", str(RESULTS / "runs" / name),
                 *(["--markdown", summary] if summary else []))

@@ -429,7 +429,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         base_source = (compare.stored_baseline(current) if args.baseline == "stored"
                        else _resolve_run(args.baseline))
         base = compare.load(base_source)
-        table = compare.compare(base, current, args.threshold, args.alpha, args.allow_env_diff)
+        table = compare.compare(base, current, args.threshold, args.alpha, args.allow_env_diff,
+                                fast_state=not args.all_steps)
     except compare.CompareError as exc:
         raise UsageError(str(exc)) from None
     text = compare.markdown(table, base, current, args.threshold, args.alpha,
@@ -658,6 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="significance level of the Mann-Whitney test (default %(default)s)")
     p.add_argument("--allow-env-diff", action="store_true",
                    help="compare results from different environments anyway")
+    p.add_argument("--all-steps", action="store_true",
+                   help="compare every step, not only those taken while the machine ran "
+                   "in its fast state (bench.speedprobe)")
     p.add_argument("--markdown", default=None, metavar="FILE",
                    help="also append the Markdown to FILE (e.g. $GITHUB_STEP_SUMMARY)")
     p.set_defaults(func=cmd_compare)

@@ -47,6 +47,9 @@ def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
     pooled = [s for r in ok for s in r["samples_ms"]]
     out["samples_ms"] = pooled
     out["process_samples_ms"] = [r["samples_ms"] for r in ok]  # per repeat, for compare
+    # The machine-speed probe of each of those samples (bench.speedprobe); [] in records
+    # made before the probe existed.
+    out["process_probe_ms"] = [r.get("probe_ms", []) for r in ok]
     out["wall_s"] = sum(r.get("wall_s") or 0.0 for r in records)
     metrics = dict(ok[0]["metrics"])
     for key in PER_PROCESS:

@@ -47,14 +47,18 @@ CONDITIONS = ("same", "slow")
 DEFAULT_THRESHOLDS = (0.03, 0.05, 0.07, 0.10, 0.12, 0.15, 0.20)
 BAR_FALSE_ALARM = 0.01
 BAR_DETECTION = 0.95
+# The perf session's matrix settings (noxfile.py, perf): one thread pinned to one core,
+# the other core left to the OS and the harness, and 3 s of samples per process.
+PERF_THREADS = 1
+PERF_SAMPLE_S = 3.0
 
 
 def collect(folder: Path, frameworks: list[str], models: list[str], processes: int,
-            slowdown: float, threads: int) -> None:
+            slowdown: float, threads: int, sample_s: float) -> None:
     """`processes` runs per condition under `folder`, alternating same/slow; each run is
     one process per cell (the harness, as `fwbench run` uses it)."""
     matrix = cells.expand(frameworks, models, ["compiled"], "small", threads=threads)
-    budget = Budget(warmup_s=0.5, sample_s=1.5, min_samples=10)  # fwbench run's defaults
+    budget = Budget(warmup_s=0.5, sample_s=sample_s, min_samples=10)
     os.environ["FWBENCH_RESULTS"] = str(folder)
     results.RESULTS_DIR = folder
     started = time.perf_counter()
@@ -93,12 +97,14 @@ def merged(sides: list[compare.Side], name: str) -> compare.Side:
         for key, cell in side.cells.items():
             entry = out.cells.setdefault(key, compare.Cell(key, cell.label, []))
             entry.processes.extend(cell.processes)
+            entry.probes.extend(cell.probes)
     return out
 
 
 def evaluate(runs: dict[str, list[compare.Side]], per_side: int, thresholds: list[float],
-             comparisons: int, seed: int = 0) -> dict:
-    """False-alarm and detection rates per threshold over random comparisons."""
+             comparisons: int, fast_state: bool, seed: int = 0) -> dict:
+    """False-alarm and detection rates per threshold over random comparisons, comparing
+    the fast-state steps (compare's default) or every step."""
     rng = np.random.default_rng(seed)
     same, slow = runs["same"], runs["slow"]
     if len(same) < 2 * per_side or len(slow) < per_side:
@@ -110,13 +116,13 @@ def evaluate(runs: dict[str, list[compare.Side]], per_side: int, thresholds: lis
         base = merged([same[i] for i in picked[:per_side]], "base")
         again = merged([same[i] for i in picked[per_side:2 * per_side]], "again")
         slower = merged([slow[i] for i in rng.permutation(len(slow))[:per_side]], "slow")
-        draws["false_alarm"].append(_cell_stats(base, again))
-        draws["detection"].append(_cell_stats(base, slower))
+        draws["false_alarm"].append(_cell_stats(base, again, fast_state))
+        draws["detection"].append(_cell_stats(base, slower, fast_state))
     table = []
     for threshold in thresholds:
         row = {"threshold": threshold}
         for kind, trials in draws.items():
-            calls = [[compare.verdict(*cell, threshold, compare.DEFAULT_ALPHA) == "slower"
+            calls = [[compare.verdict(*cell[:5], threshold, compare.DEFAULT_ALPHA) == "slower"
                       for cell in trial] for trial in trials]
             cells_called = [c for trial in calls for c in trial]
             row[f"{kind}_cell_rate"] = float(np.mean(cells_called))
@@ -125,24 +131,37 @@ def evaluate(runs: dict[str, list[compare.Side]], per_side: int, thresholds: lis
         table.append(row)
     ratios = {kind: [cell[0] for trial in trials for cell in trial]
               for kind, trials in draws.items()}
-    return {"rows": table,
+    fast_used = float(np.mean([cell[5] for trials in draws.values() for trial in trials
+                               for cell in trial]))
+    return {"rows": table, "fast_state_used": fast_used,
             "ratio_quantiles": {kind: dict(zip(("p1", "p5", "p50", "p95", "p99"),
                                                np.percentile(v, [1, 5, 50, 95, 99]).tolist()))
                                 for kind, v in ratios.items()}}
 
 
-def _cell_stats(base: compare.Side, current: compare.Side) -> list[tuple]:
-    """(ratio, low, high, p_slower, p_faster) per shared cell: what verdict() needs."""
+def _cell_stats(base: compare.Side, current: compare.Side, fast_state: bool) -> list[tuple]:
+    """(ratio, low, high, p_slower, p_faster) per shared cell: what verdict() needs, from
+    compare's own cell_statistics."""
     out = []
     for key in current.cells:
         a, b = base.cells.get(key), current.cells[key]
         if a is None:
             continue
-        ratio, low, high = compare.ratio_interval(a.processes, b.processes, resamples=400)
-        pa, pb = np.concatenate(a.processes), np.concatenate(b.processes)
-        out.append((ratio, low, high, compare.one_sided_p(pa, pb, True),
-                    compare.one_sided_p(pa, pb, False)))
+        found = compare.cell_statistics(a, b, fast_state, resamples=400)
+        out.append((found["ratio"], found["low"], found["high"], found["p slower"],
+                    found["p faster"], found["steps"] != "all"))
     return out
+
+
+def _print(title: str, found: dict) -> None:
+    print(f"{title} (fast-state steps used in {found['fast_state_used']:.0%} of cell comparisons)")
+    print("threshold  false alarm (cell, comparison)  detection of +25% (cell, comparison)")
+    for r in found["rows"]:
+        print(f"{r['threshold']:9.2f}  {r['false_alarm_cell_rate']:8.4f} "
+              f"{r['false_alarm_comparison_rate']:10.4f}            "
+              f"{r['detection_cell_rate']:8.4f} {r['detection_comparison_rate']:10.4f}")
+    print("ratio quantiles:", {k: {q: round(v, 3) for q, v in d.items()}
+                               for k, d in found["ratio_quantiles"].items()})
 
 
 def main() -> int:
@@ -153,7 +172,10 @@ def main() -> int:
     parser.add_argument("--slowdown", type=float, default=0.25)
     parser.add_argument("--frameworks", default="tf,torch,jax")
     parser.add_argument("--models", default="mlp,lstm,attention")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--threads", type=int, default=PERF_THREADS,
+                        help="threads per cell (default %(default)s, as the perf session)")
+    parser.add_argument("--sample-seconds", type=float, default=PERF_SAMPLE_S,
+                        help="sampling per process (default %(default)s s, as the perf session)")
     parser.add_argument("--comparisons", type=int, default=400)
     parser.add_argument("--thresholds", default=",".join(map(str, DEFAULT_THRESHOLDS)))
     parser.add_argument("--runs", type=Path, default=ROOT / "results" / "calibration-runs",
@@ -165,15 +187,19 @@ def main() -> int:
     started = time.perf_counter()
     if not args.reuse:
         collect(args.runs, args.frameworks.split(","), args.models.split(","), args.processes,
-                args.slowdown, args.threads)
+                args.slowdown, args.threads, args.sample_seconds)
     measured_s = time.perf_counter() - started
     runs = load(args.runs)
-    found = evaluate(runs, args.per_side, thresholds, args.comparisons)
-    passing = [r for r in found["rows"] if r["false_alarm_comparison_rate"] < BAR_FALSE_ALARM
-               and r["detection_cell_rate"] >= BAR_DETECTION]
-    choice = passing[0]["threshold"] if passing else None
+    found = {"fast_state": evaluate(runs, args.per_side, thresholds, args.comparisons, True),
+             "all_steps": evaluate(runs, args.per_side, thresholds, args.comparisons, False)}
+    choice = {}
+    for statistic, part in found.items():
+        passing = [r for r in part["rows"] if r["false_alarm_comparison_rate"] < BAR_FALSE_ALARM
+                   and r["detection_cell_rate"] >= BAR_DETECTION]
+        choice[statistic] = passing[0]["threshold"] if passing else None
     doc = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "environment": environment.describe(), "slowdown": args.slowdown,
+           "threads": args.threads, "sample_s": args.sample_seconds,
            "runs_per_condition": {k: len(v) for k, v in runs.items()},
            "cells_per_run": len(runs["same"][0].cells) if runs["same"] else 0,
            "per_side": args.per_side, "comparisons": args.comparisons,
@@ -185,15 +211,10 @@ def main() -> int:
     print(f"{doc['runs_per_condition']} runs of {doc['cells_per_run']} cells; comparisons of "
           f"{args.per_side} vs {args.per_side} processes per cell, {args.comparisons} drawn; "
           f"alpha {compare.DEFAULT_ALPHA}")
-    print("threshold  false alarm (cell, comparison)  detection of +25% (cell, comparison)")
-    for r in found["rows"]:
-        print(f"{r['threshold']:9.2f}  {r['false_alarm_cell_rate']:8.4f} "
-              f"{r['false_alarm_comparison_rate']:10.4f}            "
-              f"{r['detection_cell_rate']:8.4f} {r['detection_comparison_rate']:10.4f}")
-    print("ratio quantiles:", {k: {q: round(v, 3) for q, v in d.items()}
-                               for k, d in found["ratio_quantiles"].items()})
+    _print("fast-state steps (compare's default)", found["fast_state"])
+    _print("every step (--all-steps)", found["all_steps"])
     print(f"smallest threshold meeting both bars: {choice}; written to {args.output}")
-    return 0 if choice is not None else 1
+    return 0 if choice["fast_state"] is not None else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""The machine-speed probe (bench.speedprobe) and the fast-state comparison built on it:
+steps are tagged with the probe of their block, and `fwbench compare` compares the steps
+taken in the machine's fast state, so the VM's speed state no longer passes for a change
+in the code, while a real change in the code still shows."""
+
+import os
+
+import numpy as np
+import pytest
+
+from bench import compare, speedprobe
+
+
+def test_each_step_gets_the_slower_probe_around_its_block():
+    assert speedprobe.per_step([1.0, 2.0, 1.0], [2, 3]) == [2.0, 2.0, 2.0, 2.0, 2.0]
+    assert speedprobe.per_step([1.0, 1.1, 1.8], [1, 2]) == [1.1, 1.8, 1.8]
+    with pytest.raises(ValueError, match="need one more probe than blocks"):
+        speedprobe.per_step([1.0, 1.0], [2, 3])
+
+
+def test_fast_samples_keep_the_steps_within_the_margin_of_the_fast_level():
+    probes = [[1.0, 1.0, 1.8, 1.9], [1.1, 1.7]]
+    level = speedprobe.fast_level(probes)
+    assert 1.0 <= level < 1.01
+    assert speedprobe.fast_samples([10, 11, 18, 19], probes[0], level) == [10, 11]
+    assert speedprobe.fast_samples([10, 17], probes[1], level) == [10]
+    with pytest.raises(ValueError, match="3 samples but 2 probes"):
+        speedprobe.fast_samples([1, 2, 3], [1, 1], level)
+    with pytest.raises(ValueError, match="no probes"):
+        speedprobe.fast_level([[], []])
+
+
+def test_probe_visits_every_core_and_restores_the_affinity():
+    home = os.sched_getaffinity(0)
+    cores = sorted(home)
+    assert speedprobe.probe(cores) > 0
+    assert speedprobe.probe(cores[:1]) > 0
+    assert os.sched_getaffinity(0) == home
+
+
+def _process(rng, fast_fraction, fast_ms, slow_factor=1.6, n=300):
+    """One process's samples and probes: a fast_fraction of its blocks in the fast state
+    (probe ~1 ms, step fast_ms), the rest in the slow state (probe ~1.8 ms, the step
+    slow_factor times longer), 1% noise on both."""
+    fast = rng.random(n) < fast_fraction
+    probes = np.where(fast, 1.0, 1.8) * (1 + 0.01 * rng.standard_normal(n))
+    samples = fast_ms * np.where(fast, 1.0, slow_factor) * (1 + 0.01 * rng.standard_normal(n))
+    return samples.tolist(), probes.tolist()
+
+
+def _cell(rng, fractions, fast_ms):
+    pairs = [_process(rng, f, fast_ms) for f in fractions]
+    return compare.Cell("c", {"framework": "torch"}, [s for s, _ in pairs],
+                        probes=[p for _, p in pairs])
+
+
+def test_fast_state_comparison_ignores_the_machine_state_but_not_the_code():
+    rng = np.random.default_rng(0)
+    base = _cell(rng, [0.9, 0.8, 0.9, 0.7], fast_ms=10.0)       # caught the fast state
+    unlucky = _cell(rng, [0.3, 0.2, 0.4, 0.3], fast_ms=10.0)    # same code, slow minutes
+    slower = _cell(rng, [0.3, 0.2, 0.4, 0.3], fast_ms=12.5)     # +25% code, slow minutes
+
+    every = compare.cell_statistics(base, unlucky, fast_state=False)
+    assert every["steps"] == "all" and every["ratio"] > 1.4   # the machine looks like a regression
+    found = compare.cell_statistics(base, unlucky)
+    assert found["steps"] == "fast state (4/4, 4/4 processes)"
+    assert found["low"] < 1 < found["high"] and abs(found["ratio"] - 1) < 0.02
+    assert compare.verdict(found["ratio"], found["low"], found["high"], found["p slower"],
+                           found["p faster"], 0.1, 0.01) == "no clear change"
+
+    found = compare.cell_statistics(base, slower)
+    assert abs(found["ratio"] - 1.25) < 0.02 and found["low"] > 1.2
+    assert compare.verdict(found["ratio"], found["low"], found["high"], found["p slower"],
+                           found["p faster"], 0.1, 0.01) == "slower"
+
+
+def test_every_step_is_compared_when_the_fast_state_is_too_rare_or_unrecorded():
+    rng = np.random.default_rng(1)
+    base = _cell(rng, [0.9, 0.9, 0.9, 0.9], fast_ms=10.0)
+    # three of four processes never saw the fast state: fewer than half remain
+    rare = _cell(rng, [0.0, 0.0, 0.0, 0.5], fast_ms=10.0)
+    assert compare.fast_state_processes(base, rare) is None
+    assert compare.cell_statistics(base, rare)["steps"] == "all"
+    # records made before the probe existed have no probes
+    old = compare.Cell("c", {}, [list(p) for p in base.processes])
+    assert compare.fast_state_processes(old, base) is None
+    kept = compare.fast_state_processes(base, _cell(rng, [0.0, 0.5, 0.5, 0.9], 10.0))
+    assert kept is not None and [len(side) for side in kept] == [4, 3]
