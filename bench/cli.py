@@ -430,7 +430,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                        else _resolve_run(args.baseline))
         base = compare.load(base_source)
         table = compare.compare(base, current, args.threshold, args.alpha, args.allow_env_diff,
-                                fast_state=not args.all_steps)
+                                steps=args.steps)
     except compare.CompareError as exc:
         raise UsageError(str(exc)) from None
     text = compare.markdown(table, base, current, args.threshold, args.alpha,
@@ -650,7 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("baseline", help="run folder or id, baseline folder, pytest-benchmark "
                    "JSON, or 'stored' (the committed baseline for CURRENT's environment)")
     p.add_argument("current", help="run folder or id, 'latest', or pytest-benchmark JSON")
-    from bench.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+    from bench.compare import DEFAULT_ALPHA, DEFAULT_STEPS, DEFAULT_THRESHOLD, STEP_CHOICES
 
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="minimum slowdown that counts, as a fraction (default %(default)s, "
@@ -659,9 +659,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="significance level of the Mann-Whitney test (default %(default)s)")
     p.add_argument("--allow-env-diff", action="store_true",
                    help="compare results from different environments anyway")
-    p.add_argument("--all-steps", action="store_true",
-                   help="compare every step, not only those taken while the machine ran "
-                   "in its fast state (bench.speedprobe)")
+    p.add_argument("--steps", choices=STEP_CHOICES, default=DEFAULT_STEPS,
+                   help="which steps to compare: fast, those taken while the machine ran in "
+                   "its fast state; normalized, every step rescaled by the machine-speed "
+                   "matmul probe; all, every step as measured (default %(default)s; "
+                   "bench.speedprobe)")
     p.add_argument("--markdown", default=None, metavar="FILE",
                    help="also append the Markdown to FILE (e.g. $GITHUB_STEP_SUMMARY)")
     p.set_defaults(func=cmd_compare)

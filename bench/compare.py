@@ -12,12 +12,13 @@ name). Per cell:
               them, so the noise between processes, the larger one on a small VM, is in
               the interval. With one process per side it knows only the step-to-step noise.
     p         one-sided Mann-Whitney U test on the raw samples (current slower / faster)
-    steps     which steps: by default those taken while the machine ran in its fast
-              state (bench.speedprobe: every cell probes the machine's speed between its
-              blocks of steps), where at least half of each side's processes have
-              MIN_FAST_SAMPLES of them; otherwise, and with fast_state=False, every step.
-              The VM's cores switch between two speeds (~1.8x apart for Python code), and
-              which one a process happened to sample in was most of the noise.
+    steps     which steps (bench.speedprobe: every cell probes the machine's speed between
+              its blocks of steps). By default ("normalized") every step, rescaled by its
+              block's matmul probe to the median probe of both sides, so that the machine
+              running slower for a while (a neighbour on the VM's host) cancels while
+              extra work in the code does not. "fast": only the steps taken while a
+              Python-loop probe says the cores ran at full speed. "all": every step as
+              measured. Records without probes are compared with every step.
     verdict   slower: ratio > 1 + threshold, p < alpha and the interval above 1;
               faster: the mirror image; otherwise no clear change.
 
@@ -44,12 +45,13 @@ import numpy as np
 from bench import results
 
 # Calibrated on the project's 2-core VM by benchmarks/calibrate_compare.py, as the perf
-# session measures (1 thread, 4 processes per side of 3 s, fast-state steps; README, "The
-# threshold, calibrated on this VM"): the smallest threshold tried with no same-commit
-# comparison of 9 cells flagged in 300 drawn. It catches 81% of the cells slowed by 25%
-# there, not the 95% asked for; a quieter runner can go lower.
-DEFAULT_THRESHOLD = 0.20
+# session measures (1 thread, 4 processes per side of 3 s, steps normalized by the matmul
+# probe; README, "The threshold, calibrated on this VM"): the smallest threshold tried
+# with no same-commit comparison of 9 cells flagged in 200 drawn. It catches 89% of the
+# cells slowed by 25% there, not the 95% asked for; a quieter runner can go lower.
+DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.01
+DEFAULT_STEPS = "normalized"  # which steps compare() compares: see cell_statistics
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 SCHEMA_BASELINE = "fwbench.baseline/1"
@@ -72,6 +74,7 @@ class Cell:
     processes: list[list[float]]    # raw samples per process (one list per repeat)
     summary_only: bool = False      # pytest-benchmark JSON without raw data: see _from_stats
     probes: list[list[float]] = field(default_factory=list)  # speed probe per sample, per process
+    matmul_probes: list[list[float]] = field(default_factory=list)  # the matmul probe, likewise
 
 
 @dataclass
@@ -118,10 +121,12 @@ def _from_run(run_dir: Path) -> Side:
     for _, row in frame[frame["status"] == "ok"].iterrows():
         label = {k: (None if _missing(row[k]) else _plain(row[k])) for k in MATCH_KEYS}
         key = "/".join(str(label[k]) for k in MATCH_KEYS)
-        kept = [(samples, probes) for samples, probes in
-                zip(row["process_samples_ms"], _probes_of(row)) if len(samples)]
-        side.cells[key] = Cell(key, label, [[float(v) for v in s] for s, _ in kept],
-                               probes=[[float(v) for v in p] for _, p in kept])
+        kept = [(samples, probes, matmuls) for samples, probes, matmuls in
+                zip(row["process_samples_ms"], _probes_of(row, "process_probe_ms"),
+                    _probes_of(row, "process_matmul_probe_ms")) if len(samples)]
+        side.cells[key] = Cell(key, label, [[float(v) for v in s] for s, _, _ in kept],
+                               probes=[[float(v) for v in p] for _, p, _ in kept],
+                               matmul_probes=[[float(v) for v in m] for _, _, m in kept])
     env = run.get("environment", {})
     side.environment = {
         "cpu": env.get("cpu"), "cpu_count": env.get("cpu_count"),
@@ -133,9 +138,9 @@ def _from_run(run_dir: Path) -> Side:
     return side
 
 
-def _probes_of(row: Any) -> list[list[float]]:
+def _probes_of(row: Any, column: str) -> list[list[float]]:
     """The row's per-process probes, [] for each process recorded without them."""
-    probes = row.get("process_probe_ms") if hasattr(row, "get") else None
+    probes = row.get(column) if hasattr(row, "get") else None
     probes = list(probes) if isinstance(probes, (list, tuple, np.ndarray)) else []
     return [list(p) for p in probes] + [[]] * (len(row["process_samples_ms"]) - len(probes))
 
@@ -267,6 +272,25 @@ def fast_state_processes(base: Cell, current: Cell) -> tuple[list[list[float]], 
     return out[0], out[1]
 
 
+def normalized_processes(base: Cell, current: Cell) -> tuple[list[list[float]], list[list[float]]] | None:
+    """Each side's processes with every step rescaled by its block's matmul probe to the
+    median probe of both sides (bench.speedprobe.normalized); None if a process has no
+    matmul probes."""
+    from bench import speedprobe
+
+    cells = (base, current)
+    if any(len(c.matmul_probes) != len(c.processes) or any(
+            len(p) != len(s) or not len(p) for s, p in zip(c.processes, c.matmul_probes))
+           for c in cells):
+        return None
+    reference = float(np.median(np.concatenate([p for c in cells for p in c.matmul_probes])))
+    return tuple([speedprobe.normalized(s, p, reference) for s, p in zip(c.processes, c.matmul_probes)]
+                 for c in cells)
+
+
+STEP_CHOICES = ("fast", "normalized", "all")
+
+
 def one_sided_p(base: Sequence[float], current: Sequence[float], slower: bool) -> float:
     """Mann-Whitney U: p of 'current is stochastically larger (slower) than base', or of
     'smaller' with slower=False."""
@@ -285,29 +309,34 @@ def verdict(ratio: float, low: float, high: float, p_slower: float, p_faster: fl
     return "no clear change"
 
 
-def cell_statistics(a: Cell, b: Cell, fast_state: bool = True,
+def cell_statistics(a: Cell, b: Cell, steps: str = DEFAULT_STEPS,
                     resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any]:
-    """What verdict() needs for one cell, from the fast-state steps where there are
-    enough (fast_state) and otherwise from every step: ratio, low, high, p slower, p
-    faster, the medians compared, and which steps they came from."""
-    chosen = fast_state_processes(a, b) if fast_state else None
+    """What verdict() needs for one cell: ratio, low, high, p slower, p faster, the
+    medians compared (normalized ms where normalized), and which steps they came from.
+    steps: "fast", the fast-state
+    steps where both sides have enough; "normalized", every step rescaled by the matmul
+    probe; "all", every step as measured. Where the probes needed are missing, "all"."""
+    if steps not in STEP_CHOICES:
+        raise CompareError(f"steps {steps!r}: expected one of {', '.join(STEP_CHOICES)}")
+    chosen = (fast_state_processes(a, b) if steps == "fast" else
+              normalized_processes(a, b) if steps == "normalized" else None)
     pa_list, pb_list = chosen if chosen else (a.processes, b.processes)
     ratio, low, high = ratio_interval(pa_list, pb_list, resamples=resamples)
     pooled_a, pooled_b = np.concatenate(pa_list), np.concatenate(pb_list)
-    steps = (f"fast state ({len(pa_list)}/{len(a.processes)}, {len(pb_list)}/{len(b.processes)} "
-             f"processes)" if chosen else "all")
+    used = ("all" if not chosen else "normalized" if steps == "normalized" else
+            f"fast state ({len(pa_list)}/{len(a.processes)}, {len(pb_list)}/{len(b.processes)} "
+            f"processes)")
     return {"base ms": float(np.median(pooled_a)), "current ms": float(np.median(pooled_b)),
             "ratio": ratio, "low": low, "high": high,
             "p slower": one_sided_p(pooled_a, pooled_b, slower=True),
-            "p faster": one_sided_p(pooled_a, pooled_b, slower=False), "steps": steps}
+            "p faster": one_sided_p(pooled_a, pooled_b, slower=False), "steps": used}
 
 
 def compare(base: Side, current: Side, threshold: float = DEFAULT_THRESHOLD,
             alpha: float = DEFAULT_ALPHA, allow_env_diff: bool = False,
-            fast_state: bool = True) -> "pandas.DataFrame":  # noqa: F821
+            steps: str = DEFAULT_STEPS) -> "pandas.DataFrame":  # noqa: F821
     """One row per cell in both sides: medians, ratio, interval, p-values and verdict.
-    fast_state: compare the steps taken in the machine's fast state where both sides
-    have enough of them (see cell_statistics)."""
+    steps: which steps are compared (see cell_statistics)."""
     import pandas as pd
 
     if not threshold >= 0:
@@ -330,14 +359,14 @@ def compare(base: Side, current: Side, threshold: float = DEFAULT_THRESHOLD,
     rows = []
     for key in shared:
         a, b = base.cells[key], current.cells[key]
-        found = cell_statistics(a, b, fast_state)
-        steps = found.pop("steps")
+        found = cell_statistics(a, b, steps)
+        used = found.pop("steps")
         rows.append({**b.label, **found,
                      "processes": f"{len(a.processes)}/{len(b.processes)}",
                      "verdict": verdict(found["ratio"], found["low"], found["high"],
                                         found["p slower"], found["p faster"], threshold, alpha),
                      "from": "summary stats" if a.summary_only or b.summary_only else "samples",
-                     "steps": steps})
+                     "steps": used})
     return pd.DataFrame(rows)
 
 

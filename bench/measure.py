@@ -156,7 +156,8 @@ def measure(cell: Cell, budget: Budget,
 
     curves: "loss", the loss of every step from the first (before its update), and
     "warmup_ms", the untimed warm-up steps' times, for TensorBoard (`--tensorboard`);
-    "probe_ms", the machine-speed probe (bench.speedprobe) of each timed step."""
+    "probe_ms" and "matmul_probe_ms", the machine-speed probes (bench.speedprobe) of each
+    timed step."""
     fault = fault_for(cell.id)
     model_spec, train_spec = cell.specs()
     metrics: dict[str, Any] = {}
@@ -215,6 +216,7 @@ def measure(cell: Cell, budget: Budget,
     cores = sorted(os.sched_getaffinity(0)) if cell.device == "cpu" else None
     samples_ms: list[float] = []
     block_probes, block_sizes = [speedprobe.probe(cores)], [0]
+    block_matmuls = [speedprobe.matmul_probe()]
     sample_start = block_start = time.perf_counter()
     while len(samples_ms) < budget.max_samples:
         batch = batches[step % DISTINCT_BATCHES]
@@ -231,6 +233,7 @@ def measure(cell: Cell, budget: Budget,
                 and time.perf_counter() - sample_start >= budget.sample_s)
         if done or time.perf_counter() - block_start >= speedprobe.BLOCK_S:
             block_probes.append(speedprobe.probe(cores))
+            block_matmuls.append(speedprobe.matmul_probe())
             if done:
                 break
             block_sizes.append(0)
@@ -239,6 +242,7 @@ def measure(cell: Cell, budget: Budget,
         block_sizes.pop()
     elif len(block_probes) == len(block_sizes):  # ... or inside a block: close it
         block_probes.append(speedprobe.probe(cores))
+        block_matmuls.append(speedprobe.matmul_probe())
     metrics["sampling_s"] = time.perf_counter() - sample_start
     metrics["first_loss"], metrics["last_loss"] = first_loss, last_loss
 
@@ -249,8 +253,11 @@ def measure(cell: Cell, budget: Budget,
     peak = adapter.peak_memory_bytes(cell.device)
     metrics["peak_device_mib"] = peak / 2**20 if peak is not None else None
     probes = speedprobe.per_step(block_probes, block_sizes)
+    matmuls = speedprobe.per_step(block_matmuls, block_sizes, "mean")
     metrics["probe_median_ms"] = statistics.median(probes)
-    return metrics, facts, samples_ms, {"loss": losses, "warmup_ms": warm_ms, "probe_ms": probes}
+    metrics["matmul_probe_median_ms"] = statistics.median(matmuls)
+    return metrics, facts, samples_ms, {"loss": losses, "warmup_ms": warm_ms, "probe_ms": probes,
+                                        "matmul_probe_ms": matmuls}
 
 
 def skeleton(cell: Cell, run_id: str | None, repeat: int, status: str = "ok",
@@ -275,7 +282,8 @@ def record(job: dict[str, Any]) -> dict[str, Any]:
     try:
         out["metrics"], out["framework"], out["samples_ms"], curves = measure(cell, budget, out["tf32"])
         out["losses"], out["warmup_ms"] = curves["loss"], curves["warmup_ms"]
-        out["probe_ms"] = curves["probe_ms"]  # the machine-speed probe of each timed step
+        out["probe_ms"] = curves["probe_ms"]  # the machine-speed probes of each timed step
+        out["matmul_probe_ms"] = curves["matmul_probe_ms"]
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, by kind
         out["status"] = status_of(exc)
         out["error"] = f"{type(exc).__name__}: {exc}".strip()

@@ -50,6 +50,7 @@ def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
     # The machine-speed probe of each of those samples (bench.speedprobe); [] in records
     # made before the probe existed.
     out["process_probe_ms"] = [r.get("probe_ms", []) for r in ok]
+    out["process_matmul_probe_ms"] = [r.get("matmul_probe_ms", []) for r in ok]
     out["wall_s"] = sum(r.get("wall_s") or 0.0 for r in records)
     metrics = dict(ok[0]["metrics"])
     for key in PER_PROCESS:

@@ -400,7 +400,8 @@ def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
             # The fast state (bench.speedprobe) is a property of one machine: across
             # environments every step is compared.
             same_machine = not compare.environment_differences(base, other)
-            table = compare.compare(base, other, allow_env_diff=True, fast_state=same_machine)
+            table = compare.compare(base, other, allow_env_diff=True,
+                                    steps=compare.DEFAULT_STEPS if same_machine else "all")
         except compare.CompareError as exc:  # e.g. no cell in both runs
             report.text(f"Not compared: {exc}.")
             continue

@@ -91,6 +91,8 @@ def _row(record: dict[str, Any], run: dict[str, Any],
     row["samples_ms"] = record.get("samples_ms", [])
     row["process_samples_ms"] = record.get("process_samples_ms", [row["samples_ms"]])
     row["process_probe_ms"] = record.get("process_probe_ms", [record.get("probe_ms", [])])
+    row["process_matmul_probe_ms"] = record.get("process_matmul_probe_ms",
+                                                [record.get("matmul_probe_ms", [])])
     row["wall_s"] = record.get("wall_s")
     row["repeats"], row["repeats_ok"] = record.get("repeats", 1), record.get("repeats_ok")
     fw = record.get("framework", {})
@@ -112,8 +114,8 @@ def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imp
     under results/runs. Columns: CELL_COLUMNS, then the metrics (median_ms, iqr_ms,
     p95_ms, samples, throughput, flops_per_s, compile_s, first_step_s, peak_rss_mib, ...),
     samples_ms (the raw per-step times, a list per row), process_samples_ms (the same,
-    one list per repeat's process), process_probe_ms (the machine-speed probe of each of
-    those samples, bench.speedprobe), versions and environment keys,
+    one list per repeat's process), process_probe_ms and process_matmul_probe_ms (the
+    machine-speed probes of each of those samples, bench.speedprobe), versions and environment keys,
     sweep_axis (batch_size or seq_len for a scaling-sweep point, None for matrix cells).
     The repeats of a cell (one process each) are combined into its row by
     bench.records.combine: pooled samples, repeat_medians_ms and repeat_spread. Cells

@@ -1,18 +1,23 @@
 """How fast is the machine right now? A probe timed between a cell's steps.
 
-On the project's 2-core VM the cores switch between two speeds, for spans of a fraction
-of a second to several seconds, whatever runs on them (measured: a fixed pure-Python loop
-takes 0.9-1.1 ms in the fast state and 1.6-1.9 ms in the slow one, in every framework's
-process alike; a host neighbour sharing the physical core would do this). A process that
-happens to sample mostly in the slow state reports a median step up to 1.4x longer, which
-is most of the noise between processes of one cell (benchmarks/calibrate_compare.py).
+On the project's 2-core VM the machine changes speed for spans of a fraction of a second
+to tens of seconds, whatever runs on it (measured: a 20,000-iteration pure-Python loop
+takes 0.9-1.1 ms in one state and 1.6-1.9 ms in the other, in every framework's process
+alike; within one 40 s process, 2 s medians of a TensorFlow MLP step ranged 3.7-5.1 ms).
+A host neighbour sharing the physical core, caches or memory would do this. A process
+that happens to sample in a slow span reports a median step up to 1.6x longer: that was
+most of the noise between processes of one cell (benchmarks/calibrate_compare.py).
 
-So while a cell samples, it times this probe on every core it may use, between blocks of
-steps (outside the timed steps), and records for every step the slowest probe around its
-block. A step whose probe is within FAST_MARGIN of the fastest probe seen counts as taken
-in the fast state. `fwbench compare` compares those steps (where both sides have enough of
-them), which removes the machine's state from the comparison but not the code's speed: an
-extra 25% of work in the step is as slow in the fast state as anywhere.
+So while a cell samples it times two probes between blocks of steps (outside the timed
+steps): a pure-Python loop on every core it may use, and a small NumPy float32 matmul
+loop, which also feels the caches and memory bandwidth a neighbour shares. Each step's
+record carries the slower Python probe around its block and the mean matmul probe.
+`fwbench compare` rescales each step by its matmul probe by default ("normalized": on
+this VM a process's median step and its median matmul probe correlate at 0.88-0.98
+across processes, and the rescaled medians vary 2-5% between processes instead of
+7-18%). It can also keep only the steps whose Python probe is within FAST_MARGIN of the
+fastest seen ("fast"). Neither removes the code's own speed: 25% more work in the step
+is 25% more on a fast or a slow machine.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ BLOCK_S = 0.05            # steps between two probes, at least this long (s): ov
 FAST_MARGIN = 1.25        # fast state: probe within 25% of the fastest (the slow one is ~1.8x)
 FAST_LEVEL_PERCENTILE = 2  # the fastest probe, robust to a lucky outlier
 MIN_FAST_SAMPLES = 10     # steps in the fast state for a process to count
+MATMUL_SIZE = 128         # the matmul probe: float32 square matrices of this size ...
+MATMUL_REPEATS = 8        # ... multiplied this many times: about 0.5 ms on one EPYC core
 
 
 def _loop() -> float:
@@ -56,16 +63,36 @@ def probe(cores: Sequence[int] | None = None) -> float:
         os.sched_setaffinity(0, home)
 
 
-def per_step(block_probes: Sequence[float], block_sizes: Sequence[int]) -> list[float]:
-    """Each step's probe: the slower of the probes before and after its block (a state
-    change inside the block shows in one of the two). len(block_probes) ==
-    len(block_sizes) + 1."""
+_matmul_operands: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+def matmul_probe() -> float:
+    """A NumPy float32 matmul loop (ms), on NumPy's BLAS with the cell's thread cap:
+    unlike the Python loop it also feels the caches and memory a neighbour shares."""
+    global _matmul_operands
+    if _matmul_operands is None:
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE)).astype(np.float32)
+        _matmul_operands = (a, a.T.copy(), np.empty_like(a))
+    a, b, out = _matmul_operands
+    started = time.perf_counter()
+    for _ in range(MATMUL_REPEATS):
+        np.matmul(a, b, out=out)
+    return (time.perf_counter() - started) * 1e3
+
+
+def per_step(block_probes: Sequence[float], block_sizes: Sequence[int],
+             combine: str = "max") -> list[float]:
+    """Each step's probe from the probes before and after its block: the slower of the
+    two ("max": a state change inside the block shows in one of them) or their mean
+    ("mean"). len(block_probes) == len(block_sizes) + 1."""
     if len(block_probes) != len(block_sizes) + 1:
         raise ValueError(f"{len(block_probes)} probes for {len(block_sizes)} blocks: "
                          f"need one more probe than blocks")
+    pick = max if combine == "max" else (lambda x, y: (x + y) / 2)
     out: list[float] = []
     for i, size in enumerate(block_sizes):
-        out.extend([max(block_probes[i], block_probes[i + 1])] * size)
+        out.extend([pick(block_probes[i], block_probes[i + 1])] * size)
     return out
 
 
@@ -76,6 +103,15 @@ def fast_level(probes: Sequence[Sequence[float]]) -> float:
         raise ValueError("no probes")
     pooled = np.concatenate(present)
     return float(np.percentile(pooled, FAST_LEVEL_PERCENTILE))
+
+
+def normalized(samples: Sequence[float], probes: Sequence[float], reference: float) -> list[float]:
+    """The samples rescaled to a machine whose matmul probe takes `reference` ms: each
+    step times reference / its block's probe. A change in the code's own work keeps its
+    size; a change in the machine's speed that the probe feels cancels."""
+    if len(samples) != len(probes):
+        raise ValueError(f"{len(samples)} samples but {len(probes)} probes")
+    return [s * reference / p for s, p in zip(samples, probes)]
 
 
 def fast_samples(samples: Sequence[float], probes: Sequence[float], level: float) -> list[float]:

@@ -6,7 +6,10 @@ machine's drift hits both alike:
 
     same   the code as it is
     slow   the same, with every timed step made 25% slower (FWBENCH_INJECT_SLOWDOWN: the
-           step spins on the CPU for 0.25 x the warm-up's median step, inside the timing)
+           step spins on the CPU for 0.25 x the median step of the warm-up's second
+           half, inside the timing)
+
+with the perf session's settings (1 thread, 3 s of samples per process).
 
 Then it forms comparisons the way the perf session makes them (a baseline of R processes
 per cell against a current run of R processes per cell; R = --per-side, the perf
@@ -17,7 +20,8 @@ session's --repeats):
     detection    baseline from `same`, current from `slow`; a cell is detected if called
                  slower, and a comparison if every one of its cells is
 
-for each threshold in --thresholds, with compare's own statistics (bench.compare). The
+for each threshold in --thresholds and each way compare can pick the steps (--steps
+normalized, fast, all), with compare's own statistics (bench.compare). The
 comparisons are drawn at random from the measured processes, so they share processes:
 the rates are estimates from a finite pool, not independent trials (the JSON says how
 many processes and comparisons there were).
@@ -98,13 +102,14 @@ def merged(sides: list[compare.Side], name: str) -> compare.Side:
             entry = out.cells.setdefault(key, compare.Cell(key, cell.label, []))
             entry.processes.extend(cell.processes)
             entry.probes.extend(cell.probes)
+            entry.matmul_probes.extend(cell.matmul_probes)
     return out
 
 
 def evaluate(runs: dict[str, list[compare.Side]], per_side: int, thresholds: list[float],
-             comparisons: int, fast_state: bool, seed: int = 0) -> dict:
+             comparisons: int, steps: str, seed: int = 0) -> dict:
     """False-alarm and detection rates per threshold over random comparisons, comparing
-    the fast-state steps (compare's default) or every step."""
+    the steps compare.cell_statistics picks for `steps` (fast, normalized or all)."""
     rng = np.random.default_rng(seed)
     same, slow = runs["same"], runs["slow"]
     if len(same) < 2 * per_side or len(slow) < per_side:
@@ -116,8 +121,8 @@ def evaluate(runs: dict[str, list[compare.Side]], per_side: int, thresholds: lis
         base = merged([same[i] for i in picked[:per_side]], "base")
         again = merged([same[i] for i in picked[per_side:2 * per_side]], "again")
         slower = merged([slow[i] for i in rng.permutation(len(slow))[:per_side]], "slow")
-        draws["false_alarm"].append(_cell_stats(base, again, fast_state))
-        draws["detection"].append(_cell_stats(base, slower, fast_state))
+        draws["false_alarm"].append(_cell_stats(base, again, steps))
+        draws["detection"].append(_cell_stats(base, slower, steps))
     table = []
     for threshold in thresholds:
         row = {"threshold": threshold}
@@ -131,15 +136,15 @@ def evaluate(runs: dict[str, list[compare.Side]], per_side: int, thresholds: lis
         table.append(row)
     ratios = {kind: [cell[0] for trial in trials for cell in trial]
               for kind, trials in draws.items()}
-    fast_used = float(np.mean([cell[5] for trials in draws.values() for trial in trials
-                               for cell in trial]))
-    return {"rows": table, "fast_state_used": fast_used,
+    used = float(np.mean([cell[5] for trials in draws.values() for trial in trials
+                          for cell in trial]))
+    return {"rows": table, "steps_used": used,
             "ratio_quantiles": {kind: dict(zip(("p1", "p5", "p50", "p95", "p99"),
                                                np.percentile(v, [1, 5, 50, 95, 99]).tolist()))
                                 for kind, v in ratios.items()}}
 
 
-def _cell_stats(base: compare.Side, current: compare.Side, fast_state: bool) -> list[tuple]:
+def _cell_stats(base: compare.Side, current: compare.Side, steps: str) -> list[tuple]:
     """(ratio, low, high, p_slower, p_faster) per shared cell: what verdict() needs, from
     compare's own cell_statistics."""
     out = []
@@ -147,14 +152,14 @@ def _cell_stats(base: compare.Side, current: compare.Side, fast_state: bool) -> 
         a, b = base.cells.get(key), current.cells[key]
         if a is None:
             continue
-        found = compare.cell_statistics(a, b, fast_state, resamples=400)
+        found = compare.cell_statistics(a, b, steps, resamples=400)
         out.append((found["ratio"], found["low"], found["high"], found["p slower"],
                     found["p faster"], found["steps"] != "all"))
     return out
 
 
 def _print(title: str, found: dict) -> None:
-    print(f"{title} (fast-state steps used in {found['fast_state_used']:.0%} of cell comparisons)")
+    print(f"{title} (as asked in {found['steps_used']:.0%} of cell comparisons, else every step)")
     print("threshold  false alarm (cell, comparison)  detection of +25% (cell, comparison)")
     for r in found["rows"]:
         print(f"{r['threshold']:9.2f}  {r['false_alarm_cell_rate']:8.4f} "
@@ -190,8 +195,8 @@ def main() -> int:
                 args.slowdown, args.threads, args.sample_seconds)
     measured_s = time.perf_counter() - started
     runs = load(args.runs)
-    found = {"fast_state": evaluate(runs, args.per_side, thresholds, args.comparisons, True),
-             "all_steps": evaluate(runs, args.per_side, thresholds, args.comparisons, False)}
+    found = {steps: evaluate(runs, args.per_side, thresholds, args.comparisons, steps)
+             for steps in compare.STEP_CHOICES}
     choice = {}
     for statistic, part in found.items():
         passing = [r for r in part["rows"] if r["false_alarm_comparison_rate"] < BAR_FALSE_ALARM
@@ -211,10 +216,11 @@ def main() -> int:
     print(f"{doc['runs_per_condition']} runs of {doc['cells_per_run']} cells; comparisons of "
           f"{args.per_side} vs {args.per_side} processes per cell, {args.comparisons} drawn; "
           f"alpha {compare.DEFAULT_ALPHA}")
-    _print("fast-state steps (compare's default)", found["fast_state"])
-    _print("every step (--all-steps)", found["all_steps"])
+    for steps in compare.STEP_CHOICES:
+        _print(f"--steps {steps}" + (" (compare's default)" if steps == compare.DEFAULT_STEPS
+                                     else ""), found[steps])
     print(f"smallest threshold meeting both bars: {choice}; written to {args.output}")
-    return 0 if choice["fast_state"] is not None else 1
+    return 0 if choice[compare.DEFAULT_STEPS] is not None else 1
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ reports, in one JSON file and a table:
   within 10%, i.e. 1/1.1 <= ratio <= 1.1);
 - per model, the ranking of frameworks by their fastest compiled mode in each run (the
   bar: the same order);
-- beside the bar, the same ratio for the medians of the steps taken in the machine's fast
-  state (bench.speedprobe; the fast level over both runs' probes), where both runs have
-  fast-state steps in at least half their processes: how much of the difference is the
-  VM switching speed.
+- beside the bar, the same ratio for the medians of the steps normalized by the
+  machine-speed matmul probe (bench.speedprobe.normalized, to the median probe of the
+  cell over both runs): how much of the difference is the machine changing speed.
 
     python benchmarks/repeatability.py [--output results/repeatability.json] [-- fwbench run flags]
 """
@@ -51,18 +50,20 @@ def _run(name: str, flags: list[str]) -> tuple[float, Path]:
     return wall_s, results.RESULTS_DIR / "runs" / name
 
 
-def fast_median(process_samples: list, process_probes: list, level: float) -> float | None:
-    """Median of a cell's fast-state steps over its processes, or None where fewer than
-    half its processes have MIN_FAST_SAMPLES of them (or none has probes)."""
-    kept = []
-    for samples, probes in zip(process_samples, process_probes):
-        if len(probes) == len(samples) and len(samples):
-            fast = speedprobe.fast_samples(samples, probes, level)
-            if len(fast) >= speedprobe.MIN_FAST_SAMPLES:
-                kept.append(fast)
-    if 2 * len(kept) < len(process_samples):
+def normalized_medians(samples_a: list, probes_a: list, samples_b: list,
+                       probes_b: list) -> tuple[float, float] | None:
+    """Each run's median of its steps rescaled by their matmul probes, to the median probe
+    of both runs; None where a process has no probes."""
+    pairs = list(zip(samples_a, probes_a)) + list(zip(samples_b, probes_b))
+    if not pairs or any(len(p) != len(s) or not len(p) for s, p in pairs):
         return None
-    return float(np.median(np.concatenate(kept)))
+    reference = float(np.median(np.concatenate([p for _, p in pairs])))
+    medians = []
+    for samples, probes in ((samples_a, probes_a), (samples_b, probes_b)):
+        pooled = [x for s, p in zip(samples, probes)
+                  for x in speedprobe.normalized(s, p, reference)]
+        medians.append(float(np.median(pooled)))
+    return medians[0], medians[1]
 
 
 def ranking(frame: "pandas.DataFrame") -> dict[str, list[str]]:  # noqa: F821
@@ -86,36 +87,31 @@ def main(argv: list[str] | None = None) -> int:
     both = a.merge(b, on=keys, suffixes=("_a", "_b"))
     both = both[(both["status_a"] == "ok") & (both["status_b"] == "ok")
                 & (both["mode"] != "eager")]
-    probes = [p for col in ("process_probe_ms_a", "process_probe_ms_b")
-              for cell in both[col] for p in cell if len(p)]
-    level = speedprobe.fast_level(probes) if probes else None
     rows = []
     for _, r in both.iterrows():
         ratio = r["median_ms_b"] / r["median_ms_a"]
-        fast_a, fast_b = (fast_median(r[f"process_samples_ms{side}"], r[f"process_probe_ms{side}"],
-                                      level) if level else None for side in ("_a", "_b"))
-        fast_ratio = fast_b / fast_a if fast_a and fast_b else None
+        norm = normalized_medians(r["process_samples_ms_a"], r["process_matmul_probe_ms_a"],
+                                  r["process_samples_ms_b"], r["process_matmul_probe_ms_b"])
+        norm_ratio = norm[1] / norm[0] if norm else None
         rows.append({"framework": r["framework"], "model": r["model"], "mode": r["mode"],
                      "median_ms_a": r["median_ms_a"], "median_ms_b": r["median_ms_b"],
                      "iqr_ms_a": r["iqr_ms_a"], "iqr_ms_b": r["iqr_ms_b"], "ratio": ratio,
                      "within_bar": 1 / BAR_RATIO <= ratio <= BAR_RATIO,
-                     "fast_median_ms_a": fast_a, "fast_median_ms_b": fast_b,
-                     "fast_ratio": fast_ratio})
+                     "normalized_median_ms": norm, "normalized_ratio": norm_ratio})
         print(f"{r['framework']:6} {r['model']:10} {r['mode']:9} A {r['median_ms_a']:9.3f} ms"
               f"  B {r['median_ms_b']:9.3f} ms  B/A {ratio:.3f}"
               f"{'' if rows[-1]['within_bar'] else '  OUTSIDE 10%'}"
-              + (f"   fast state B/A {fast_ratio:.3f}" if fast_ratio else "   fast state: too few"))
+              + (f"   normalized B/A {norm_ratio:.3f}" if norm_ratio else "   (no probes)"))
     rank_a, rank_b = ranking(a), ranking(b)
     same_ranking = rank_a == rank_b
     for model in rank_a:
         print(f"ranking {model:10} A {' < '.join(rank_a[model])}   "
               f"B {' < '.join(rank_b.get(model, []))}")
     failed = [r for r in rows if not r["within_bar"]]
-    fast = [r["fast_ratio"] for r in rows if r["fast_ratio"]]
-    fast_within = sum(1 / BAR_RATIO <= x <= BAR_RATIO for x in fast)
-    print(f"fast-state medians: {len(fast)}/{len(rows)} cells had enough fast-state steps in "
-          f"both runs; {fast_within} of them within 10%"
-          + (f" (worst {max(max(x, 1 / x) for x in fast):.3f}x)" if fast else ""))
+    norm = [r["normalized_ratio"] for r in rows if r["normalized_ratio"]]
+    norm_within = sum(1 / BAR_RATIO <= x <= BAR_RATIO for x in norm)
+    print(f"probe-normalized medians: {norm_within}/{len(norm)} compiled cells within 10%"
+          + (f" (worst {max(max(x, 1 / x) for x in norm):.3f}x)" if norm else ""))
     worst = max((max(r["ratio"], 1 / r["ratio"]) for r in rows), default=float("nan"))
     print(f"wall time A {wall_a:.0f} s, B {wall_b:.0f} s (bar {BAR_WALL_S:.0f} s); "
           f"{len(rows) - len(failed)}/{len(rows)} compiled cells within 10% "
@@ -124,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": "fwbench.repeatability/1", "runs": [dir_a.name, dir_b.name],
         "flags": args.flags, "wall_s": [wall_a, wall_b], "rows": rows,
         "ranking": {"a": rank_a, "b": rank_b}, "same_ranking": same_ranking,
-        "worst_ratio": worst, "fast_state": {"cells": len(fast), "within_bar": fast_within,
-                                             "level_ms": level},
+        "worst_ratio": worst, "normalized": {"cells": len(norm), "within_bar": norm_within},
         "environment": environment.describe()})
     ok = not failed and same_ranking and rows and max(wall_a, wall_b) < BAR_WALL_S
     return 0 if ok else 1

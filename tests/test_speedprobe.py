@@ -60,15 +60,15 @@ def test_fast_state_comparison_ignores_the_machine_state_but_not_the_code():
     unlucky = _cell(rng, [0.3, 0.2, 0.4, 0.3], fast_ms=10.0)    # same code, slow minutes
     slower = _cell(rng, [0.3, 0.2, 0.4, 0.3], fast_ms=12.5)     # +25% code, slow minutes
 
-    every = compare.cell_statistics(base, unlucky, fast_state=False)
+    every = compare.cell_statistics(base, unlucky, steps="all")
     assert every["steps"] == "all" and every["ratio"] > 1.4   # the machine looks like a regression
-    found = compare.cell_statistics(base, unlucky)
+    found = compare.cell_statistics(base, unlucky, "fast")
     assert found["steps"] == "fast state (4/4, 4/4 processes)"
     assert found["low"] < 1 < found["high"] and abs(found["ratio"] - 1) < 0.02
     assert compare.verdict(found["ratio"], found["low"], found["high"], found["p slower"],
                            found["p faster"], 0.1, 0.01) == "no clear change"
 
-    found = compare.cell_statistics(base, slower)
+    found = compare.cell_statistics(base, slower, "fast")
     assert abs(found["ratio"] - 1.25) < 0.02 and found["low"] > 1.2
     assert compare.verdict(found["ratio"], found["low"], found["high"], found["p slower"],
                            found["p faster"], 0.1, 0.01) == "slower"
@@ -80,9 +80,45 @@ def test_every_step_is_compared_when_the_fast_state_is_too_rare_or_unrecorded():
     # three of four processes never saw the fast state: fewer than half remain
     rare = _cell(rng, [0.0, 0.0, 0.0, 0.5], fast_ms=10.0)
     assert compare.fast_state_processes(base, rare) is None
-    assert compare.cell_statistics(base, rare)["steps"] == "all"
+    assert compare.cell_statistics(base, rare, "fast")["steps"] == "all"
     # records made before the probe existed have no probes
     old = compare.Cell("c", {}, [list(p) for p in base.processes])
     assert compare.fast_state_processes(old, base) is None
     kept = compare.fast_state_processes(base, _cell(rng, [0.0, 0.5, 0.5, 0.9], 10.0))
     assert kept is not None and [len(side) for side in kept] == [4, 3]
+
+
+def test_matmul_probe_times_a_fixed_blas_loop():
+    assert speedprobe.matmul_probe() > 0
+    assert speedprobe.per_step([1.0, 2.0, 4.0], [1, 2], "mean") == [1.5, 3.0, 3.0]
+
+
+def _scaled_cell(rng, machine, work_ms, processes=4, n=200):
+    """Processes on a machine `machine` times slower than the reference (its matmul probe
+    `machine` ms), doing `work_ms` of reference-machine work per step; 1% noise."""
+    samples, probes = [], []
+    for _ in range(processes):
+        speed = machine * (1 + 0.01 * rng.standard_normal(n))
+        samples.append((work_ms * speed * (1 + 0.01 * rng.standard_normal(n))).tolist())
+        probes.append(speed.tolist())
+    return compare.Cell("c", {}, samples, matmul_probes=probes)
+
+
+def test_normalized_steps_cancel_the_machine_speed_that_the_probe_feels():
+    assert speedprobe.normalized([10.0, 20.0], [1.0, 2.0], 1.5) == [15.0, 15.0]
+    with pytest.raises(ValueError, match="2 samples but 1 probes"):
+        speedprobe.normalized([1.0, 2.0], [1.0], 1.0)
+    rng = np.random.default_rng(2)
+    base = _scaled_cell(rng, 1.0, 10.0)
+    slow_machine = _scaled_cell(rng, 1.3, 10.0)       # same code, the machine 30% slower
+    slower_code = _scaled_cell(rng, 1.3, 12.5)        # +25% work, on the slow machine too
+    assert compare.cell_statistics(base, slow_machine, "all")["ratio"] > 1.25
+    found = compare.cell_statistics(base, slow_machine, "normalized")
+    assert found["steps"] == "normalized" and abs(found["ratio"] - 1) < 0.02
+    found = compare.cell_statistics(base, slower_code, "normalized")
+    assert abs(found["ratio"] - 1.25) < 0.03 and found["low"] > 1.2
+    # without matmul probes (older records): every step
+    old = compare.Cell("c", {}, base.processes)
+    assert compare.cell_statistics(old, slower_code, "normalized")["steps"] == "all"
+    with pytest.raises(compare.CompareError, match="steps 'median': expected one of fast"):
+        compare.cell_statistics(base, base, "median")
