@@ -140,7 +140,7 @@ def _from_run(run_dir: Path) -> Side:
 
 def _probes_of(row: Any, column: str) -> list[list[float]]:
     """The row's per-process probes, [] for each process recorded without them."""
-    probes = row.get(column) if hasattr(row, "get") else None
+    probes = row.get(column)
     probes = list(probes) if isinstance(probes, (list, tuple, np.ndarray)) else []
     return [list(p) for p in probes] + [[]] * (len(row["process_samples_ms"]) - len(probes))
 
@@ -249,6 +249,13 @@ def ratio_interval(base: Sequence[Sequence[float]], current: Sequence[Sequence[f
     return ratio, float(low), float(high)
 
 
+def _probed(processes: Sequence[Sequence[float]], probes: Sequence[Sequence[float]]) -> bool:
+    """Whether every process has one probe per sample (records from before the probes
+    have none)."""
+    return len(probes) == len(processes) and all(
+        len(p) == len(s) and len(p) for s, p in zip(processes, probes))
+
+
 def fast_state_processes(base: Cell, current: Cell) -> tuple[list[list[float]], list[list[float]]] | None:
     """Each side's processes cut down to their fast-state steps (bench.speedprobe), the
     fast level taken over both sides' probes; processes with fewer than
@@ -257,8 +264,7 @@ def fast_state_processes(base: Cell, current: Cell) -> tuple[list[list[float]], 
     from bench import speedprobe
 
     cells = (base, current)
-    if any(len(c.probes) != len(c.processes) or any(len(p) != len(s) for s, p in
-                                                    zip(c.processes, c.probes)) for c in cells):
+    if not all(_probed(c.processes, c.probes) for c in cells):
         return None
     level = speedprobe.fast_level([p for c in cells for p in c.probes])
     out = []
@@ -279,9 +285,7 @@ def normalized_processes(base: Cell, current: Cell) -> tuple[list[list[float]], 
     from bench import speedprobe
 
     cells = (base, current)
-    if any(len(c.matmul_probes) != len(c.processes) or any(
-            len(p) != len(s) or not len(p) for s, p in zip(c.processes, c.matmul_probes))
-           for c in cells):
+    if not all(_probed(c.processes, c.matmul_probes) for c in cells):
         return None
     reference = float(np.median(np.concatenate([p for c in cells for p in c.matmul_probes])))
     return tuple([speedprobe.normalized(s, p, reference) for s, p in zip(c.processes, c.matmul_probes)]

@@ -215,8 +215,15 @@ def measure(cell: Cell, budget: Budget,
     # the timed steps (bench.speedprobe): each step gets the probe of its block.
     cores = sorted(os.sched_getaffinity(0)) if cell.device == "cpu" else None
     samples_ms: list[float] = []
-    block_probes, block_sizes = [speedprobe.probe(cores)], [0]
-    block_matmuls = [speedprobe.matmul_probe()]
+    block_probes: list[float] = []
+    block_matmuls: list[float] = []
+    block_sizes = [0]
+
+    def take_probes() -> None:
+        block_probes.append(speedprobe.probe(cores))
+        block_matmuls.append(speedprobe.matmul_probe())
+
+    take_probes()
     sample_start = block_start = time.perf_counter()
     while len(samples_ms) < budget.max_samples:
         batch = batches[step % DISTINCT_BATCHES]
@@ -232,8 +239,7 @@ def measure(cell: Cell, budget: Budget,
         done = (len(samples_ms) >= budget.min_samples
                 and time.perf_counter() - sample_start >= budget.sample_s)
         if done or time.perf_counter() - block_start >= speedprobe.BLOCK_S:
-            block_probes.append(speedprobe.probe(cores))
-            block_matmuls.append(speedprobe.matmul_probe())
+            take_probes()
             if done:
                 break
             block_sizes.append(0)
@@ -241,8 +247,7 @@ def measure(cell: Cell, budget: Budget,
     if block_sizes[-1] == 0:  # max_samples reached right after a probe
         block_sizes.pop()
     elif len(block_probes) == len(block_sizes):  # ... or inside a block: close it
-        block_probes.append(speedprobe.probe(cores))
-        block_matmuls.append(speedprobe.matmul_probe())
+        take_probes()
     metrics["sampling_s"] = time.perf_counter() - sample_start
     metrics["first_loss"], metrics["last_loss"] = first_loss, last_loss
 

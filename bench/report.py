@@ -397,8 +397,8 @@ def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
     for other in others:
         report.heading(f"{other.name} against {base.name}", 3)
         try:
-            # The fast state (bench.speedprobe) is a property of one machine: across
-            # environments every step is compared.
+            # The speed probes (bench.speedprobe) describe one machine: across
+            # environments every step is compared as measured.
             same_machine = not compare.environment_differences(base, other)
             table = compare.compare(base, other, allow_env_diff=True,
                                     steps=compare.DEFAULT_STEPS if same_machine else "all")
@@ -414,9 +414,9 @@ def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
                     f"the ratio exceeds 1 + {compare.DEFAULT_THRESHOLD:g}, the interval lies "
                     f"above 1 and a Mann-Whitney test gives p < {compare.DEFAULT_ALPHA:g} "
                     f"(faster: the mirror image), as `fwbench compare` decides. "
-                    + ("The steps compared are those taken while the machine ran in its fast "
-                       "state, where both runs have enough of them (column steps)."
-                       if same_machine else "The environments differ: every step is compared."))
+                    + (f"Steps compared: `--steps {compare.DEFAULT_STEPS}` (column steps)."
+                       if same_machine else "The environments differ: every step is compared "
+                       "as measured."))
         name = f"compare_{other.name}"
         fig = _interval_plot(table.rename(columns={"ratio": "value"}), "value",
                              f"{other.name} / {base.name} (log)")

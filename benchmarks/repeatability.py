@@ -9,8 +9,8 @@ reports, in one JSON file and a table:
 - per model, the ranking of frameworks by their fastest compiled mode in each run (the
   bar: the same order);
 - beside the bar, the same ratio for the medians of the steps normalized by the
-  machine-speed matmul probe (bench.speedprobe.normalized, to the median probe of the
-  cell over both runs): how much of the difference is the machine changing speed.
+  machine-speed matmul probe, as `fwbench compare --steps normalized` does: how much of
+  the difference is the machine changing speed.
 
     python benchmarks/repeatability.py [--output results/repeatability.json] [-- fwbench run flags]
 """
@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import environment, results, speedprobe  # noqa: E402
+from bench import compare, environment, results  # noqa: E402
 
 BAR_RATIO = 1.10      # medians of the same compiled cell within 10%
 BAR_WALL_S = 600.0    # the default matrix in under 10 minutes
@@ -52,18 +52,14 @@ def _run(name: str, flags: list[str]) -> tuple[float, Path]:
 
 def normalized_medians(samples_a: list, probes_a: list, samples_b: list,
                        probes_b: list) -> tuple[float, float] | None:
-    """Each run's median of its steps rescaled by their matmul probes, to the median probe
-    of both runs; None where a process has no probes."""
-    pairs = list(zip(samples_a, probes_a)) + list(zip(samples_b, probes_b))
-    if not pairs or any(len(p) != len(s) or not len(p) for s, p in pairs):
+    """Each run's median of its steps rescaled by their matmul probes, as `fwbench
+    compare --steps normalized` rescales them; None where a process has no probes."""
+    cells = [compare.Cell("", {}, [list(s) for s in samples], matmul_probes=[list(p) for p in probes])
+             for samples, probes in ((samples_a, probes_a), (samples_b, probes_b))]
+    sides = compare.normalized_processes(*cells)
+    if sides is None:
         return None
-    reference = float(np.median(np.concatenate([p for _, p in pairs])))
-    medians = []
-    for samples, probes in ((samples_a, probes_a), (samples_b, probes_b)):
-        pooled = [x for s, p in zip(samples, probes)
-                  for x in speedprobe.normalized(s, p, reference)]
-        medians.append(float(np.median(pooled)))
-    return medians[0], medians[1]
+    return float(np.median(np.concatenate(sides[0]))), float(np.median(np.concatenate(sides[1])))
 
 
 def ranking(frame: "pandas.DataFrame") -> dict[str, list[str]]:  # noqa: F821
