@@ -36,18 +36,19 @@ def _fmt(x: float) -> str:
 
 
 def _parity_job(frameworks: Sequence[str], dtypes: Sequence[str],
-                case_names: Sequence[str] | None, jobs: int,
-                output: Path | None) -> tuple[list[Any], dict[str, Any], float, Path]:
-    """Run the parity checks and write their JSON; returns (rows, meta, seconds, path)."""
+                case_names: Sequence[str] | None, jobs: int, output: Path | None,
+                device: str = "cpu") -> tuple[list[Any], dict[str, Any], float, Path]:
+    """Run the parity checks on `device` and write their JSON; returns (rows, meta,
+    seconds, path)."""
     from bench import parity
 
     started = time.perf_counter()
-    rows, meta = parity.run(frameworks, dtypes, case_names, jobs=jobs)
+    rows, meta = parity.run(frameworks, dtypes, case_names, jobs=jobs, device=device)
     seconds = time.perf_counter() - started
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     path = output or results.RESULTS_DIR / f"parity-{stamp}.json"
     results.write_json(path, {
-        "schema": PARITY_SCHEMA, "created": stamp, "seconds": seconds,
+        "schema": PARITY_SCHEMA, "created": stamp, "seconds": seconds, "device": device,
         "environment": environment.describe(), "frameworks": meta,
         "tolerances": {f"{c}/{d}": {"value": t.value, "why": t.why}
                        for (c, d), t in parity.tolerances.TOLERANCES.items()},
@@ -72,7 +73,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     case_names = (cells.parse_list(args.cases, [c.name for c in parity.cases()], "--cases")
                   if args.cases else None)
     rows, meta, seconds, path = _parity_job(frameworks, dtypes, case_names, args.jobs,
-                                            args.output)
+                                            args.output, args.device)
     table = [{"check": r.check, "framework": r.framework, "model": r.model, "dtype": r.dtype,
               "max error": _fmt(r.error), "tolerance": _fmt(r.tolerance),
               "pass": "yes" if r.passed else "NO", "note": r.note} for r in rows]
@@ -237,12 +238,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         seconds["graphs"] = time.perf_counter() - started
     if args.parity and frameworks:
         started = time.perf_counter()
-        print(f"parity: float32 checks of {', '.join(frameworks)} (the full set, float64 too: "
-              f"`fwbench parity`)", file=sys.stderr, flush=True)
+        device = matrix_cells[0].device  # a run's matrix has one device
+        print(f"parity: float32 checks of {', '.join(frameworks)} on {device} (the full set, "
+              f"float64 too: `fwbench parity`)", file=sys.stderr, flush=True)
         try:
             rows, _, _, parity_path = _parity_job(
                 frameworks, ("float32",), None, 3,
-                results.RESULTS_DIR / f"parity-{run['run_id']}.json")
+                results.RESULTS_DIR / f"parity-{run['run_id']}.json", device)
             print(_parity_summary(rows))
             bad = sum(not r.passed for r in rows)
             print(f"parity: {len(rows) - bad} passed, {bad} failed; results in {parity_path}")
@@ -552,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated: float32, float64")
     p.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     p.add_argument("--jobs", type=int, default=3, help="framework workers run at once")
+    p.add_argument("--device", default="cpu", choices=adapters.DEVICES,
+                   help="cpu or gpu: where the frameworks compute (the float64 NumPy reference "
+                        "is always on the host; on gpu, TF32 is off)")
     p.add_argument("--failures-only", action="store_true", help="print only failed checks")
     p.add_argument("--output", type=lambda s: results.Path(s), default=None,
                    help="JSON file to write (default: results/parity-<time>.json)")

@@ -33,7 +33,7 @@ from typing import Any
 from bench import adapters, environment, measure, results
 from bench.cells import Cell, MatrixError
 from bench.measure import Budget
-from bench.threads import thread_env
+from bench.threads import device_env, thread_env
 
 RUN_SCHEMA = "fwbench.run/1"
 DEFAULT_TIMEOUT_S = 300.0  # per cell; torch.compile of one small model takes ~30 s on 2 cores
@@ -63,17 +63,6 @@ def affinity(threads: int) -> list[int]:
         raise MatrixError(f"--threads {threads}: only {len(allowed)} CPUs are available to this "
                           f"process ({allowed})")
     return allowed[:threads]
-
-
-def device_env(device: str) -> dict[str, str]:
-    """Environment for a cell on `device`, read by the frameworks at start-up."""
-    if device == "cpu":
-        # Hide any GPU, so a CPU cell neither initialises CUDA nor places work there.
-        return {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
-    return {
-        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # JAX takes 75% of the GPU at start else
-        "TF_FORCE_GPU_ALLOW_GROWTH": "true",       # TF takes all of it at start else
-    }
 
 
 def process_env(threads: int, device: str) -> dict[str, str]:

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from bench import canonical, data, optim, reference, tolerances
+from bench.adapters import DEVICES
 from bench.canonical import Params
 from bench.spec import DTYPES, LOSSES, OPTIMIZERS, ModelSpec, OptimizerSpec, preset
-from bench.threads import thread_env
+from bench.threads import device_env, thread_env
 
 STEPS = 20          # training steps per trajectory
 DATA_SEED = 7       # seeds the batches; parameters use PARAM_SEED
@@ -98,10 +99,10 @@ def optimizer_spec(name: str) -> OptimizerSpec:
 # Worker side: runs inside the framework's own process.
 
 def _trajectory(adapter: Any, case: Case, params: Params, dtype: str, opt: OptimizerSpec,
-                mode: str, steps: int, record_grads: bool) -> dict[str, Any]:
+                mode: str, steps: int, record_grads: bool, device: str = "cpu") -> dict[str, Any]:
     """Losses and parameters after each of `steps` steps; with the gradients each step
     started from when `record_grads`."""
-    model = adapter.build(case.spec, params, dtype)
+    model = adapter.build(case.spec, params, dtype, device)
     trainer = adapter.trainer(model, opt, "cross_entropy", mode)
     losses, grads, states = [], [], []
     for t in range(steps):
@@ -113,9 +114,10 @@ def _trajectory(adapter: Any, case: Case, params: Params, dtype: str, opt: Optim
     return {"losses": np.array(losses), "grads": grads, "states": states, "final": states[-1]}
 
 
-def _in_mode(adapter: Any, case: Case, params: Params, dtype: str, mode: str) -> dict[str, Any]:
+def _in_mode(adapter: Any, case: Case, params: Params, dtype: str, mode: str,
+             device: str = "cpu") -> dict[str, Any]:
     """Outputs and cross-entropy gradients of a fresh model, computed in `mode`."""
-    model = adapter.build(case.spec, params, dtype)
+    model = adapter.build(case.spec, params, dtype, device)
     # The batch `static` uses for forward and for the cross-entropy gradients.
     x, target = data.batch(case.spec, case.batch_size, "cross_entropy", DATA_SEED, 1000)
     return {"forward": adapter.forward(model, x, mode=mode),
@@ -123,14 +125,26 @@ def _in_mode(adapter: Any, case: Case, params: Params, dtype: str, mode: str) ->
 
 
 def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
-            case_names: tuple[str, ...] | None = None, scope: str = "all") -> dict[str, Any]:
-    """All raw results of one framework. Errors are caught per item and recorded.
+            case_names: tuple[str, ...] | None = None, scope: str = "all",
+            device: str = "cpu") -> dict[str, Any]:
+    """All raw results of one framework on `device`. Errors are caught per item and
+    recorded.
 
     scope "modes": only what the eager-vs-compiled checks need (SCOPES)."""
     from bench import adapters
 
     adapter = adapters.get(framework)
-    out: dict[str, Any] = {"framework": framework, "versions": adapter.versions(),
+    settings = None
+    if device == "gpu":
+        # On the GPU the framework's float32 matmuls must be true float32 (TF32 off), as in
+        # a speed cell. On CPU the worker's thread environment already sets what configure
+        # would.
+        try:
+            settings = adapter.configure("gpu", threads=1, tf32=False)
+        except adapters.DeviceUnavailable as exc:  # one error row for this framework
+            return {"framework": framework, "fatal": f"DeviceUnavailable: {exc}"}
+    out: dict[str, Any] = {"framework": framework, "device": device, "settings": settings,
+                           "versions": adapter.versions(),
                            "modes": adapter.modes, "default_mode": adapter.default_mode,
                            "optimizer_forms": adapter.optimizer_forms,
                            "alignments": adapter.alignments(), "results": {}, "errors": {}}
@@ -148,7 +162,7 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
             params = case_params(case)
 
             def static(case: Case = case, params: Params = params) -> dict[str, Any]:
-                model = adapter.build(case.spec, params, dtype)
+                model = adapter.build(case.spec, params, dtype, device)
                 x, _ = data.batch(case.spec, case.batch_size, "cross_entropy", DATA_SEED, 1000)
                 res = {"forward": adapter.forward(model, x), "param_count": adapter.param_count(model),
                        "params": adapter.get_params(model)}
@@ -164,18 +178,18 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
             other_modes = [m for m in adapter.modes if m != adapter.default_mode]
             for mode in other_modes:
                 attempt((dtype, case.name, "static", mode),
-                        lambda c=case, p=params, m=mode: _in_mode(adapter, c, p, dtype, m))
+                        lambda c=case, p=params, m=mode: _in_mode(adapter, c, p, dtype, m, device))
             for opt_name in OPTIMIZERS if scope == "all" else (COMPILED_OPTIMIZER,):
                 steps = STEPS if scope == "all" else MODE_STEPS
                 attempt((dtype, case.name, opt_name, "default"),
                         lambda c=case, p=params, o=opt_name, n=steps: _trajectory(
                             adapter, c, p, dtype, optimizer_spec(o), adapter.default_mode, n,
-                            scope == "all"))
+                            scope == "all", device))
             for mode in other_modes:
                 attempt((dtype, case.name, COMPILED_OPTIMIZER, mode),
                         lambda c=case, p=params, m=mode: _trajectory(
                             adapter, c, p, dtype, optimizer_spec(COMPILED_OPTIMIZER), m,
-                            MODE_STEPS, False))
+                            MODE_STEPS, False, device))
     return out
 
 
@@ -183,14 +197,15 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
 # Parent side: run the workers, then compare.
 
 def run_worker(framework: str, dtypes: tuple[str, ...], case_names: tuple[str, ...] | None,
-               threads: int = 1, scope: str = "all") -> dict[str, Any]:
+               threads: int = 1, scope: str = "all", device: str = "cpu") -> dict[str, Any]:
     """Run `compute` for one framework in a subprocess; never raises."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "raw.pkl")
-        env = {**os.environ, **thread_env(threads), "TF_ENABLE_ONEDNN_OPTS": "0",
-               "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+        env = {**os.environ, **thread_env(threads), **device_env(device),
+               "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2",
+               "PYTHONWARNINGS": "ignore"}
         cmd = [sys.executable, "-m", "bench.parity", framework, path, ",".join(dtypes),
-               ",".join(case_names or ()), scope]
+               ",".join(case_names or ()), scope, device]
         started = time.perf_counter()
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
@@ -460,7 +475,7 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
 
 def run_workers(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
                 case_names: tuple[str, ...] | None = None, jobs: int = 3,
-                scope: str = "all") -> dict[str, dict]:
+                scope: str = "all", device: str = "cpu") -> dict[str, dict]:
     """Every framework's raw results, from its own worker (up to `jobs` at once); a
     framework that is not installed gets a `fatal` entry naming the extra to install."""
     from bench import adapters
@@ -469,30 +484,34 @@ def run_workers(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
                     f"install it with: pip install 'fwbench[{adapters.REGISTRY[fw][3]}]'"}
                for fw in frameworks if not adapters.installed(fw)}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {fw: pool.submit(run_worker, fw, dtypes, case_names, 1, scope)
+        futures = {fw: pool.submit(run_worker, fw, dtypes, case_names, 1, scope, device)
                    for fw in frameworks if fw not in missing}
         return {fw: missing[fw] if fw in missing else futures[fw].result() for fw in frameworks}
 
 
 def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
         case_names: tuple[str, ...] | None = None, jobs: int = 3,
-        scope: str = "all") -> tuple[list[Row], dict]:
-    """Run the workers, then compare: the rows, and per framework what it reported.
+        scope: str = "all", device: str = "cpu") -> tuple[list[Row], dict]:
+    """Run the workers on `device`, then compare (always against the float64 NumPy
+    reference, on the host): the rows, and per framework what it reported.
     `scope` "modes" computes and checks only eager vs compiled (MODE_CHECKS)."""
     if scope not in SCOPES:
         raise ValueError(f"scope={scope!r} is not valid: allowed one of {', '.join(SCOPES)}")
-    raws = run_workers(frameworks, dtypes, case_names, jobs, scope)
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is not valid: allowed one of {', '.join(DEVICES)}")
+    raws = run_workers(frameworks, dtypes, case_names, jobs, scope, device)
     rows = compare(raws, dtypes, case_names, scope)
-    meta = {fw: {k: raw.get(k) for k in ("versions", "modes", "default_mode", "optimizer_forms",
-                                         "alignments", "seconds", "fatal") if k in raw}
+    meta = {fw: {k: raw.get(k) for k in ("versions", "device", "settings", "modes", "default_mode",
+                                         "optimizer_forms", "alignments", "seconds", "fatal")
+                 if k in raw}
             for fw, raw in raws.items()}
     return rows, meta
 
 
 def _worker_main(argv: list[str]) -> None:
-    framework, path, dtypes, names, scope = argv
+    framework, path, dtypes, names, scope, device = argv
     case_names = tuple(n for n in names.split(",") if n) or None
-    raw = compute(framework, tuple(dtypes.split(",")), case_names, scope)
+    raw = compute(framework, tuple(dtypes.split(",")), case_names, scope, device)
     tmp = path + ".part"
     with open(tmp, "wb") as f:
         pickle.dump(raw, f)

@@ -1,4 +1,4 @@
-"""Thread settings given to every framework's process alike.
+"""Thread and device settings given to every framework's process alike.
 
 Set through the environment before the framework is imported, because TensorFlow and
 XLA read their thread pools' sizes once, at start-up.
@@ -23,4 +23,16 @@ def thread_env(threads: int) -> dict[str, str]:
             os.environ.get("XLA_FLAGS", ""),
             f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
             f"intra_op_parallelism_threads={n}"])),
+    }
+
+
+def device_env(device: str) -> dict[str, str]:
+    """Environment for a process (speed cell or parity worker) on `device`, read by the
+    frameworks at start-up."""
+    if device == "cpu":
+        # Hide any GPU, so a CPU process neither initialises CUDA nor places work there.
+        return {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
+    return {
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # JAX takes 75% of the GPU at start else
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",       # TF takes all of it at start else
     }

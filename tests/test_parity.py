@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench import adapters, cli, parity
+from bench import adapters, cli, environment, parity
 from bench.spec import DTYPES
 from tests.conftest import FRAMEWORKS
 
@@ -91,11 +91,22 @@ def test_missing_framework_is_an_error_row_naming_the_extra(monkeypatch):
     assert "pip install 'fwbench[jax]'" in out[0].note
 
 
-def test_cli_refuses_unknown_values_before_running(capsys):
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_gpu_parity_without_a_gpu_is_an_error_row_naming_the_device(fw):
+    if environment.gpus():
+        pytest.skip("this machine has a GPU")
+    out, meta = parity.run((fw,), ("float32",), ("mlp",), device="gpu")
+    assert len(out) == 1 and not out[0].passed and out[0].framework == fw
+    assert "DeviceUnavailable: device gpu:" in out[0].note
+
+
+@pytest.mark.parametrize("argv, bad", [(["--frameworks", "torch,mxnet"], "mxnet"),
+                                        (["--device", "tpu"], "tpu")])
+def test_cli_refuses_unknown_values_before_running(capsys, argv, bad):
     with pytest.raises(SystemExit) as info:
-        cli.main(["parity", "--frameworks", "torch,mxnet"])
+        cli.main(["parity", *argv])
     assert info.value.code == 2
-    assert "mxnet" in capsys.readouterr().err
+    assert bad in capsys.readouterr().err
 
 
 def test_cli_exits_nonzero_when_a_check_fails(monkeypatch, tmp_path):
@@ -117,5 +128,6 @@ def test_cli_end_to_end(tmp_path):
     assert "check" in proc.stdout and "tolerance" in proc.stdout and "0 failed" in proc.stdout
     data = json.loads(out.read_text())
     assert data["schema"] == "fwbench.parity/1" and data["environment"]["python"]
+    assert data["device"] == "cpu" and data["frameworks"]["torch"]["device"] == "cpu"
     assert {r["check"] for r in data["records"]} >= {"forward", "grads_fd", "optimizer", "compiled"}
     assert np.isfinite([r["error"] for r in data["records"]]).all()
