@@ -316,12 +316,23 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
     report.figure("compile_first_step", "compile_s: the framework's own trace/compile call "
                   "(JAX lower().compile(), TF tracing); first_step_s: the first training "
                   "step, which includes any compiling the framework does lazily.")
-    memory_column = "peak_rss_mib"
-    grid = sns.catplot(data=ok, x="framework", y=memory_column, hue="mode", col="model",
+    # The figure that matters per device: what the framework took on the GPU, the
+    # process's resident memory on the CPU (as `fwbench show`'s "peak MiB").
+    on_gpu = ok["device"] == "gpu"
+    memory = ok.assign(peak_mib=ok["peak_device_mib"].where(on_gpu, ok["peak_rss_mib"]))
+    grid = sns.catplot(data=memory, x="framework", y="peak_mib", hue="mode", col="model",
                        kind="bar", height=3.0)
-    grid.set_axis_labels("", "peak RSS (MiB)")
+    grid.set_axis_labels("", "peak device memory (MiB)" if on_gpu.all()
+                         else "peak RSS (MiB)" if not on_gpu.any()
+                         else "peak MiB (device on GPU, RSS on CPU)")
     save_figure(grid.figure, out, "memory")
-    report.figure("memory", "Peak resident memory of each cell's process.")
+    gpu_caption = ("Peak device memory the framework allocated in each cell's process "
+                   "(torch.cuda.max_memory_allocated, TensorFlow's get_memory_info peak, "
+                   "JAX's peak_bytes_in_use).")
+    report.figure("memory", gpu_caption if on_gpu.all()
+                  else "Peak resident memory of each cell's process." if not on_gpu.any()
+                  else "Peak memory of each cell's process: on GPU cells, the framework's "
+                       "device peak; on CPU cells, the process's resident memory.")
     grid = sns.catplot(data=ok.assign(gflops=ok["flops_per_s"] / 1e9), x="framework",
                        y="gflops", hue="mode", col="model", kind="bar", sharey=False,
                        height=3.0)
@@ -524,9 +535,12 @@ def _parity(report: Report, path: Path | Sequence[Path], out: Path) -> None:
     passed = int(rows["passed"].sum())
     dtypes = ", ".join(sorted(set(rows["dtype"])))
     created = ", ".join(str(doc.get("created")) for doc in docs)
+    devices = sorted({doc.get("device", "cpu") for doc in docs})  # older files: CPU only
+    where = " and ".join("on the GPU with TF32 off" if d == "gpu" else "on the CPU"
+                         for d in devices)
     report.text(f"From parity run {created} ({dtypes}): {passed} of {len(rows)} "
-                f"checks pass. Each framework ran in its own process with 1 thread and "
-                f"TF_ENABLE_ONEDNN_OPTS=0; errors are max-norm relative errors against the "
+                f"checks pass. Each framework ran in its own process {where}, with 1 thread "
+                f"and TF_ENABLE_ONEDNN_OPTS=0; errors are max-norm relative errors against the "
                 f"float64 NumPy reference, finite differences or another framework; every "
                 f"tolerance and its reason is in bench/tolerances.py.")
     heat = parity_heat(rows)

@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -207,3 +208,19 @@ def test_merged_runs_are_one_result_set_and_studies_merge(results_dir, capsys):
         cli.main(["report", "part-a", "--parity", f"{p1},{results_dir / 'gone.json'}"])
     err = capsys.readouterr().err
     assert "--parity" in err and "gone.json: no such file or folder" in err
+
+
+def test_a_gpu_run_reports_device_memory_and_gpu_parity(tmp_path):
+    """From the committed H100 run (results/reference/gpu-h100): the memory figure is the
+    frameworks' device peak, not the host process's RSS, and the parity text says where
+    the checks ran."""
+    ref = Path(__file__).resolve().parent.parent / "results" / "reference" / "gpu-h100"
+    parity = ",".join(str(ref / f"parity_{fw}.json") for fw in ("torch", "jax"))
+    assert cli.main(["report", str(ref / "run"), "--parity", parity, "--graphs", "none",
+                     "--studies", "none", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "Peak device memory the framework allocated" in text
+    assert "Peak resident memory" not in text
+    assert "164 of 164 checks pass" in text and "on the GPU with TF32 off" in text
+    frame = pd.read_csv(tmp_path / "tables" / "speed.csv")
+    assert set(frame["framework"]) == {"torch", "jax"} and len(frame) == 12
