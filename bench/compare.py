@@ -75,6 +75,7 @@ class Cell:
     summary_only: bool = False      # pytest-benchmark JSON without raw data: see _from_stats
     probes: list[list[float]] = field(default_factory=list)  # speed probe per sample, per process
     matmul_probes: list[list[float]] = field(default_factory=list)  # the matmul probe, likewise
+    matmul_probe_version: int = 1   # bench.speedprobe.MATMUL_PROBE_VERSION of those probes
 
 
 @dataclass
@@ -124,9 +125,11 @@ def _from_run(run_dir: Path) -> Side:
         kept = [(samples, probes, matmuls) for samples, probes, matmuls in
                 zip(row["process_samples_ms"], _probes_of(row, "process_probe_ms"),
                     _probes_of(row, "process_matmul_probe_ms")) if len(samples)]
+        version = row.get("matmul_probe_version")  # absent before version 2
         side.cells[key] = Cell(key, label, [[float(v) for v in s] for s, _, _ in kept],
                                probes=[[float(v) for v in p] for _, p, _ in kept],
-                               matmul_probes=[[float(v) for v in m] for _, _, m in kept])
+                               matmul_probes=[[float(v) for v in m] for _, _, m in kept],
+                               matmul_probe_version=1 if _missing(version) else int(version))
     env = run.get("environment", {})
     side.environment = {
         "cpu": env.get("cpu"), "cpu_count": env.get("cpu_count"),
@@ -281,11 +284,14 @@ def fast_state_processes(base: Cell, current: Cell) -> tuple[list[list[float]], 
 def normalized_processes(base: Cell, current: Cell) -> tuple[list[list[float]], list[list[float]]] | None:
     """Each side's processes with every step rescaled by its block's matmul probe to the
     median probe of both sides (bench.speedprobe.normalized); None if a process has no
-    matmul probes."""
+    matmul probes or the two sides' probes are of different versions (their times
+    differ by design)."""
     from bench import speedprobe
 
     cells = (base, current)
     if not all(_probed(c.processes, c.matmul_probes) for c in cells):
+        return None
+    if base.matmul_probe_version != current.matmul_probe_version:
         return None
     reference = float(np.median(np.concatenate([p for c in cells for p in c.matmul_probes])))
     return tuple([speedprobe.normalized(s, p, reference) for s, p in zip(c.processes, c.matmul_probes)]
@@ -327,7 +333,11 @@ def cell_statistics(a: Cell, b: Cell, steps: str = DEFAULT_STEPS,
     pa_list, pb_list = chosen if chosen else (a.processes, b.processes)
     ratio, low, high = ratio_interval(pa_list, pb_list, resamples=resamples)
     pooled_a, pooled_b = np.concatenate(pa_list), np.concatenate(pb_list)
-    used = ("all" if not chosen else "normalized" if steps == "normalized" else
+    mismatch = (steps == "normalized" and not chosen
+                and a.matmul_probe_version != b.matmul_probe_version)
+    used = (f"all (matmul probe versions {a.matmul_probe_version} and "
+            f"{b.matmul_probe_version})" if mismatch else
+            "all" if not chosen else "normalized" if steps == "normalized" else
             f"fast state ({len(pa_list)}/{len(a.processes)}, {len(pb_list)}/{len(b.processes)} "
             f"processes)")
     return {"base ms": float(np.median(pooled_a)), "current ms": float(np.median(pooled_b)),

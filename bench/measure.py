@@ -261,6 +261,7 @@ def measure(cell: Cell, budget: Budget,
     matmuls = speedprobe.per_step(block_matmuls, block_sizes, "mean")
     metrics["probe_median_ms"] = statistics.median(probes)
     metrics["matmul_probe_median_ms"] = statistics.median(matmuls)
+    metrics["matmul_probe_version"] = speedprobe.MATMUL_PROBE_VERSION
     return metrics, facts, samples_ms, {"loss": losses, "warmup_ms": warm_ms, "probe_ms": probes,
                                         "matmul_probe_ms": matmuls}
 

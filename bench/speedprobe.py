@@ -10,7 +10,8 @@ most of the noise between processes of one cell (benchmarks/calibrate_compare.py
 
 So while a cell samples it times two probes between blocks of steps (outside the timed
 steps): a pure-Python loop on every core it may use, and a small NumPy float32 matmul
-loop, which also feels the caches and memory bandwidth a neighbour shares. Each step's
+loop, which also feels the caches and memory bandwidth a neighbour shares (timed after
+10 ms of the same loop, so that what the step did just before does not show in it). Each step's
 record carries the slower Python probe around its block and the mean matmul probe.
 `fwbench compare` rescales each step by its matmul probe by default ("normalized": on
 this VM a process's median step and its median matmul probe correlate at 0.88-0.98
@@ -29,12 +30,22 @@ from collections.abc import Sequence
 import numpy as np
 
 PROBE_LOOPS = 10_000      # pure-Python loop iterations: about 0.5 ms on a 2.4 GHz EPYC core
-BLOCK_S = 0.05            # steps between two probes, at least this long (s): overhead ~2%
+BLOCK_S = 0.1             # steps between two probes, at least this long (s): overhead ~12%
 FAST_MARGIN = 1.25        # fast state: probe within 25% of the fastest (the slow one is ~1.8x)
 FAST_LEVEL_PERCENTILE = 2  # the fastest probe, robust to a lucky outlier
 MIN_FAST_SAMPLES = 10     # steps in the fast state for a process to count
 MATMUL_SIZE = 128         # the matmul probe: float32 square matrices of this size ...
 MATMUL_REPEATS = 8        # ... multiplied this many times: about 0.5 ms on one EPYC core
+# Untimed matmuls before the timed ones (s). What ran just before changes the probe for
+# milliseconds: after a pure-Python spin the same matmul ran 15-25% slower for its
+# first ~5 ms and reached the steady speed after ~10 ms (torch and TF attention cells,
+# 1 thread). Unsettled, the probe read a slowdown injected as a spin as a slower machine
+# and normalized a quarter of it away; after 10 ms of settling, probes after steps with
+# and without the spin agreed within 0-5%.
+MATMUL_SETTLE_S = 0.010
+# Bumped when the matmul probe's meaning changes: `fwbench compare` normalizes only
+# between records of the same version (1: no settling, BLOCK_S 0.05; 2: settled).
+MATMUL_PROBE_VERSION = 2
 
 
 def _loop() -> float:
@@ -67,14 +78,18 @@ _matmul_operands: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def matmul_probe() -> float:
-    """A NumPy float32 matmul loop (ms), on NumPy's BLAS with the cell's thread cap:
-    unlike the Python loop it also feels the caches and memory a neighbour shares."""
+    """A NumPy float32 matmul loop (ms), on NumPy's BLAS with the cell's thread cap,
+    timed after MATMUL_SETTLE_S of the same loop: unlike the Python loop it also feels
+    the caches and memory a neighbour shares."""
     global _matmul_operands
     if _matmul_operands is None:
         rng = np.random.default_rng(0)
         a = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE)).astype(np.float32)
         _matmul_operands = (a, a.T.copy(), np.empty_like(a))
     a, b, out = _matmul_operands
+    settled = time.perf_counter() + MATMUL_SETTLE_S
+    while time.perf_counter() < settled:
+        np.matmul(a, b, out=out)
     started = time.perf_counter()
     for _ in range(MATMUL_REPEATS):
         np.matmul(a, b, out=out)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import adapters, cli, compare, harness, measure, results
+from bench import adapters, cli, compare, harness, measure, results, speedprobe
 from bench.cells import Cell
 from tests.test_speed_units import _record
 
@@ -219,6 +219,7 @@ def test_injected_slowdown_shows_in_a_real_cell(results_dir, monkeypatch):
             assert len(record[probe]) == len(record["samples_ms"]) and min(record[probe]) > 0
         assert record["metrics"]["probe_median_ms"] > 0
         assert record["metrics"]["matmul_probe_median_ms"] > 0
+        assert record["metrics"]["matmul_probe_version"] == speedprobe.MATMUL_PROBE_VERSION
 
 
 @pytest.mark.skipif(not INSTALLED, reason="no framework installed")

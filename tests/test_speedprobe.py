@@ -4,6 +4,7 @@ taken in the machine's fast state, so the VM's speed state no longer passes for 
 in the code, while a real change in the code still shows."""
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -120,5 +121,20 @@ def test_normalized_steps_cancel_the_machine_speed_that_the_probe_feels():
     # without matmul probes (older records): every step
     old = compare.Cell("c", {}, base.processes)
     assert compare.cell_statistics(old, slower_code, "normalized")["steps"] == "all"
+    # ... nor between probes of different versions, whose times differ by design
+    settled = compare.Cell("c", {}, slower_code.processes, matmul_probes=slower_code.matmul_probes,
+                           matmul_probe_version=2)
+    found = compare.cell_statistics(base, settled, "normalized")
+    assert found["steps"] == "all (matmul probe versions 1 and 2)" and found["ratio"] > 1.5
     with pytest.raises(compare.CompareError, match="steps 'median': expected one of fast"):
         compare.cell_statistics(base, base, "median")
+
+
+def test_the_matmul_probe_settles_before_it_times():
+    """What ran just before (a Python spin, say) slows the next milliseconds of matmuls:
+    the probe runs MATMUL_SETTLE_S of them untimed first, and times only what follows."""
+    started = time.perf_counter()
+    timed_ms = speedprobe.matmul_probe()
+    wall_ms = (time.perf_counter() - started) * 1e3
+    assert wall_ms >= speedprobe.MATMUL_SETTLE_S * 1e3 + timed_ms * 0.99
+    assert speedprobe.MATMUL_PROBE_VERSION == 2
