@@ -316,11 +316,8 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
     report.figure("compile_first_step", "compile_s: the framework's own trace/compile call "
                   "(JAX lower().compile(), TF tracing); first_step_s: the first training "
                   "step, which includes any compiling the framework does lazily.")
-    # The figure that matters per device: what the framework took on the GPU, the
-    # process's resident memory on the CPU (as `fwbench show`'s "peak MiB").
     on_gpu = ok["device"] == "gpu"
-    memory = ok.assign(peak_mib=ok["peak_device_mib"].where(on_gpu, ok["peak_rss_mib"]))
-    grid = sns.catplot(data=memory, x="framework", y="peak_mib", hue="mode", col="model",
+    grid = sns.catplot(data=ok, x="framework", y="peak_mib", hue="mode", col="model",
                        kind="bar", height=3.0)
     grid.set_axis_labels("", "peak device memory (MiB)" if on_gpu.all()
                          else "peak RSS (MiB)" if not on_gpu.any()

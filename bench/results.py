@@ -88,6 +88,9 @@ def _row(record: dict[str, Any], run: dict[str, Any],
     row["batch_size"] = train_spec.get("batch_size", row["batch_size"])
     row["seq_len"] = model_spec.get("seq_len", row["seq_len"])
     row.update(record.get("metrics", {}))
+    # The peak memory that matters per device: what the framework took on the GPU, the
+    # process's resident memory on the CPU (`fwbench show`'s "peak MiB", the report's figure).
+    row["peak_mib"] = row.get("peak_device_mib") if row.get("device") == "gpu" else row.get("peak_rss_mib")
     row["samples_ms"] = record.get("samples_ms", [])
     row["process_samples_ms"] = record.get("process_samples_ms", [row["samples_ms"]])
     row["process_probe_ms"] = record.get("process_probe_ms", [record.get("probe_ms", [])])

@@ -59,8 +59,7 @@ def speed_rows(frame: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
             "samples/s": _num(r["throughput"]), "GFLOP/s": _num(r["flops_per_s"] / 1e9),
             "vs eager": f"{base / r['median_ms']:.2f}x" if base else "-",
             "compile s": _num(r.get("compile_s")), "1st step s": _num(r["first_step_s"]),
-            "peak MiB": _num(r["peak_device_mib"] if r["device"] == "gpu"
-                             else r["peak_rss_mib"], 4),
+            "peak MiB": _num(r["peak_mib"], 4),
             "status": "ok",
         })
     return rows
