@@ -11,9 +11,9 @@ machine's drift hits both alike:
 
 with the perf session's settings (1 thread, 3 s of samples per process).
 
-Then it forms comparisons the way the perf session makes them (a baseline of R processes
-per cell against a current run of R processes per cell; R = --per-side, the perf
-session's --repeats):
+Then it forms comparisons the way the perf session makes them (a baseline of B processes
+per cell against a current run of R processes per cell; B = --baseline-processes, the
+stored baseline's repeats, R = --per-side, the perf session's --repeats):
 
     false alarm  baseline and current both from `same` (disjoint processes); a comparison
                  is a false alarm if `fwbench compare` calls ANY of its cells slower
@@ -26,8 +26,9 @@ comparisons are drawn at random from the measured processes, so they share proce
 the rates are estimates from a finite pool, not independent trials (the JSON says how
 many processes and comparisons there were).
 
-    python benchmarks/calibrate_compare.py [--processes 8] [--per-side 2] [--output results/calibration.json]
-    python benchmarks/calibrate_compare.py --reuse results/calibration-runs   # re-analyse only
+    python benchmarks/calibrate_compare.py [--processes 20] [--per-side 6] [--baseline-processes 12]
+    python benchmarks/calibrate_compare.py --reuse --runs results/calibration-runs   # re-analyse only
+    python benchmarks/calibrate_compare.py --processes 20 --conditions same   # grow the pool
 """
 
 from __future__ import annotations
@@ -52,22 +53,28 @@ DEFAULT_THRESHOLDS = (0.03, 0.05, 0.07, 0.10, 0.12, 0.15, 0.17, 0.20, 0.22, 0.25
 BAR_FALSE_ALARM = 0.01
 BAR_DETECTION = 0.95
 # The perf session's matrix settings (noxfile.py, perf): one thread pinned to one core,
-# the other core left to the OS and the harness, and 3 s of samples per process.
+# the other core left to the OS and the harness, and 3 s of samples per process; its
+# current run has PERF_REPEATS processes per cell, the stored baseline BASELINE_REPEATS
+# (recorded once, so it can afford more: README, "The threshold, calibrated on this VM").
 PERF_THREADS = 1
 PERF_SAMPLE_S = 3.0
+PERF_REPEATS = 6
+BASELINE_REPEATS = 12
 
 
 def collect(folder: Path, frameworks: list[str], models: list[str], processes: int,
-            slowdown: float, threads: int, sample_s: float) -> None:
-    """`processes` runs per condition under `folder`, alternating same/slow; each run is
-    one process per cell (the harness, as `fwbench run` uses it)."""
+            slowdown: float, threads: int, sample_s: float,
+            conditions: tuple[str, ...] = CONDITIONS) -> None:
+    """`processes` runs per condition under `folder`, alternating the conditions; each
+    run is one process per cell (the harness, as `fwbench run` uses it). Runs already
+    there are kept, so a pool can be grown later (e.g. more `same` runs only)."""
     matrix = cells.expand(frameworks, models, ["compiled"], "small", threads=threads)
     budget = Budget(warmup_s=0.5, sample_s=sample_s, min_samples=10)
     os.environ["FWBENCH_RESULTS"] = str(folder)
     results.RESULTS_DIR = folder
     started = time.perf_counter()
     for i in range(processes):
-        for condition in CONDITIONS:
+        for condition in conditions:
             name = f"{condition}-{i:02d}"
             if (harness.runs_dir() / name / "run.json").exists():
                 run_dir = harness.runs_dir() / name
@@ -107,19 +114,23 @@ def merged(sides: list[compare.Side], name: str) -> compare.Side:
 
 
 def evaluate(runs: dict[str, list[compare.Side]], per_side: int, thresholds: list[float],
-             comparisons: int, steps: str, seed: int = 0) -> dict:
+             comparisons: int, steps: str, seed: int = 0,
+             baseline_processes: int | None = None) -> dict:
     """False-alarm and detection rates per threshold over random comparisons, comparing
-    the steps compare.cell_statistics picks for `steps` (fast, normalized or all)."""
+    the steps compare.cell_statistics picks for `steps` (fast, normalized or all). The
+    baseline has `baseline_processes` processes per cell (default: per_side), the
+    current run per_side."""
     rng = np.random.default_rng(seed)
     same, slow = runs["same"], runs["slow"]
-    if len(same) < 2 * per_side or len(slow) < per_side:
-        raise SystemExit(f"need >= {2 * per_side} 'same' and >= {per_side} 'slow' runs, have "
-                         f"{len(same)} and {len(slow)}")
+    base_n = baseline_processes or per_side
+    if len(same) < base_n + per_side or len(slow) < per_side:
+        raise SystemExit(f"need >= {base_n + per_side} 'same' and >= {per_side} 'slow' runs, "
+                         f"have {len(same)} and {len(slow)}")
     draws = {"false_alarm": [], "detection": []}
     for _ in range(comparisons):
         picked = rng.permutation(len(same))
-        base = merged([same[i] for i in picked[:per_side]], "base")
-        again = merged([same[i] for i in picked[per_side:2 * per_side]], "again")
+        base = merged([same[i] for i in picked[:base_n]], "base")
+        again = merged([same[i] for i in picked[base_n:base_n + per_side]], "again")
         slower = merged([slow[i] for i in rng.permutation(len(slow))[:per_side]], "slow")
         draws["false_alarm"].append(_cell_stats(base, again, steps))
         draws["detection"].append(_cell_stats(base, slower, steps))
@@ -169,11 +180,27 @@ def _print(title: str, found: dict) -> None:
                                for k, d in found["ratio_quantiles"].items()})
 
 
+def _choices(parser: argparse.ArgumentParser, flag: str, text: str,
+             allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated flag value as a tuple; a parser error naming what is not known."""
+    chosen = tuple(text.split(","))
+    unknown = sorted(set(chosen) - set(allowed))
+    if unknown:
+        parser.error(f"{flag}: {', '.join(unknown)} not known; choose from {', '.join(allowed)}")
+    return chosen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--processes", type=int, default=8, help="runs per condition")
-    parser.add_argument("--per-side", type=int, default=4,
-                        help="processes per cell on each side of a comparison (perf --repeats)")
+    parser.add_argument("--processes", type=int, default=20,
+                        help="runs per condition (default %(default)s: the comparisons need "
+                             "baseline + current processes of 'same' that do not overlap)")
+    parser.add_argument("--per-side", type=int, default=PERF_REPEATS,
+                        help="processes per cell of the current run (default %(default)s, "
+                             "the perf session's --repeats)")
+    parser.add_argument("--baseline-processes", type=int, default=BASELINE_REPEATS,
+                        help="processes per cell of the baseline (default %(default)s, the "
+                             "stored baseline's --repeats)")
     parser.add_argument("--slowdown", type=float, default=0.25)
     parser.add_argument("--frameworks", default="tf,torch,jax")
     parser.add_argument("--models", default="mlp,lstm,attention")
@@ -181,6 +208,12 @@ def main() -> int:
                         help="threads per cell (default %(default)s, as the perf session)")
     parser.add_argument("--sample-seconds", type=float, default=PERF_SAMPLE_S,
                         help="sampling per process (default %(default)s s, as the perf session)")
+    parser.add_argument("--conditions", default=",".join(CONDITIONS),
+                        help="which conditions to measure (default %(default)s); e.g. "
+                             "'same' to add baseline-like runs to an existing pool")
+    parser.add_argument("--steps", default=",".join(compare.STEP_CHOICES),
+                        help="which of compare's --steps choices to evaluate (default "
+                             "%(default)s)")
     parser.add_argument("--comparisons", type=int, default=400)
     parser.add_argument("--thresholds", default=",".join(map(str, DEFAULT_THRESHOLDS)))
     parser.add_argument("--runs", type=Path, default=ROOT / "results" / "calibration-runs",
@@ -189,14 +222,18 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "calibration.json")
     args = parser.parse_args()
     thresholds = [float(t) for t in args.thresholds.split(",")]
+    step_choices = _choices(parser, "--steps", args.steps, compare.STEP_CHOICES)
+    conditions = _choices(parser, "--conditions", args.conditions, CONDITIONS)
     started = time.perf_counter()
     if not args.reuse:
         collect(args.runs, args.frameworks.split(","), args.models.split(","), args.processes,
-                args.slowdown, args.threads, args.sample_seconds)
+                args.slowdown, args.threads, args.sample_seconds, conditions)
     measured_s = time.perf_counter() - started
     runs = load(args.runs)
-    found = {steps: evaluate(runs, args.per_side, thresholds, args.comparisons, steps)
-             for steps in compare.STEP_CHOICES}
+    base_n = args.baseline_processes
+    found = {steps: evaluate(runs, args.per_side, thresholds, args.comparisons, steps,
+                             baseline_processes=base_n)
+             for steps in step_choices}
     choice = {}
     for statistic, part in found.items():
         passing = [r for r in part["rows"] if r["false_alarm_comparison_rate"] < BAR_FALSE_ALARM
@@ -207,20 +244,22 @@ def main() -> int:
            "threads": args.threads, "sample_s": args.sample_seconds,
            "runs_per_condition": {k: len(v) for k, v in runs.items()},
            "cells_per_run": len(runs["same"][0].cells) if runs["same"] else 0,
-           "per_side": args.per_side, "comparisons": args.comparisons,
-           "alpha": compare.DEFAULT_ALPHA, "measure_s": measured_s,
+           "per_side": args.per_side, "baseline_processes": base_n,
+           "comparisons": args.comparisons,
+           "alpha": compare.DEFAULT_ALPHA,
+           "measure_s": None if args.reuse else measured_s,  # None: re-analysed only
            "bars": {"false_alarm_comparison_rate_below": BAR_FALSE_ALARM,
                     "detection_cell_rate_at_least": BAR_DETECTION},
            "smallest_threshold_meeting_both": choice, **found}
     results.write_json(args.output, doc)
     print(f"{doc['runs_per_condition']} runs of {doc['cells_per_run']} cells; comparisons of "
-          f"{args.per_side} vs {args.per_side} processes per cell, {args.comparisons} drawn; "
+          f"{base_n} (baseline) vs {args.per_side} processes per cell, {args.comparisons} drawn; "
           f"alpha {compare.DEFAULT_ALPHA}")
-    for steps in compare.STEP_CHOICES:
+    for steps in step_choices:
         _print(f"--steps {steps}" + (" (compare's default)" if steps == compare.DEFAULT_STEPS
                                      else ""), found[steps])
     print(f"smallest threshold meeting both bars: {choice}; written to {args.output}")
-    return 0 if choice[compare.DEFAULT_STEPS] is not None else 1
+    return 0 if any(found is not None for found in choice.values()) else 1
 
 
 if __name__ == "__main__":

@@ -79,12 +79,17 @@ def test_compare_finds_the_slower_cell_and_exits_1(results_dir, capsys, tmp_path
     # the same run against itself: nothing to report, exit 0
     assert cli.main(["compare", "base", "base"]) == 0
     assert "**0 slower**" in capsys.readouterr().out
-    # the default threshold (calibrated on a noisy 2-core VM: 20%) flags 30% too
+    # the default threshold (calibrated on a noisy 2-core VM: 20%) flags 30% too, and
+    # says that 2 processes per side are fewer than it was calibrated for
     assert cli.main(["compare", "base", "new"]) == 1
-    assert "**1 slower**" in capsys.readouterr().out
-    assert compare.DEFAULT_THRESHOLD == 0.20
+    out = capsys.readouterr().out
+    assert "**1 slower**" in out
+    assert compare.DEFAULT_THRESHOLD == 0.20 and compare.CALIBRATED_PROCESSES == (12, 6)
+    assert ("calibrated for 12 baseline and 6 current processes per cell; 2 of 2 cells here "
+            "have fewer (baseline/current: 2/2)") in out
     assert cli.main(["compare", "base", "new", "--threshold", "0.4"]) == 0
-    assert "(threshold 40%" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(threshold 40%" in out and "calibrated for" not in out
 
 
 def test_compare_refuses_other_environments_and_names_the_keys(results_dir, capsys):
@@ -250,3 +255,61 @@ def test_pytest_benchmark_suite_runs_and_feeds_compare(tmp_path, capsys):
         assert {"cpu", "cpu_count", "threads"} <= set(info["environment"])
     assert cli.main(["compare", str(out), str(out)]) == 0
     assert "2 cells in both: **0 slower**" in capsys.readouterr().out
+
+
+def _calibration_module():
+    """benchmarks/calibrate_compare.py, imported from its file (benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "calibrate_compare", ROOT / "benchmarks" / "calibrate_compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pool_side(name, rng, scale, slow_state):
+    """One calibration run of one process per cell: 120 steps of ~10 ms x scale, probed.
+    With slow_state the machine ran 1.4x slower throughout, and the matmul probe saw it."""
+    side = compare.Side(name, "fwbench", {}, {})
+    machine = 1.4 if slow_state else 1.0
+    for cell in ("a", "b"):
+        probes = list(0.45 * machine * (1 + 0.01 * rng.standard_normal(120)))
+        steps = list(10 * scale * machine * (1 + 0.02 * rng.standard_normal(120)))
+        side.cells[cell] = compare.Cell(cell, {"framework": cell}, [steps], probes=[probes],
+                                        matmul_probes=[probes], matmul_probe_version=2)
+    return side
+
+
+def test_calibration_draws_baselines_and_current_runs_of_their_own_sizes():
+    calibrate = _calibration_module()
+    rng = np.random.default_rng(0)
+    # the machine's state changes from run to run; normalized steps cancel it
+    runs = {"same": [_pool_side(f"same-{i}", rng, 1.0, i % 3 == 0) for i in range(7)],
+            "slow": [_pool_side(f"slow-{i}", rng, 1.3, i % 2 == 0) for i in range(3)]}
+    found = calibrate.evaluate(runs, per_side=2, thresholds=[0.1, 0.5], comparisons=6,
+                               steps="normalized", baseline_processes=5)
+    at_10, at_50 = found["rows"]
+    assert at_10["false_alarm_comparison_rate"] == 0 and at_10["detection_cell_rate"] == 1
+    assert at_50["detection_cell_rate"] == 0  # +30% is under a 50% minimum effect
+    assert found["steps_used"] == 1  # every comparison normalized
+    # measured as they are, the runs in the slow state would make false alarms
+    as_measured = calibrate.evaluate(runs, per_side=2, thresholds=[0.1], comparisons=6,
+                                     steps="all", baseline_processes=5)
+    assert found["ratio_quantiles"]["false_alarm"]["p99"] < 1.05
+    assert as_measured["ratio_quantiles"]["false_alarm"]["p99"] > 1.1
+    # 5 + 2 disjoint 'same' processes are needed: with one fewer it says what it has
+    with pytest.raises(SystemExit, match="need >= 8 'same' and >= 2 'slow' runs, have 7 and 3"):
+        calibrate.evaluate(runs, per_side=2, thresholds=[0.1], comparisons=1,
+                           steps="normalized", baseline_processes=6)
+
+
+def test_calibration_refuses_an_unknown_step_choice_or_condition_before_measuring(tmp_path):
+    for flag, value in (("--steps", "normalized,quick"), ("--conditions", "same,fast")):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "calibrate_compare.py"), flag, value,
+             "--runs", str(tmp_path / "runs"), "--output", str(tmp_path / "out.json")],
+            cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert f"{flag}: {value.split(',')[1]} not known" in proc.stderr
+        assert not (tmp_path / "runs").exists()  # nothing measured
