@@ -58,8 +58,7 @@ BAR_DETECTION = 0.95
 # (recorded once, so it can afford more: README, "The threshold, calibrated on this VM").
 PERF_THREADS = 1
 PERF_SAMPLE_S = 3.0
-PERF_REPEATS = 6
-BASELINE_REPEATS = 12
+BASELINE_REPEATS, PERF_REPEATS = compare.CALIBRATED_PROCESSES
 
 
 def collect(folder: Path, frameworks: list[str], models: list[str], processes: int,
@@ -259,7 +258,7 @@ def main() -> int:
         _print(f"--steps {steps}" + (" (compare's default)" if steps == compare.DEFAULT_STEPS
                                      else ""), found[steps])
     print(f"smallest threshold meeting both bars: {choice}; written to {args.output}")
-    return 0 if any(found is not None for found in choice.values()) else 1
+    return 0 if any(threshold is not None for threshold in choice.values()) else 1
 
 
 if __name__ == "__main__":

@@ -27,3 +27,13 @@ def test_nox_lists_every_session_with_a_docstring():
     # default: the test suite per framework and lint; the heavy ones only when named
     assert selected == {"tests(framework='tf')", "tests(framework='torch')",
                         "tests(framework='jax')", "lint"}
+
+
+def test_perf_session_runs_as_many_processes_as_compare_was_calibrated_for():
+    """noxfile.py does not import bench (nox may run from an interpreter without the
+    project's dependencies), so its --repeats is a literal: it must stay the current
+    side of CALIBRATED_PROCESSES."""
+    from bench import compare
+
+    source = (ROOT / "noxfile.py").read_text()
+    assert f'"--repeats", "{compare.CALIBRATED_PROCESSES[1]}"' in source
