@@ -118,13 +118,14 @@ def _budget(args: argparse.Namespace) -> Any:
     from bench.measure import Budget
 
     for flag, value in (("--sample-seconds", args.sample_seconds),
+                        ("--sample-max-seconds", args.sample_max_seconds),
                         ("--warmup-seconds", args.warmup_seconds), ("--timeout", args.timeout)):
         if not value > 0:
             raise UsageError(f"{flag} {value}: must be > 0")
     if args.min_samples < 1:
         raise UsageError(f"--min-samples {args.min_samples}: must be >= 1")
     return Budget(warmup_s=args.warmup_seconds, sample_s=args.sample_seconds,
-                  min_samples=args.min_samples)
+                  min_samples=args.min_samples, sample_max_s=args.sample_max_seconds)
 
 
 class Progress:
@@ -583,6 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-seconds", type=float, default=0.5,
                    help="untimed steps after the first, at least this long (s)")
     p.add_argument("--min-samples", type=int, default=10, help="timed steps per cell, at least")
+    p.add_argument("--sample-max-seconds", type=float, default=10.0,
+                   help="past this much sampling (s), 3 timed steps are enough: slow eager "
+                   "steps (seconds each) need not reach --min-samples")
     p.add_argument("--repeats", type=int, default=2,
                    help="processes per cell, run round-robin over the matrix; their samples "
                    "are pooled and their spread reported")

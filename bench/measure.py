@@ -58,9 +58,13 @@ class Budget:
     warmup_s: float = 0.5     # ... and untimed for at least this long (s)
     warmup_max_s: float = 2.0  # past this (s), 2 warm-up steps are enough: a 2 s eager step
     #                            has nothing left to warm after the first one compiled it
-    min_samples: int = 10     # timed steps, at least
+    min_samples: int = 10     # timed steps, at least (but see sample_max_s)
     max_samples: int = 2000   # timed steps, at most
     sample_s: float = 3.0     # keep sampling until this long (s), once min_samples are in
+    sample_max_s: float = 10.0  # past this (s), slow_min_samples timed steps are enough:
+    #                             10 samples of JAX's 5 s op-by-op LSTM step took 51 s of
+    #                             a 717 s default run, and a step that long varies little
+    slow_min_samples: int = 3
 
 
 class Diverged(ArithmeticError):
@@ -132,6 +136,14 @@ def _warm(steps: int, seconds: float, budget: Budget) -> bool:
     """Whether warm-up may end after `steps` untimed steps taking `seconds`."""
     enough_steps = steps >= budget.warmup_steps or (steps >= 2 and seconds >= budget.warmup_max_s)
     return enough_steps and seconds >= budget.warmup_s
+
+
+def _sampled_enough(samples: int, seconds: float, budget: Budget) -> bool:
+    """Whether sampling may end after `samples` timed steps taking `seconds`."""
+    enough_samples = samples >= budget.min_samples or (
+        samples >= min(budget.slow_min_samples, budget.min_samples)
+        and seconds >= budget.sample_max_s)
+    return enough_samples and seconds >= budget.sample_s
 
 
 def status_of(exc: BaseException) -> str:
@@ -236,8 +248,7 @@ def measure(cell: Cell, budget: Budget,
         last_loss = _checked(loss, step, None)
         losses.append(last_loss)
         step += 1
-        done = (len(samples_ms) >= budget.min_samples
-                and time.perf_counter() - sample_start >= budget.sample_s)
+        done = _sampled_enough(len(samples_ms), time.perf_counter() - sample_start, budget)
         if done or time.perf_counter() - block_start >= speedprobe.BLOCK_S:
             take_probes()
             if done:

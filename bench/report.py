@@ -216,7 +216,10 @@ def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
             f"for it, runs a first step, then warms up for at least {b.get('warmup_steps')} "
             f"steps and {b.get('warmup_s')} s (2 steps suffice past {b.get('warmup_max_s')} s), "
             f"then times single steps for at least {b.get('min_samples')} samples and "
-            f"{b.get('sample_s')} s. Every timed step waits for the device before the clock "
+            f"{b.get('sample_s')} s"
+            + (f" ({b.get('slow_min_samples')} samples suffice past {b.get('sample_max_s')} s)"
+               if b.get("sample_max_s") else "")
+            + f". Every timed step waits for the device before the clock "
             f"stops (the loss is read back). The repeats' samples are pooled. Ratios carry an "
             f"interval: the 95% bootstrap interval over the raw samples, widened by the "
             f"larger spread between the two cells' repeat medians; a difference is claimed "

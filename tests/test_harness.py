@@ -117,6 +117,7 @@ def test_repeats_run_round_robin_and_resume_measures_only_missing_ones(results_d
     (["--threads", "4096"], "--threads 4096: only"),
     (["--batch-sizes", "8,0"], "--batch-sizes: '0' is not a whole number"),
     (["--sample-seconds", "0"], "--sample-seconds 0.0: must be > 0"),
+    (["--sample-max-seconds", "-1"], "--sample-max-seconds -1.0: must be > 0"),
     (["--repeats", "0"], "repeats=0 must be a whole number >= 1"),
     (["--resume", "no-such-run"], "run 'no-such-run' not found"),
 ])

@@ -157,6 +157,22 @@ def test_warm_up_rule(steps, seconds, warm):
     assert measure._warm(steps, seconds, measure.Budget()) is warm
 
 
+@pytest.mark.parametrize("samples, seconds, enough", [
+    (10, 1.6, True), (9, 1.6, False), (10, 1.4, False),  # the usual rule: 10 steps and 1.5 s
+    (3, 10.5, True), (2, 12.0, False), (9, 9.9, False),  # slow steps: 3 are enough after 10 s
+])
+def test_sampling_rule(samples, seconds, enough):
+    budget = measure.Budget(sample_s=1.5)
+    assert measure._sampled_enough(samples, seconds, budget) is enough
+
+
+def test_sampling_rule_never_asks_fewer_than_min_samples_allows():
+    # --min-samples 2 on a slow cell: 2 samples suffice, the slow floor (3) does not raise it
+    budget = measure.Budget(sample_s=1.5, min_samples=2)
+    assert measure._sampled_enough(2, 1.6, budget)
+    assert not measure._sampled_enough(1, 30.0, budget)
+
+
 def test_fault_injection_matches_cell_ids(monkeypatch):
     monkeypatch.setenv(measure.FAULT_VARIABLE, "lstm-tiny=nan")
     assert measure.fault_for("torch-lstm-tiny-eager-cpu") == "nan"
