@@ -13,17 +13,30 @@ reports, in one JSON file and a table:
   the difference is the machine changing speed.
 
     python benchmarks/repeatability.py [--output results/repeatability.json] [-- fwbench run flags]
+
+What it would take on this machine: `--from-pool RUN` reads a run made with many
+repeats per cell (`fwbench run --modes compiled,xla --repeats 8 ...`: round-robin, so
+repeat order is time order), cuts each cell's processes into consecutive disjoint
+groups of `--group-sizes` processes, treats each group as one run, and reports for every
+pair of groups how far apart the pooled medians of the compiled cells are. From the
+spread of those ratios it estimates how many processes per cell two runs would need
+for every compiled cell to land within 10% with 80% probability, assuming that spread
+falls as 1/sqrt(processes). `--window S` keeps only each process's first S seconds of
+steps, to ask what a shorter --sample-seconds would have given.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +75,79 @@ def normalized_medians(samples_a: list, probes_a: list, samples_b: list,
     return float(np.median(np.concatenate(sides[0]))), float(np.median(np.concatenate(sides[1])))
 
 
+def first_seconds(samples_ms: list[float], window_s: float | None) -> list[float]:
+    """The steps of a process taken within its first `window_s` seconds of stepping
+    (at least one); all of them when window_s is None."""
+    if window_s is None:
+        return list(samples_ms)
+    elapsed = np.cumsum(samples_ms)
+    return list(samples_ms[:max(1, int(np.searchsorted(elapsed, window_s * 1e3, "right")))])
+
+
+def pool_estimate(processes: dict[str, list[list[float]]], group_size: int,
+                  window_s: float | None = None) -> dict[str, Any]:
+    """Runs of `group_size` processes per cell, made from consecutive disjoint groups of
+    each cell's processes (`processes`: cell id -> per-process step times, in time
+    order), compared pair by pair as the bar compares two runs' medians.
+
+    Returns: groups, pairs, comparisons (cell x pair), within_bar (how many of them
+    within 10%), pairs_all_within (pairs where every cell was), log_ratio_sd (the root
+    mean square of log(median ratio)) and worst_ratio (>= 1)."""
+    groups = min(len(p) for p in processes.values()) // group_size
+    if groups < 2:
+        raise ValueError(f"groups of {group_size} processes need at least {2 * group_size} "
+                         f"processes per cell; the pool has "
+                         f"{min(len(p) for p in processes.values())}")
+    medians = {cell: [float(np.median(np.concatenate(
+        [first_seconds(s, window_s) for s in procs[g * group_size:(g + 1) * group_size]])))
+        for g in range(groups)] for cell, procs in processes.items()}
+    logs, pairs_all_within = [], 0
+    for a, b in itertools.combinations(range(groups), 2):
+        pair = [np.log(m[b] / m[a]) for m in medians.values()]
+        logs.extend(pair)
+        pairs_all_within += all(abs(x) <= np.log(BAR_RATIO) for x in pair)
+    logs_array = np.abs(np.array(logs))
+    return {"group_size": group_size, "groups": groups, "pairs": groups * (groups - 1) // 2,
+            "comparisons": len(logs), "within_bar": int((logs_array <= np.log(BAR_RATIO)).sum()),
+            "pairs_all_within": pairs_all_within,
+            "log_ratio_sd": float(np.sqrt(np.mean(logs_array ** 2))),
+            "worst_ratio": float(np.exp(logs_array.max()))}
+
+
+def processes_needed(log_ratio_sd: float, group_size: int, cells: int,
+                     probability: float = 0.8) -> int:
+    """Processes per cell per run for all `cells` ratios to fall within 10% together
+    with `probability`, from a log-ratio spread measured at `group_size` processes and
+    falling as 1/sqrt(processes)."""
+    per_cell = probability ** (1 / cells)
+    allowed_sd = np.log(BAR_RATIO) / NormalDist().inv_cdf((1 + per_cell) / 2)
+    return max(1, int(np.ceil(group_size * (log_ratio_sd / allowed_sd) ** 2)))
+
+
+def from_pool(run_dir: Path, group_sizes: list[int], window_s: float | None) -> dict[str, Any]:
+    frame = results.load(run_dir)
+    compiled = frame[(frame["status"] == "ok") & (frame["mode"] != "eager")]
+    if compiled.empty:
+        raise SystemExit(f"{run_dir}: no compiled cell measured")
+    processes = dict(zip(compiled["cell_id"], compiled["process_samples_ms"]))
+    rows = []
+    for size in group_sizes:
+        try:
+            found = pool_estimate(processes, size, window_s)
+        except ValueError as exc:
+            print(f"groups of {size}: {exc}")
+            continue
+        found["processes_needed"] = processes_needed(found["log_ratio_sd"], size, len(processes))
+        rows.append(found)
+        print(f"{size} process(es) per cell per run: {found['within_bar']}/{found['comparisons']} "
+              f"cell ratios within 10%, {found['pairs_all_within']}/{found['pairs']} pairs of runs "
+              f"with every cell within; log-ratio sd {found['log_ratio_sd']:.3f}, worst "
+              f"{found['worst_ratio']:.3f}x; for all {len(processes)} cells within 10% with 80% "
+              f"probability: about {found['processes_needed']} processes per cell")
+    return {"schema": "fwbench.repeatability-pool/1", "run": str(run_dir), "window_s": window_s,
+            "cells": len(processes), "rows": rows}
+
+
 def ranking(frame: "pandas.DataFrame") -> dict[str, list[str]]:  # noqa: F821
     """Per model, frameworks from fastest to slowest by their fastest compiled mode."""
     compiled = frame[(frame["status"] == "ok") & (frame["mode"] != "eager")]
@@ -73,8 +159,23 @@ def ranking(frame: "pandas.DataFrame") -> dict[str, list[str]]:  # noqa: F821
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=Path("results/repeatability.json"))
+    parser.add_argument("--from-pool", type=Path, default=None, metavar="RUN",
+                        help="measure nothing: estimate from RUN's repeats (see above)")
+    parser.add_argument("--group-sizes", default="1,2,4", help="with --from-pool")
+    parser.add_argument("--window", type=float, default=None, metavar="S",
+                        help="with --from-pool: each process's first S seconds of steps only")
     parser.add_argument("flags", nargs="*", help="passed to both fwbench runs")
     args = parser.parse_args(argv)
+    if args.from_pool is not None:
+        try:
+            sizes = [int(x) for x in args.group_sizes.split(",")]
+        except ValueError:
+            parser.error(f"--group-sizes {args.group_sizes!r}: expected whole numbers like 1,2,4")
+        if not sizes or min(sizes) < 1 or (args.window is not None and args.window <= 0):
+            parser.error("--group-sizes must be >= 1 and --window > 0")
+        results.write_json(args.output, {**from_pool(args.from_pool, sizes, args.window),
+                                         "environment": environment.describe()})
+        return 0
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     wall_a, dir_a = _run(f"repeat-{stamp}-a", args.flags)
     wall_b, dir_b = _run(f"repeat-{stamp}-b", args.flags)
