@@ -257,12 +257,11 @@ def test_pytest_benchmark_suite_runs_and_feeds_compare(tmp_path, capsys):
     assert "2 cells in both: **0 slower**" in capsys.readouterr().out
 
 
-def _calibration_module():
-    """benchmarks/calibrate_compare.py, imported from its file (benchmarks/ is not a package)."""
+def benchmark_module(name):
+    """benchmarks/<name>.py, imported from its file (benchmarks/ is not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "calibrate_compare", ROOT / "benchmarks" / "calibrate_compare.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -282,7 +281,7 @@ def _pool_side(name, rng, scale, slow_state):
 
 
 def test_calibration_draws_baselines_and_current_runs_of_their_own_sizes():
-    calibrate = _calibration_module()
+    calibrate = benchmark_module("calibrate_compare")
     rng = np.random.default_rng(0)
     # the machine's state changes from run to run; normalized steps cancel it
     runs = {"same": [_pool_side(f"same-{i}", rng, 1.0, i % 3 == 0) for i in range(7)],

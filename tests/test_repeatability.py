@@ -1,7 +1,6 @@
 """benchmarks/repeatability.py's estimate from a pool of repeats: what two runs of a given
 number of processes per cell would agree to, and how many processes the bar would need."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,18 +9,14 @@ import numpy as np
 import pytest
 
 from bench.cells import Cell
+from tests.test_compare import benchmark_module
 from tests.test_speed_units import _fake_run, _record
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _repeatability_module():
-    """benchmarks/repeatability.py, imported from its file (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "repeatability", ROOT / "benchmarks" / "repeatability.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("repeatability")
 
 
 def _pool(rng, cells=12, processes=40, process_sd=0.1):
