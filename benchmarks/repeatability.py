@@ -75,6 +75,11 @@ def normalized_medians(samples_a: list, probes_a: list, samples_b: list,
     return float(np.median(np.concatenate(sides[0]))), float(np.median(np.concatenate(sides[1])))
 
 
+def compiled_cells(frame: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
+    """The rows of the cells the bar is about: measured, in a mode other than eager."""
+    return frame[(frame["status"] == "ok") & (frame["mode"] != "eager")]
+
+
 def first_seconds(samples_ms: list[float], window_s: float | None) -> list[float]:
     """The steps of a process taken within its first `window_s` seconds of stepping
     (at least one); all of them when window_s is None."""
@@ -125,8 +130,7 @@ def processes_needed(log_ratio_sd: float, group_size: int, cells: int,
 
 
 def from_pool(run_dir: Path, group_sizes: list[int], window_s: float | None) -> dict[str, Any]:
-    frame = results.load(run_dir)
-    compiled = frame[(frame["status"] == "ok") & (frame["mode"] != "eager")]
+    compiled = compiled_cells(results.load(run_dir))
     if compiled.empty:
         raise SystemExit(f"{run_dir}: no compiled cell measured")
     processes = dict(zip(compiled["cell_id"], compiled["process_samples_ms"]))
@@ -150,8 +154,7 @@ def from_pool(run_dir: Path, group_sizes: list[int], window_s: float | None) -> 
 
 def ranking(frame: "pandas.DataFrame") -> dict[str, list[str]]:  # noqa: F821
     """Per model, frameworks from fastest to slowest by their fastest compiled mode."""
-    compiled = frame[(frame["status"] == "ok") & (frame["mode"] != "eager")]
-    best = compiled.groupby(["model", "framework"])["median_ms"].min().reset_index()
+    best = compiled_cells(frame).groupby(["model", "framework"])["median_ms"].min().reset_index()
     return {model: list(part.sort_values("median_ms")["framework"])
             for model, part in best.groupby("model")}
 
@@ -171,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             sizes = [int(x) for x in args.group_sizes.split(",")]
         except ValueError:
             parser.error(f"--group-sizes {args.group_sizes!r}: expected whole numbers like 1,2,4")
-        if not sizes or min(sizes) < 1 or (args.window is not None and args.window <= 0):
-            parser.error("--group-sizes must be >= 1 and --window > 0")
+        if not sizes or min(sizes) < 1:
+            parser.error(f"--group-sizes {args.group_sizes!r}: every size must be >= 1")
+        if args.window is not None and args.window <= 0:
+            parser.error(f"--window {args.window}: must be > 0")
         results.write_json(args.output, {**from_pool(args.from_pool, sizes, args.window),
                                          "environment": environment.describe()})
         return 0

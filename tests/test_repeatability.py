@@ -85,11 +85,14 @@ def test_from_pool_reads_a_run_and_leaves_eager_cells_out(tmp_path, capsys):
     assert "groups of 4 processes need at least 8" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags", [["--group-sizes", "1,x"], ["--group-sizes", "0"],
-                                   ["--window", "-1"]])
-def test_bad_pool_flags_are_refused(flags, tmp_path):
+@pytest.mark.parametrize("flags, message", [
+    (["--group-sizes", "1,x"], "--group-sizes '1,x': expected whole numbers"),
+    (["--group-sizes", "0"], "--group-sizes '0': every size must be >= 1"),
+    (["--window", "-1"], "--window -1.0: must be > 0"),
+])
+def test_bad_pool_flags_are_refused(flags, message, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "repeatability.py"),
                            "--from-pool", str(tmp_path), *flags], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 2
-    assert "--group-sizes" in proc.stderr
+    assert message in proc.stderr
