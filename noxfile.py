@@ -12,6 +12,7 @@ baseline; lint.
 from __future__ import annotations
 
 import os
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -92,9 +93,10 @@ def report(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def perf(session: nox.Session) -> None:
-    """Measure the compiled cells and compare with the stored baseline of this machine."""
+    """Compare the compiled cells with this machine's baseline; check the harness's overhead."""
     session.install("-e", ".[all]")
-    name = f"perf-{_stamp()}"
+    stamp = _stamp()
+    name = f"perf-{stamp}"
     # The perf matrix: every framework x model, compiled, 6 processes per cell of 3 s of
     # samples, each on 1 thread pinned to 1 core (the other core left to the OS and the
     # harness), against a baseline of 12 processes per cell: what
@@ -103,8 +105,24 @@ def perf(session: nox.Session) -> None:
                 "--sample-seconds", "3", "--name", name, "--no-scaling", "--no-graphs",
                 "--no-parity", "--no-report", *session.posargs)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    session.run("fwbench", "compare", "stored", str(RESULTS / "runs" / name),
-                *(["--markdown", summary] if summary else []))
+    # Both checks run whatever the other finds (session.run would stop at the first).
+    checks = {
+        "fwbench compare found a regression": [
+            "fwbench", "compare", "stored", str(RESULTS / "runs" / name),
+            *(["--markdown", summary] if summary else [])],
+        # The harness must not move what it measures: every framework x model x mode
+        # against a hand-written loop (exit 1 when a row lies wholly above 1.05).
+        "the harness's overhead is over its bar": [
+            "python", "benchmarks/harness_overhead.py", "--rounds", "3",
+            "--output", str(RESULTS / f"harness-overhead-{stamp}.json")],
+    }
+    failed = []
+    for failure, (program, *args) in checks.items():
+        session.log(" ".join([program, *args]))
+        if subprocess.call([str(Path(session.bin) / program), *args]) != 0:
+            failed.append(failure)
+    if failed:
+        session.error("; ".join(failed))
 
 
 @nox.session(default=False)

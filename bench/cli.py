@@ -174,6 +174,9 @@ def _show(frame: Any, run_dirs: Sequence[Path]) -> int:
     for run_id, part in matrix.groupby("run_id", sort=False):
         print(f"run {run_id}: {show.describe_cells(part)}")
         print(format_table(show.speed_rows(part), show.COLUMNS))
+        note = show.loaded_note(part)
+        if note:
+            print(f"warning: {note}")
         print()
         points = curves[curves["run_id"] == run_id]
         if not points.empty:

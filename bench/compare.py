@@ -81,6 +81,9 @@ class Cell:
     probes: list[list[float]] = field(default_factory=list)  # speed probe per sample, per process
     matmul_probes: list[list[float]] = field(default_factory=list)  # the matmul probe, likewise
     matmul_probe_version: int = 1   # bench.speedprobe.MATMUL_PROBE_VERSION of those probes
+    # Per process: whether it sampled on a loaded machine (bench.machineload); None where
+    # the record is older than the load counters.
+    loaded: list[bool | None] = field(default_factory=list)
 
 
 @dataclass
@@ -131,10 +134,12 @@ def _from_run(run_dir: Path) -> Side:
                 zip(row["process_samples_ms"], _probes_of(row, "process_probe_ms"),
                     _probes_of(row, "process_matmul_probe_ms")) if len(samples)]
         version = row.get("matmul_probe_version")  # absent before version 2
+        loaded = [None if _missing(v) else bool(v) for v in _listed(row.get("process_loaded"))]
         side.cells[key] = Cell(key, label, [[float(v) for v in s] for s, _, _ in kept],
                                probes=[[float(v) for v in p] for _, p, _ in kept],
                                matmul_probes=[[float(v) for v in m] for _, _, m in kept],
-                               matmul_probe_version=1 if _missing(version) else int(version))
+                               matmul_probe_version=1 if _missing(version) else int(version),
+                               loaded=loaded)
     env = run.get("environment", {})
     side.environment = {
         "cpu": env.get("cpu"), "cpu_count": env.get("cpu_count"),
@@ -151,6 +156,10 @@ def _probes_of(row: Any, column: str) -> list[list[float]]:
     probes = row.get(column)
     probes = list(probes) if isinstance(probes, (list, tuple, np.ndarray)) else []
     return [list(p) for p in probes] + [[]] * (len(row["process_samples_ms"]) - len(probes))
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple, np.ndarray)) else []
 
 
 def _missing(value: Any) -> bool:
@@ -382,6 +391,8 @@ def compare(base: Side, current: Side, threshold: float = DEFAULT_THRESHOLD,
         used = found.pop("steps")
         rows.append({**b.label, **found,
                      "processes": f"{len(a.processes)}/{len(b.processes)}",
+                     # processes sampled on a loaded machine, baseline/current
+                     "loaded": f"{sum(bool(v) for v in a.loaded)}/{sum(bool(v) for v in b.loaded)}",
                      "verdict": verdict(found["ratio"], found["low"], found["high"],
                                         found["p slower"], found["p faster"], threshold, alpha),
                      "from": "summary stats" if a.summary_only or b.summary_only else "samples",
@@ -421,6 +432,16 @@ def markdown(table: "pandas.DataFrame", base: Side, current: Side,  # noqa: F821
                          f"current processes per cell; {len(fewer)} of {len(table)} cells "
                          f"here have fewer (baseline/current: {', '.join(sorted(set(fewer)))}), "
                          f"so a same-commit difference is called slower more often.")
+    loaded = table[table["loaded"] != "0/0"] if "loaded" in table else table.iloc[:0]
+    if len(loaded):
+        from bench import machineload
+
+        notes.append(f"Warning: {len(loaded)} of {len(table)} cells have processes that sampled "
+                     f"while other processes used more than {machineload.LOADED_SHARE:.0%} of "
+                     f"the machine or the hypervisor took more than "
+                     f"{machineload.STOLEN_SHARE:.0%} (column 'loaded', baseline/current): "
+                     f"their ratios include that load, so measure them again on a quiet "
+                     f"machine before believing a verdict.")
     if (table["from"] == "summary stats").any():
         notes.append("Rows marked 'summary stats' had no raw samples (pytest-benchmark without "
                      "--benchmark-save-data): their interval comes from the quartiles.")

@@ -2,10 +2,10 @@
 
 A measured process must not do work of its own beside the step it times (issue 8: a
 NumPy matmul probe between blocks of steps woke OpenBLAS's worker thread, which then
-spun for ~0.1 s on the cores the framework computes on and slowed torch's MLP step up
-to 3.7x). So the harness does not probe the machine with work; it reads counters the
-kernel keeps anyway, between blocks of steps, outside the timed steps (a read takes
-about 0.05 ms):
+spun on the cores the framework computes on: torch's MLP step went from 1.43 to 2.26 ms
+and its IQR from 0.13 to 6.9 ms). So whether anything *else* used the machine is not
+probed with work either: the harness reads counters the kernel keeps anyway, once
+before a cell samples and once after (a read takes about 0.02 ms):
 
 - /proc/stat, the machine's CPU time by kind (USER_HZ ticks, 10 ms): its busy time
   minus this process's own (getrusage) is what *other* processes used while the cell
@@ -32,11 +32,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # A cell is flagged as measured on a loaded machine when other processes used more than
-# this share of the CPUs it ran on while it sampled. On the quiet 2-core VM the harness
-# and the kernel's own threads used 0.3-1.5% of the machine (idle shell, parent waiting);
-# one other busy process on a 2-core machine is 50%.
+# this share of the machine's CPU time while it sampled. On the quiet 2-core VM the
+# harness's parent, the shell and the kernel used 0-1.7% while a cell sampled (18 processes of 6 cells,
+# benchmarks/probe_interference.py); one other busy process on 2 cores is 50%.
 LOADED_SHARE = 0.10
-# ... or when the hypervisor stole more than this share of the machine's CPU time.
+# ... or when the hypervisor stole more than this share of it (0-0.2% there).
 STOLEN_SHARE = 0.05
 
 

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, canonical, data, flops, results, spec, speedprobe, stats
+from bench import adapters, canonical, data, flops, machineload, results, spec, speedprobe, stats
 from bench.cells import Cell
 
 SCHEMA = "fwbench.cell/1"
@@ -80,6 +80,40 @@ def _rss_mib() -> float:
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def quiet_helper_pools() -> None:
+    """Hold the BLAS pools loaded so far (NumPy's OpenBLAS, before any framework is
+    imported) to one thread, for the life of this process.
+
+    OpenBLAS's workers spin for 2^28 cycles (about 0.1 s here) after each call before
+    they sleep: woken by the harness's own NumPy work (building the batches, the
+    canonical weights), they compete with the framework's threads for the cell's cores.
+    With one thread NumPy computes on the calling thread and has no worker to wake. The
+    thread variables (OPENBLAS_NUM_THREADS, ...) stay the cell's: they are the
+    frameworks' settings too (torch's BLAS on ARM is OpenBLAS)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def helper_threadpools() -> list[dict[str, Any]]:
+    """Every native thread pool loaded in this process, as threadpoolctl sees it: the
+    framework's (torch's libgomp, ...) and the helper libraries' (NumPy's OpenBLAS),
+    each with its library file's name and its width (num_threads)."""
+    from threadpoolctl import threadpool_info
+
+    return [{"user_api": p.get("user_api"), "internal_api": p.get("internal_api"),
+             "library": Path(p.get("filepath") or "").name, "num_threads": p.get("num_threads"),
+             "helper": is_helper_pool(p.get("filepath") or "")}
+            for p in threadpool_info()]
+
+
+def is_helper_pool(filepath: str) -> bool:
+    """Whether a thread pool's library belongs to NumPy or SciPy (the harness's helpers),
+    not to a framework."""
+    return any(part in ("numpy.libs", "scipy.libs", "numpy", "scipy", "scipy_openblas32",
+                        "scipy_openblas64") for part in Path(filepath).parts)
 
 
 def fault_for(target_id: str) -> str | None:
@@ -133,13 +167,13 @@ def _checked(loss: float, step: int, fault: str | None) -> float:
     return loss
 
 
-def _warm(steps: int, seconds: float, budget: Budget) -> bool:
+def warm_enough(steps: int, seconds: float, budget: Budget) -> bool:
     """Whether warm-up may end after `steps` untimed steps taking `seconds`."""
     enough_steps = steps >= budget.warmup_steps or (steps >= 2 and seconds >= budget.warmup_max_s)
     return enough_steps and seconds >= budget.warmup_s
 
 
-def _sampled_enough(samples: int, seconds: float, budget: Budget) -> bool:
+def sampled_enough(samples: int, seconds: float, budget: Budget) -> bool:
     """Whether sampling may end after `samples` timed steps taking `seconds`."""
     enough_samples = samples >= budget.min_samples or (
         samples >= min(budget.slow_min_samples, budget.min_samples)
@@ -207,7 +241,7 @@ def measure(cell: Cell, budget: Budget,
     step = 1
     warm_start = time.perf_counter()
     warm_ms = []
-    while not _warm(step - 1, time.perf_counter() - warm_start, budget):
+    while not warm_enough(step - 1, time.perf_counter() - warm_start, budget):
         t = time.perf_counter()
         losses.append(_checked(trainer.value(trainer.step(batches[step % DISTINCT_BATCHES])), step,
                                None))
@@ -225,7 +259,10 @@ def measure(cell: Cell, budget: Budget,
         metrics["injected_ms"] = extra_s * 1e3  # added to every timed step
 
     # The machine's speed, probed on the cell's cores between blocks of steps, outside
-    # the timed steps (bench.speedprobe): each step gets the probe of its block.
+    # the timed steps (bench.speedprobe): each step gets the probe of its block. The
+    # probes leave nothing running: NumPy's BLAS computes the matmul probe on this thread
+    # (quiet_helper_pools). Whether anything else used the machine meanwhile is read from
+    # counters the kernel keeps anyway, before and after sampling (bench.machineload).
     cores = sorted(os.sched_getaffinity(0)) if cell.device == "cpu" else None
     samples_ms: list[float] = []
     block_probes: list[float] = []
@@ -236,6 +273,7 @@ def measure(cell: Cell, budget: Budget,
         block_probes.append(speedprobe.probe(cores))
         block_matmuls.append(speedprobe.matmul_probe())
 
+    load_before = machineload.read()
     take_probes()
     sample_start = block_start = time.perf_counter()
     while len(samples_ms) < budget.max_samples:
@@ -249,7 +287,7 @@ def measure(cell: Cell, budget: Budget,
         last_loss = _checked(loss, step, None)
         losses.append(last_loss)
         step += 1
-        done = _sampled_enough(len(samples_ms), time.perf_counter() - sample_start, budget)
+        done = sampled_enough(len(samples_ms), time.perf_counter() - sample_start, budget)
         if done or time.perf_counter() - block_start >= speedprobe.BLOCK_S:
             take_probes()
             if done:
@@ -260,6 +298,7 @@ def measure(cell: Cell, budget: Budget,
         block_sizes.pop()
     elif len(block_probes) == len(block_sizes):  # ... or inside a block: close it
         take_probes()
+    load = machineload.summary([load_before, machineload.read()])
     metrics["sampling_s"] = time.perf_counter() - sample_start
     metrics["first_loss"], metrics["last_loss"] = first_loss, last_loss
 
@@ -274,6 +313,10 @@ def measure(cell: Cell, budget: Budget,
     metrics["probe_median_ms"] = statistics.median(probes)
     metrics["matmul_probe_median_ms"] = statistics.median(matmuls)
     metrics["matmul_probe_version"] = speedprobe.MATMUL_PROBE_VERSION
+    # The machine while the cell sampled: other processes' share of its CPU time, the
+    # hypervisor's steal, and whether either was past its limit (`loaded`).
+    metrics.update({f"load_{k}" if k != "loaded" else k: v for k, v in load.items()})
+    facts["threadpools"] = helper_threadpools()
     return metrics, facts, samples_ms, {"loss": losses, "warmup_ms": warm_ms, "probe_ms": probes,
                                         "matmul_probe_ms": matmuls}
 
@@ -316,6 +359,7 @@ def main(argv: list[str]) -> int:
     job = json.loads(job_text)
     if job.get("affinity"):
         os.sched_setaffinity(0, job["affinity"])  # before any framework starts its threads
+    quiet_helper_pools()  # before any framework is imported: only NumPy's pool is affected
     results.write_json(Path(out_path), record(job))
     return 0
 

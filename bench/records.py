@@ -20,6 +20,9 @@ PER_PROCESS = ("import_s", "rss_after_import_mib", "build_s", "compile_s", "firs
                "time_to_first_step_s", "warmup_steps", "warmup_s", "sampling_s",
                "first_loss", "last_loss")
 PEAKS = ("peak_rss_mib", "peak_device_mib")
+# The machine's load while a process sampled (bench.machineload): the worst repeat's.
+WORST_LOAD = ("load_other_cpu_share", "load_steal_share", "load_involuntary_switches_per_s",
+              "load_loadavg_1min_max")
 
 
 def _median(values: list[Any]) -> Any:
@@ -55,9 +58,14 @@ def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
     metrics = dict(ok[0]["metrics"])
     for key in PER_PROCESS:
         metrics[key] = _median([r["metrics"].get(key) for r in ok])
-    for key in PEAKS:
+    for key in (*PEAKS, *WORST_LOAD):
         present = [r["metrics"][key] for r in ok if r["metrics"].get(key) is not None]
         metrics[key] = max(present) if present else None
+    # Which repeats sampled on a loaded machine (None: recorded before the counters).
+    out["process_loaded"] = [r["metrics"].get("loaded") for r in ok]
+    known = [v for v in out["process_loaded"] if v is not None]
+    metrics["loaded_repeats"] = sum(map(bool, known)) if known else None
+    metrics["loaded"] = metrics["loaded_repeats"] > 0 if known else None
     metrics.update(stats.steady_state(pooled, out["train"]["batch_size"],
                                       metrics["flops_per_step"]))
     repeat_medians = [r["metrics"]["median_ms"] for r in ok]

@@ -288,6 +288,9 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
                   "span the interquartile range of the raw per-step samples.")
     table = pd.DataFrame(show.speed_rows(ok))
     report.table("speed", table)
+    note = show.loaded_note(ok)
+    if note:
+        report.text("Warning: " + note)
 
     rows = []
     for (fw, model), part in ok.groupby(["framework", "model"], sort=False):

@@ -96,6 +96,7 @@ def _row(record: dict[str, Any], run: dict[str, Any],
     row["process_probe_ms"] = record.get("process_probe_ms", [record.get("probe_ms", [])])
     row["process_matmul_probe_ms"] = record.get("process_matmul_probe_ms",
                                                 [record.get("matmul_probe_ms", [])])
+    row["process_loaded"] = record.get("process_loaded", [record.get("metrics", {}).get("loaded")])
     row["wall_s"] = record.get("wall_s")
     row["repeats"], row["repeats_ok"] = record.get("repeats", 1), record.get("repeats_ok")
     fw = record.get("framework", {})

@@ -60,9 +60,37 @@ def speed_rows(frame: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
             "vs eager": f"{base / r['median_ms']:.2f}x" if base else "-",
             "compile s": _num(r.get("compile_s")), "1st step s": _num(r["first_step_s"]),
             "peak MiB": _num(r["peak_mib"], 4),
-            "status": "ok",
+            "status": ok_status(r),
         })
     return rows
+
+
+def ok_status(r: Any) -> str:
+    """'ok', or 'ok, loaded k/n' where k of the cell's n processes sampled while other
+    processes or the hypervisor took more of the machine than bench.machineload allows:
+    their step times include that load (records from before the counters say 'ok')."""
+    loaded = r.get("loaded_repeats")
+    if _missing(loaded) or not loaded:
+        return "ok"
+    return f"ok, loaded {int(loaded)}/{int(r.get('repeats_ok') or r.get('repeats') or 1)}"
+
+
+def loaded_note(frame: "pandas.DataFrame") -> str | None:  # noqa: F821
+    """A sentence naming the measured cells that sampled on a loaded machine, or None."""
+    if "loaded_repeats" not in frame:
+        return None
+    loaded = frame[(frame["status"] == "ok") & (frame["loaded_repeats"].fillna(0) > 0)]
+    if loaded.empty:
+        return None
+    from bench import machineload
+
+    other, steal = loaded["load_other_cpu_share"].max(), loaded["load_steal_share"].max()
+    names = ", ".join(f"{r.framework}/{r.model}/{r.mode}" for r in loaded.itertuples())
+    return (f"{len(loaded)} cell(s) sampled while other processes used more than "
+            f"{machineload.LOADED_SHARE:.0%} of the machine's CPU time or the hypervisor took "
+            f"more than {machineload.STOLEN_SHARE:.0%} of it (at worst {other:.0%} and "
+            f"{steal:.0%}): {names}. Their step times include that load; measure them again "
+            f"on a quiet machine.")
 
 
 SCALING_COLUMNS = ("framework", "model", "axis", "sizes", "median ms", "status")

@@ -1,24 +1,31 @@
-"""How fast is the machine right now? A probe timed between a cell's steps.
+"""How fast is the machine right now? Probes timed between a cell's blocks of steps.
 
-On the project's 2-core VM the machine changes speed for spans of a fraction of a second
-to tens of seconds, whatever runs on it (measured: a 20,000-iteration pure-Python loop
-takes 0.9-1.1 ms in one state and 1.6-1.9 ms in the other, in every framework's process
-alike; within one 40 s process, 2 s medians of a TensorFlow MLP step ranged 3.7-5.1 ms).
-A host neighbour sharing the physical core, caches or memory would do this. A process
-that happens to sample in a slow span reports a median step up to 1.6x longer: that was
-most of the noise between processes of one cell (benchmarks/calibrate_compare.py).
+On the project's 2-core VM the same step runs at different speeds for spans of seconds
+to tens of seconds, and a process that samples in a slow span reports a slower median.
+So while a cell samples it times two probes between
+blocks of steps (outside the timed steps): a pure-Python loop on every core it may use,
+and a small NumPy float32 matmul loop, which also feels the caches and memory bandwidth
+a neighbour shares (timed after 10 ms of the same loop, so that what the step did just
+before does not show in it). Each step's record carries the slower Python probe around
+its block and the mean matmul probe. `fwbench compare` can rescale each step by its
+matmul probe ("normalized") or keep only the steps whose Python probe is within
+FAST_MARGIN of the fastest seen ("fast"). Neither removes the code's own speed: 25% more
+work in the step is 25% more on a fast or a slow machine.
 
-So while a cell samples it times two probes between blocks of steps (outside the timed
-steps): a pure-Python loop on every core it may use, and a small NumPy float32 matmul
-loop, which also feels the caches and memory bandwidth a neighbour shares (timed after
-10 ms of the same loop, so that what the step did just before does not show in it). Each step's
-record carries the slower Python probe around its block and the mean matmul probe.
-`fwbench compare` rescales each step by its matmul probe by default ("normalized": on
-this VM a process's median step and its median matmul probe correlate at 0.88-0.98
-across processes, and the rescaled medians vary 2-5% between processes instead of
-7-18%). It can also keep only the steps whose Python probe is within FAST_MARGIN of the
-fastest seen ("fast"). Neither removes the code's own speed: 25% more work in the step
-is 25% more on a fast or a slow machine.
+A probe must leave nothing running when it returns. Until issue 8 the matmul probe ran
+on NumPy's BLAS with the cell's thread cap: at 2 threads it woke OpenBLAS's worker,
+which then spun for about 0.1 s (2^28 cycles) after each call on the cell's cores: busy
+66-85% of the sampling time, it slowed the steps it was meant to calibrate (median of 3
+processes: torch's eager MLP 1.43 ms without probes, 2.26 ms with them, IQR 0.13 to 6.9
+ms; JAX's attention 10.2 to 15.9 ms; benchmarks/probe_interference.py, whose results
+are in results/reference/probe-interference-cpu-2core/). With OPENBLAS_THREAD_TIMEOUT=4
+(2^4 cycles of spinning) the same probe left torch's step alone (1.40 and 1.45 ms). The
+measured process now holds NumPy's BLAS to one thread (bench.measure.quiet_helper_pools),
+so the probe computes on the calling thread and has no worker to wake: with the probes
+so held, the cells' medians were 0.98-1.03x those without any probe, inside the noise
+between processes (sd of log medians 0.003-0.07). The probes now run every BLOCK_S =
+0.5 s instead of 0.1 s, so that fewer steps follow one. benchmarks/harness_overhead.py
+checks the result in every cell against a hand-written loop.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from collections.abc import Sequence
 import numpy as np
 
 PROBE_LOOPS = 10_000      # pure-Python loop iterations: about 0.5 ms on a 2.4 GHz EPYC core
-BLOCK_S = 0.1             # steps between two probes, at least this long (s): overhead ~12%
+BLOCK_S = 0.5             # steps between two probes, at least this long (s): a probe takes
+#                           ~11 ms, so ~2% of the sampling; and fewer steps follow a probe
 FAST_MARGIN = 1.25        # fast state: probe within 25% of the fastest (the slow one is ~1.8x)
 FAST_LEVEL_PERCENTILE = 2  # the fastest probe, robust to a lucky outlier
 MIN_FAST_SAMPLES = 10     # steps in the fast state for a process to count
@@ -44,8 +52,9 @@ MATMUL_REPEATS = 8        # ... multiplied this many times: about 0.5 ms on one 
 # and without the spin agreed within 0-5%.
 MATMUL_SETTLE_S = 0.010
 # Bumped when the matmul probe's meaning changes: `fwbench compare` normalizes only
-# between records of the same version (1: no settling, BLOCK_S 0.05; 2: settled).
-MATMUL_PROBE_VERSION = 2
+# between records of the same version (1: no settling, BLOCK_S 0.05; 2: settled; 3: on
+# one BLAS thread whatever the cell's threads, see above).
+MATMUL_PROBE_VERSION = 3
 
 
 def _loop() -> float:
@@ -78,9 +87,9 @@ _matmul_operands: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def matmul_probe() -> float:
-    """A NumPy float32 matmul loop (ms), on NumPy's BLAS with the cell's thread cap,
-    timed after MATMUL_SETTLE_S of the same loop: unlike the Python loop it also feels
-    the caches and memory a neighbour shares."""
+    """A NumPy float32 matmul loop (ms), timed after MATMUL_SETTLE_S of the same loop:
+    unlike the Python loop it also feels the caches and memory a neighbour shares. In a
+    measured process NumPy's BLAS is held to one thread, so it runs on this thread."""
     global _matmul_operands
     if _matmul_operands is None:
         rng = np.random.default_rng(0)

@@ -109,6 +109,8 @@ def merged(sides: list[compare.Side], name: str) -> compare.Side:
             entry.processes.extend(cell.processes)
             entry.probes.extend(cell.probes)
             entry.matmul_probes.extend(cell.matmul_probes)
+            entry.loaded.extend(cell.loaded)
+            entry.matmul_probe_version = cell.matmul_probe_version
     return out
 
 
@@ -243,6 +245,9 @@ def main() -> int:
            "threads": args.threads, "sample_s": args.sample_seconds,
            "runs_per_condition": {k: len(v) for k, v in runs.items()},
            "cells_per_run": len(runs["same"][0].cells) if runs["same"] else 0,
+           # processes that sampled on a loaded machine (bench.machineload), per condition
+           "loaded_processes": {k: sum(bool(v) for side in sides for c in side.cells.values()
+                                       for v in c.loaded) for k, sides in runs.items()},
            "per_side": args.per_side, "baseline_processes": base_n,
            "comparisons": args.comparisons,
            "alpha": compare.DEFAULT_ALPHA,

@@ -21,9 +21,11 @@ CELLS = [Cell("torch", "mlp", "tiny", "compiled", threads=2),
          Cell("jax", "mlp", "tiny", "compiled", threads=2)]
 
 
-def _run(root, name, scale, env=ENV, noise=0.02, processes=2, seed=0, versions=None):
+def _run(root, name, scale, env=ENV, noise=0.02, processes=2, seed=0, versions=None,
+         loaded=()):
     """A fake fwbench run: per cell `processes` repeats of 200 samples around 10 ms x
-    scale[cell index], each repeat with its own process-level offset."""
+    scale[cell index], each repeat with its own process-level offset; the (cell index,
+    repeat) pairs in `loaded` sampled on a loaded machine (bench.machineload)."""
     rng = np.random.default_rng(seed)
     run_dir = root / "runs" / name
     results.write_json(run_dir / "run.json", {
@@ -36,8 +38,23 @@ def _run(root, name, scale, env=ENV, noise=0.02, processes=2, seed=0, versions=N
             samples = level * (1 + 0.03 * rng.standard_normal(200))
             record = _record(cell, samples=tuple(samples), repeat=repeat)
             record.update(run_id=name, framework={"versions": versions or {"torch": "2.13.0"}})
+            record["metrics"]["loaded"] = (i, repeat) in loaded
             results.write_json(run_dir / "cells" / f"{cell.id}.r{repeat}.json", record)
     return run_dir
+
+
+def test_cells_measured_on_a_loaded_machine_are_flagged(results_dir, capsys):
+    _run(results_dir, "base", [1.0, 1.0])
+    _run(results_dir, "busy", [1.0, 1.0], seed=1, loaded={(0, 2)})
+    assert cli.main(["compare", "base", "busy"]) == 0
+    out = capsys.readouterr().out
+    assert "Warning: 1 of 2 cells have processes that sampled while other processes" in out
+    table = compare.compare(compare.load(results_dir / "runs" / "base"),
+                            compare.load(results_dir / "runs" / "busy"))
+    assert dict(zip(table["framework"], table["loaded"])) == {"torch": "0/1", "jax": "0/0"}
+    # the same runs as `fwbench show` prints them
+    frame = results.load(results_dir / "runs" / "busy")
+    assert list(frame["loaded_repeats"]) == [1, 0] and list(frame["loaded"]) == [True, False]
 
 
 def test_hierarchical_bootstrap_sees_the_noise_between_processes():

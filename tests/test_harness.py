@@ -53,6 +53,28 @@ def test_every_mode_of_a_framework_measures(fw, results_dir):
 
 
 @needs_any
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2,
+                    reason="needs 2 CPUs: at 1 thread NumPy's BLAS has no worker to hold back")
+def test_a_measured_cell_runs_nothing_of_its_own_beside_the_steps(results_dir):
+    """Issue 8's guard, read from a real cell's record: at 2 threads NumPy's BLAS pool is
+    held to one thread (no OpenBLAS worker to spin beside the step, however often the
+    matmul probe runs between blocks of steps), and the framework's own pools are left
+    as the cell set them."""
+    cell = Cell(INSTALLED[0], "mlp", "tiny", "eager", threads=2)
+    run_dir = harness.new_run([cell], QUICK, timeout_s=240.0, tf32=False, name="pools")
+    rec = harness.execute(run_dir)[0]
+    assert rec["status"] == "ok", rec["error"]
+    pools = rec["framework"]["threadpools"]
+    helpers = [p for p in pools if p["helper"]]
+    assert helpers and all(p["num_threads"] == 1 for p in helpers), pools
+    assert all(p["num_threads"] == 2 for p in pools if not p["helper"]), pools
+    assert len(rec["matmul_probe_ms"]) == len(rec["samples_ms"])  # the probe did run
+    m = rec["metrics"]
+    assert m["load_span_s"] > 0 and isinstance(m["loaded"], bool)
+    assert 0 <= m["load_other_cpu_share"] <= 1 and m["load_own_cpu_share"] > 0
+
+
+@needs_any
 @pytest.mark.parametrize("fault, status, text", [
     ("raise", "crash", "RuntimeError: injected fault"),
     ("exit", "crash", "exited with status 3 and no record"),

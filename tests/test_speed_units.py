@@ -154,7 +154,7 @@ def test_failures_are_classified(exc, status):
     (2, 2.5, True), (1, 4.0, False),                     # slow steps: 2 are enough after 2 s
 ])
 def test_warm_up_rule(steps, seconds, warm):
-    assert measure._warm(steps, seconds, measure.Budget()) is warm
+    assert measure.warm_enough(steps, seconds, measure.Budget()) is warm
 
 
 @pytest.mark.parametrize("samples, seconds, enough", [
@@ -163,14 +163,14 @@ def test_warm_up_rule(steps, seconds, warm):
 ])
 def test_sampling_rule(samples, seconds, enough):
     budget = measure.Budget(sample_s=1.5)
-    assert measure._sampled_enough(samples, seconds, budget) is enough
+    assert measure.sampled_enough(samples, seconds, budget) is enough
 
 
 def test_sampling_rule_never_asks_fewer_than_min_samples_allows():
     # --min-samples 2 on a slow cell: 2 samples suffice, the slow floor (3) does not raise it
     budget = measure.Budget(sample_s=1.5, min_samples=2)
-    assert measure._sampled_enough(2, 1.6, budget)
-    assert not measure._sampled_enough(1, 30.0, budget)
+    assert measure.sampled_enough(2, 1.6, budget)
+    assert not measure.sampled_enough(1, 30.0, budget)
 
 
 def test_fault_injection_matches_cell_ids(monkeypatch):

@@ -137,4 +137,5 @@ def test_the_matmul_probe_settles_before_it_times():
     timed_ms = speedprobe.matmul_probe()
     wall_ms = (time.perf_counter() - started) * 1e3
     assert wall_ms >= speedprobe.MATMUL_SETTLE_S * 1e3 + timed_ms * 0.99
-    assert speedprobe.MATMUL_PROBE_VERSION == 2
+    # 3: on one BLAS thread (issue 8); records of version 2 are not normalized against it
+    assert speedprobe.MATMUL_PROBE_VERSION == 3

@@ -1,0 +1,60 @@
+"""benchmarks/harness_overhead.py, the check that the harness does not move what it
+measures: it runs, it fails when a row lies over the bar, and it refuses bad flags.
+The overhead figures themselves come from running it on a quiet machine (README), not
+from the test suite: nothing here asserts a duration."""
+
+import json
+
+import pytest
+
+from bench import adapters
+from tests.test_compare import benchmark_module
+
+INSTALLED = [fw for fw in ("torch", "jax", "tf") if adapters.installed(fw)]
+
+
+@pytest.fixture(scope="module")
+def overhead():
+    return benchmark_module("harness_overhead")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--frameworks", "mxnet"], "--frameworks: 'mxnet' not known"),
+    (["--modes", "graph"], "--modes: 'graph' not known"),
+    (["--rounds", "1"], "--rounds 1: an interval needs at least 2"),
+    (["--threads", "999"], "--threads 999: only"),
+])
+def test_bad_flags_are_refused_in_one_line(overhead, argv, message, capsys):
+    assert overhead.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_verdicts_and_the_exit_rule(overhead):
+    assert overhead.verdict(0.97, 1.04) == "within bar"
+    assert overhead.verdict(1.06, 1.20) == "over bar"
+    assert overhead.verdict(1.00, 1.10).startswith("inconclusive")
+    ratio, low, high = overhead.ratio_ci([1.0, 1.2, 0.9, 1.1])
+    assert low < ratio < high and ratio == pytest.approx((1.0 * 1.2 * 0.9 * 1.1) ** 0.25)
+
+
+def test_the_hand_loops_follow_the_default_runs_budget(overhead):
+    budget = overhead.default_run_budget()
+    assert (budget.sample_s, budget.min_samples, budget.warmup_s) == (1.5, 10, 0.5)
+
+
+@pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+def test_one_row_is_measured_end_to_end(overhead, tmp_path, capsys):
+    out = tmp_path / "overhead.json"
+    code = overhead.main(["--frameworks", INSTALLED[0], "--models", "mlp", "--modes", "eager",
+                          "--preset", "tiny", "--rounds", "2", "--threads", "1",
+                          "--output", str(out)])
+    doc = json.loads(out.read_text())
+    (row,) = doc["rows"]
+    assert (row["framework"], row["model"], row["mode"]) == (INSTALLED[0], "mlp", "eager")
+    assert len(row["round_ratios"]) == 2 and row["harness_ms"] > 0 and row["hand_loop_ms"] > 0
+    assert row["ci95"][0] <= row["ratio"] <= row["ci95"][1] and row["iqr_ratio"] > 0
+    assert doc["failed"] == [] and doc["bar"] == 1.05
+    # exit 1 only when a row (or all rows together) lies wholly over the bar
+    assert code == (1 if row["verdict"] == "over bar" or doc["overall"][1] > 1.05 else 0)
+    assert "all rows together" in capsys.readouterr().out
