@@ -227,11 +227,32 @@ def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
             f"{'allowed' if run.get('tf32') else 'off'}. Thread and precision variables: "
             f"{_env_flags(env, threads)}."
             + (f" {scaling.describe()} This run has {len(run['sweep'])} such points."
-               if run.get("sweep") else ""))
+               if run.get("sweep") else "")
+            + " " + _quiet_process_text(frame[frame["run_id"] == run["run_id"]]))
     report.text("What is aligned across frameworks: the model specs, the weights, the data, "
                 "the optimizer hyperparameters (every framework default that differs is set "
                 "explicitly; `fwbench parity` lists them), dtype, batch size, threads. What is "
                 "not: each framework's own kernels and its default compiler settings.")
+
+
+def _quiet_process_text(frame: Any) -> str:
+    """What ran in a cell's process beside its steps, as this run's records say."""
+    from bench import machineload, speedprobe
+
+    versions = frame["matmul_probe_version"].dropna() if "matmul_probe_version" in frame else []
+    if len(versions) and versions.min() >= 3:
+        return (f"Nothing of the harness's own ran beside the timed steps: NumPy's BLAS was "
+                f"held to one thread in every cell process, the machine-speed probes ran "
+                f"between blocks of steps (every {speedprobe.BLOCK_S:g} s, outside the timing), "
+                f"and the machine's load while a cell sampled was read from kernel counters "
+                f"(a cell is flagged 'loaded' when other processes took more than "
+                f"{machineload.LOADED_SHARE:.0%} of the machine or the hypervisor "
+                f"{machineload.STOLEN_SHARE:.0%}).")
+    if len(versions) and frame["threads"].max() > 1:
+        return ("This run was measured before issue 8's fix: its matmul probe ran on NumPy's "
+                "BLAS with the cell's threads, which at 2 threads or more woke a BLAS worker "
+                "that spun beside the steps and slowed them (up to 1.6x on the 2-core VM).")
+    return ""
 
 
 def _env_flags(env: dict[str, Any], threads: list[int]) -> str:

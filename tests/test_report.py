@@ -96,6 +96,7 @@ def test_report_from_a_real_run_with_a_failed_cell(results_dir, monkeypatch):
     assert len(pd.read_csv(out / "tables" / "scaling_exponents.csv")) == 1
     assert "### Scaling with batch size and sequence length" in md
     assert "OMP_NUM_THREADS=1" in md  # the thread settings the cells ran with
+    assert "Nothing of the harness's own ran beside the timed steps" in md  # issue 8
     if shutil.which("chromium"):
         _check_in_chromium(out / "report.html", out / "screenshot.png")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -79,4 +78,6 @@ class Trainer(BaseTrainer):
         return value
 
     def value(self, loss: jax.Array) -> float:
-        return float(jnp.asarray(loss).block_until_ready())
+        # float() waits for the device and copies the scalar to the host, as .item() does
+        # in torch; jnp.asarray(loss) first added ~8 us of dispatch to every timed step.
+        return float(loss)
