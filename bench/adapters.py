@@ -78,7 +78,7 @@ class Trainer(abc.ABC):
 
 
 class Adapter(abc.ABC):
-    """One framework behind the common interface (see ../shared/design.md, Public API)."""
+    """One framework behind the common interface (docs/design.md, Public Python API)."""
 
     name: str
     modes: tuple[str, ...] = ("eager", "compiled")

@@ -1,6 +1,6 @@
 """Canonical parameters: the interchange format every adapter loads and exports.
 
-Names and layouts follow ../shared/design.md. Dense kernels are (in, out) with
+Names and layouts follow docs/design.md. Dense kernels are (in, out) with
 y = x @ kernel + bias; LSTM gate blocks are i, f, g, o along the last axis.
 Parameters are initialised here, in NumPy, once, and loaded into every framework.
 """

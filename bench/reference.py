@@ -1,6 +1,6 @@
 """Float64 NumPy forward pass and losses: the arbiter of parity.
 
-Written from the canonical layout in ../shared/design.md, with no framework and no
+Written from the canonical layout in docs/design.md, with no framework and no
 shared code with the adapters beyond the positional encoding table, which is itself
 the design's formula.
 """

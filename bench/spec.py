@@ -1,7 +1,7 @@
 """Model and training specifications: one frozen dataclass per model, one for training.
 
 Every number that the frameworks default differently is a field here and is passed
-explicitly to every framework (see ../shared/design.md). A spec that makes no sense is
+explicitly to every framework (docs/design.md lists them). A spec that makes no sense is
 refused at construction with a `SpecError` naming the field and what it allows.
 """
 
@@ -239,7 +239,7 @@ def model_from_dict(data: dict[str, Any]) -> ModelSpec:
 
 
 # ---------------------------------------------------------------------------------
-# Presets: `tiny` for tests and parity, `small` for the CPU comparison (design.md),
+# Presets: `tiny` for tests and parity, `small` for the CPU comparison (docs/design.md),
 # `large` for GPUs.
 
 _PRESETS: dict[str, dict[str, tuple[ModelSpec, int]]] = {

@@ -1,4 +1,4 @@
-"""The public API of design.md, per framework, against the float64 reference."""
+"""The public API of docs/design.md, per framework, against the float64 reference."""
 
 import numpy as np
 import pytest

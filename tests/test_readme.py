@@ -31,3 +31,16 @@ def test_every_fwbench_command_in_the_readme_parses():
     for command in commands:
         args = shlex.split(command, comments=True)
         parser.parse_args(args)  # exits (SystemExit) on an unknown flag or choice
+
+
+def test_nothing_points_outside_the_repository_for_the_design():
+    """The design notes live in docs/design.md: a user of the repository has only the
+    repository, not the folder beside it that the original design card came from."""
+    needle = ".." + "/shared"  # spelled apart so that this file does not match itself
+    tracked = [p for folder in ("bench", "impls", "tests", "benchmarks", "docs")
+               for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".md"}]
+    tracked += [ROOT / name for name in ("README.md", "pyproject.toml", "noxfile.py")]
+    assert (ROOT / "docs" / "design.md").is_file()
+    offenders = [str(p.relative_to(ROOT)) for p in tracked
+                 if needle in p.read_text(encoding="utf-8", errors="replace")]
+    assert offenders == []

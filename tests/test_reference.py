@@ -1,5 +1,5 @@
 """The float64 reference against a second, independently written NumPy implementation
-of design.md's layout (per-head and per-gate loops, einsum), and hand-derived cases."""
+of docs/design.md's layout (per-head and per-gate loops, einsum), and hand-derived cases."""
 
 import dataclasses
 import math

@@ -47,7 +47,7 @@ def activation(name: str, dtype: str) -> Callable[[Any], Any]:
 
 
 class PositionEncoding(keras.layers.Layer):
-    """Adds the fixed sinusoidal table of design.md (no parameters)."""
+    """Adds the fixed sinusoidal table of docs/design.md (no parameters)."""
 
     def __init__(self, seq_len: int, d_model: int, **kwargs: Any):
         super().__init__(**kwargs)
