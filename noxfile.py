@@ -97,11 +97,11 @@ def perf(session: nox.Session) -> None:
     session.install("-e", ".[all]")
     stamp = _stamp()
     name = f"perf-{stamp}"
-    # The perf matrix: every framework x model, compiled, 6 processes per cell of 3 s of
+    # The perf matrix: every framework x model, compiled, 4 processes per cell of 3 s of
     # samples, each on 1 thread pinned to 1 core (the other core left to the OS and the
-    # harness), against a baseline of 12 processes per cell: what
+    # harness), against a baseline of 8 processes per cell: what
     # benchmarks/calibrate_compare.py calibrated compare's threshold for.
-    session.run("fwbench", "run", "--modes", "compiled", "--repeats", "6", "--threads", "1",
+    session.run("fwbench", "run", "--modes", "compiled", "--repeats", "4", "--threads", "1",
                 "--sample-seconds", "3", "--name", name, "--no-scaling", "--no-graphs",
                 "--no-parity", "--no-report", *session.posargs)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

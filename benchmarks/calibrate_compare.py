@@ -26,7 +26,7 @@ comparisons are drawn at random from the measured processes, so they share proce
 the rates are estimates from a finite pool, not independent trials (the JSON says how
 many processes and comparisons there were).
 
-    python benchmarks/calibrate_compare.py [--processes 20] [--per-side 6] [--baseline-processes 12]
+    python benchmarks/calibrate_compare.py [--processes 20] [--per-side 4] [--baseline-processes 8]
     python benchmarks/calibrate_compare.py --reuse --runs results/calibration-runs   # re-analyse only
     python benchmarks/calibrate_compare.py --processes 20 --conditions same   # grow the pool
 """

@@ -101,8 +101,8 @@ def test_compare_finds_the_slower_cell_and_exits_1(results_dir, capsys, tmp_path
     assert cli.main(["compare", "base", "new"]) == 1
     out = capsys.readouterr().out
     assert "**1 slower**" in out
-    assert compare.DEFAULT_THRESHOLD == 0.20 and compare.CALIBRATED_PROCESSES == (12, 6)
-    assert ("calibrated for 12 baseline and 6 current processes per cell; 2 of 2 cells here "
+    assert compare.DEFAULT_THRESHOLD == 0.20 and compare.CALIBRATED_PROCESSES == (8, 4)
+    assert ("calibrated for 8 baseline and 4 current processes per cell; 2 of 2 cells here "
             "have fewer (baseline/current: 2/2)") in out
     assert cli.main(["compare", "base", "new", "--threshold", "0.4"]) == 0
     out = capsys.readouterr().out
