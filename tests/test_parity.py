@@ -1,6 +1,7 @@
 """Parity across frameworks, as the `fwbench parity` command runs it, plus its failure paths."""
 
 import copy
+import itertools
 import json
 import subprocess
 import sys
@@ -14,6 +15,12 @@ from tests.conftest import FRAMEWORKS
 
 CHECKS_PER_FRAMEWORK = ("forward", "loss", "param_count", "roundtrip", "grads_fd", "optimizer",
                         "compiled")
+# Checks that compare two frameworks ("a vs b"): they exist only where two are installed.
+PAIR_CHECKS = ("grads", "trajectory")
+
+
+def _installed() -> list[str]:
+    return [fw for fw in adapters.FRAMEWORKS if adapters.installed(fw)]
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +46,8 @@ def test_every_check_passes(rows, fw):
     mine = [r for r in rows if _involves(r, fw)]
     failed = [r for r in mine if not r.passed]
     assert not failed, "\n".join(map(str, failed))
-    for check in CHECKS_PER_FRAMEWORK:
+    checks = CHECKS_PER_FRAMEWORK + (PAIR_CHECKS if len(_installed()) >= 2 else ())
+    for check in checks:
         for dtype in DTYPES:
             if check == "grads_fd" and dtype == "float32":
                 continue
@@ -58,6 +66,9 @@ def test_cross_framework_rows_cover_all_six_optimizers(rows, raws):
     pairs = {r.framework for r in rows if r.check == "trajectory"}
     if len(raws) < 2:
         pytest.skip("needs two frameworks")
+    # every pair of installed frameworks has trajectory rows (an empty set would pass the
+    # loop below without checking anything)
+    assert pairs == {f"{a} vs {b}" for a, b in itertools.combinations(_installed(), 2)}
     for pair in pairs:
         notes = {r.note.split(",")[0] for r in rows if r.check == "trajectory" and r.framework == pair}
         assert notes == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"}
