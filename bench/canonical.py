@@ -9,44 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
+from bench import models
+from bench.models.kind import ModelSpec
 
 Params = dict[str, np.ndarray]
 
 
-def _dense(name: str, n_in: int, n_out: int) -> list[tuple[str, tuple[int, ...]]]:
-    return [(f"{name}.kernel", (n_in, n_out)), (f"{name}.bias", (n_out,))]
-
-
 def param_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     """Canonical name -> shape, in a fixed order (the order parameters are drawn in)."""
-    entries: list[tuple[str, tuple[int, ...]]] = []
-    if isinstance(spec, MLPSpec):
-        widths = [spec.in_features, *spec.hidden, spec.out_features]
-        for i in range(len(widths) - 1):
-            entries += _dense(f"layers.{i}", widths[i], widths[i + 1])
-    elif isinstance(spec, LSTMSpec):
-        h = spec.hidden_size
-        for layer in range(spec.num_layers):
-            n_in = spec.in_features if layer == 0 else h
-            entries += [(f"lstm.{layer}.kernel", (n_in, 4 * h)),
-                        (f"lstm.{layer}.recurrent_kernel", (h, 4 * h)),
-                        (f"lstm.{layer}.bias", (4 * h,))]
-        entries += _dense("head", h, spec.out_features)
-    elif isinstance(spec, AttentionSpec):
-        d = spec.d_model
-        entries += _dense("embed", spec.in_features, d)
-        for b in range(spec.num_blocks):
-            for proj in ("q", "k", "v", "o"):
-                entries += _dense(f"blocks.{b}.attn.{proj}", d, d)
-            for norm in ("ln1", "ln2"):
-                entries += [(f"blocks.{b}.{norm}.scale", (d,)), (f"blocks.{b}.{norm}.bias", (d,))]
-            entries += _dense(f"blocks.{b}.ffn.0", d, spec.ff_dim)
-            entries += _dense(f"blocks.{b}.ffn.1", spec.ff_dim, d)
-        entries += _dense("head", d, spec.out_features)
-    else:
-        raise TypeError(f"not a model spec: {spec!r}")
-    return dict(entries)
+    return dict(models.of(spec).param_shapes(spec))
 
 
 def inert_params(spec: ModelSpec) -> tuple[str, ...]:
@@ -56,11 +27,10 @@ def inert_params(spec: ModelSpec) -> tuple[str, ...]:
     ignores a shift shared by a row, so its gradient is exactly zero. Rounding makes it
     ~1e-10 instead; adaptive optimizers (Adam, RMSprop, Adagrad) normalise that noise
     into full +-lr steps, different in every framework and mode, with no effect on any
-    output. Trajectory checks therefore leave these parameters out.
+    output. Trajectory checks therefore leave these parameters out. Each kind names its
+    own (`inert_params` in its bench/models module).
     """
-    if isinstance(spec, AttentionSpec):
-        return tuple(f"blocks.{b}.attn.k.bias" for b in range(spec.num_blocks))
-    return ()
+    return models.of(spec).inert_params(spec)
 
 
 def param_count(spec: ModelSpec) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import adapters
+from bench import models as model_kinds
 from bench.spec import DTYPES, MODELS, PRESETS, ModelSpec, TrainSpec, preset
 
 
@@ -30,7 +31,7 @@ class Cell:
     device: str = "cpu"
     dtype: str = "float32"
     batch_size: int | None = None  # None: the preset's batch size
-    seq_len: int | None = None     # None: the preset's sequence length (ignored by the MLP)
+    seq_len: int | None = None     # None: the preset's sequence length (ignored by models without one)
     threads: int = 1               # compute threads (and CPU cores in the affinity mask)
 
     def specs(self) -> tuple[ModelSpec, TrainSpec]:
@@ -123,7 +124,7 @@ def expand(frameworks: Sequence[str], models: Sequence[str], modes: Sequence[str
     cells = []
     for fw, model in itertools.product(frameworks, models):
         fw_modes = [m for m in adapters.MODES[fw] if modes is None or m in modes]
-        lengths = (seq_lens or [None]) if model != "mlp" else [None]
+        lengths = (seq_lens or [None]) if model_kinds.get(model).sequence else [None]
         for mode, batch, length in itertools.product(fw_modes, batch_sizes or [None], lengths):
             cells.append(Cell(fw, model, preset_name, mode, device, dtype, batch, length,
                               threads))
@@ -135,9 +136,10 @@ def expand(frameworks: Sequence[str], models: Sequence[str], modes: Sequence[str
 # the launch-bound to the compute-bound end of the small preset on a CPU while keeping the
 # sweep to one process per point (about 3 min for 27 points on 2 cores).
 SCALING_FACTORS = (0.25, 2.0, 4.0)
-# Which axis is swept for which model: the MLP has no sequence; the sequence models are
-# swept in length, where their costs differ (LSTM linear, attention partly quadratic).
-SCALING_AXES = {"mlp": "batch_size", "lstm": "seq_len", "attention": "seq_len"}
+# Which axis is swept for which model is the kind's (bench/models): the MLP has no
+# sequence; the sequence models are swept in length, where their costs differ (recurrent
+# ones linear, attention partly quadratic).
+SCALING_AXES = {name: kind.scaling_axis for name, kind in model_kinds.KINDS.items()}
 SCALING_MODE = "compiled"  # every framework has it: tf.function, torch.compile, jax.jit
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, cells, environment, results, show
+from bench import adapters, cells, environment, models, results, show
 from bench.cells import Cell, MatrixError
 from bench.spec import DTYPES, MODELS, PRESETS
 from bench.studies import STUDIES
@@ -339,9 +339,10 @@ def cmd_graphs(args: argparse.Namespace) -> int:
     dtypes = cells.parse_list(args.parity_dtypes, DTYPES, "--parity-dtypes")
     if args.preset not in PRESETS:
         raise UsageError(f"--preset {args.preset!r}: known presets are {', '.join(PRESETS)}")
-    if args.retrace_model not in ("lstm", "attention"):
-        raise UsageError(f"--retrace-model {args.retrace_model!r}: a sequence model, "
-                         f"lstm or attention")
+    sequence_models = [name for name, kind in models.KINDS.items() if kind.sequence]
+    if args.retrace_model not in sequence_models:
+        raise UsageError(f"--retrace-model {args.retrace_model!r}: a sequence model, one of "
+                         f"{', '.join(sequence_models)}")
     if not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout}: must be > 0")
     threads = args.threads or len(os.sched_getaffinity(0))
@@ -628,7 +629,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0,
                    help="compute threads and CPU cores per process (default: every CPU allowed)")
     p.add_argument("--retrace-model", default="attention",
-                   help="sequence model fed varying lengths: attention or lstm")
+                   help="sequence model fed varying lengths: " + ", ".join(
+                       name for name, kind in models.KINDS.items() if kind.sequence))
     p.add_argument("--from-run", default="auto", metavar="RUN",
                    help="where the compile costs come from: a `fwbench run` (folder, id or "
                    "'latest'), 'none' (measure them now), or 'auto' (default: the newest "

@@ -29,7 +29,7 @@ from bench.spec import MODELS
 # enough for a speed-up, so it samples for less time than `fwbench run` does.
 COMPILE_BUDGET = Budget(warmup_steps=1, warmup_s=0.2, warmup_max_s=1.0, min_samples=3,
                         sample_s=0.3)
-MODE_CASES = ("mlp", "lstm", "attention")  # parity cases compared across modes
+MODE_CASES = MODELS  # parity cases compared across modes: every kind at its tiny preset
 # Modes of the control-flow part, known without importing a framework; the first ones
 # are the adapter's modes, then other ways to get a graph that students meet.
 CF_MODES: dict[str, tuple[str, ...]] = {

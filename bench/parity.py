@@ -9,7 +9,6 @@ that is missing or crashes yields error rows; the other frameworks' checks stand
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 import pickle
@@ -24,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from bench import canonical, data, optim, reference, tolerances
+from bench import canonical, data, models, optim, reference, tolerances
 from bench.adapters import DEVICES
 from bench.canonical import Params
-from bench.spec import DTYPES, LOSSES, OPTIMIZERS, ModelSpec, OptimizerSpec, preset
+from bench.spec import DTYPES, LOSSES, OPTIMIZERS, ModelSpec, OptimizerSpec
 from bench.threads import device_env, thread_env
 
 STEPS = 20          # training steps per trajectory
@@ -60,21 +59,15 @@ class Case:
 
 
 def cases() -> list[Case]:
-    """Tiny specs: the three models, plus variants for every activation and attention option."""
-    mlp, mlp_batch = preset("tiny", "mlp")[0], preset("tiny", "mlp")[1].batch_size
-    lstm, lstm_train = preset("tiny", "lstm")
-    attn, attn_train = preset("tiny", "attention")
-    out = [Case("mlp", mlp, mlp_batch, True),
-           Case("lstm", lstm, lstm_train.batch_size, True),
-           Case("attention", attn, attn_train.batch_size, True)]
-    for act in ("relu", "sigmoid", "gelu", "gelu_tanh", "swish", "identity"):
-        out.append(Case(f"mlp-{act}", dataclasses.replace(mlp, activation=act), mlp_batch, False))
-    out.append(Case("attention-pre-relu", dataclasses.replace(attn, norm="pre", activation="relu"),
-                    attn_train.batch_size, False))
-    out.append(Case("attention-causal-swish",
-                    dataclasses.replace(attn, causal=True, activation="swish"),
-                    attn_train.batch_size, False))
-    return out
+    """Every model kind at its tiny preset (with trajectories), then each kind's variants
+    (other activations, attention options; forward and gradients only), from bench/models."""
+    out, variants = [], []
+    for name, kind in models.KINDS.items():
+        spec, batch_size = kind.presets["tiny"]
+        out.append(Case(name, spec, batch_size, True))
+        variants += [Case(f"{name}-{label}", variant, batch_size, False)
+                     for label, variant in kind.parity_variants(spec)]
+    return out + variants
 
 
 def case_params(case: Case) -> Params:

@@ -1,5 +1,8 @@
 """Model and training specifications: one frozen dataclass per model, one for training.
 
+The model specs are defined with their kind in bench/models (one module per kind) and
+re-exported here; training (TrainSpec, OptimizerSpec), serialisation and presets are here.
+
 Every number that the frameworks default differently is a field here and is passed
 explicitly to every framework (docs/design.md lists them). A spec that makes no sense is
 refused at construction with a `SpecError` naming the field and what it allows.
@@ -9,141 +12,29 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "gelu_tanh", "swish", "identity")
-# gelu is the exact (erf) form; gelu_tanh the tanh approximation (Flax's default).
+from bench import models
+from bench.models.attention import NORMS, AttentionSpec
+from bench.models.fields import ACTIVATIONS, SpecError
+from bench.models.fields import choice as _choice
+from bench.models.fields import fail as _fail
+from bench.models.fields import number as _number
+from bench.models.fields import positive_int as _positive_int
+from bench.models.kind import ModelSpec
+from bench.models.lstm import LSTMSpec
+from bench.models.mlp import MLPSpec
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 LOSSES = ("cross_entropy", "mse")
 DTYPES = ("float32", "float64")
-NORMS = ("post", "pre")
-MODELS = ("mlp", "lstm", "attention")
+MODELS = models.NAMES  # the model kinds, in table order (bench/models)
 
+__all__ = ["ACTIVATIONS", "AttentionSpec", "DTYPES", "LOSSES", "LSTMSpec", "MLPSpec", "MODELS",
+           "MODEL_SPECS", "ModelSpec", "NORMS", "OPTIMIZERS", "OptimizerSpec", "PRESETS",
+           "SpecError", "TrainSpec", "model_from_dict", "preset", "to_dict"]
 
-class SpecError(ValueError):
-    """A specification field holds a value that makes no sense."""
-
-
-def _fail(cls_name: str, name: str, value: Any, allowed: str) -> None:
-    raise SpecError(f"{cls_name}.{name}={value!r} is not valid: allowed {allowed}")
-
-
-def _positive_int(obj: Any, name: str) -> None:
-    value = getattr(obj, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        _fail(type(obj).__name__, name, value, "a whole number >= 1")
-
-
-def _choice(obj: Any, name: str, choices: tuple[str, ...]) -> None:
-    value = getattr(obj, name)
-    if value not in choices:
-        _fail(type(obj).__name__, name, value, "one of " + ", ".join(choices))
-
-
-def _number(obj: Any, name: str, low: float, high: float, *, low_open: bool = False,
-            high_open: bool = False) -> None:
-    """Require low <= value <= high (strict where the bound is open)."""
-    value = getattr(obj, name)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-    if ok:
-        ok = (value > low if low_open else value >= low) and (
-            value < high if high_open else value <= high)
-    if not ok:
-        lo = ("(" if low_open else "[") + f"{low:g}"
-        hi = f"{high:g}" + (")" if high_open else "]")
-        _fail(type(obj).__name__, name, value, f"a number in {lo}, {hi}")
-
-
-@dataclass(frozen=True)
-class MLPSpec:
-    """Multi-layer perceptron: dense layers `layers.0..n-1`, activation after all but the last."""
-
-    kind: ClassVar[str] = "mlp"
-    in_features: int = 32          # width of one input vector (features)
-    hidden: tuple[int, ...] = (256, 256, 256)  # width of each hidden layer (units), in order
-    out_features: int = 10         # width of the output (classes, or regression targets)
-    activation: str = "relu"       # nonlinearity after every layer but the last
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(self.hidden))
-        _positive_int(self, "in_features")
-        _positive_int(self, "out_features")
-        for width in self.hidden:
-            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-                _fail("MLPSpec", "hidden", self.hidden, "a tuple of whole numbers >= 1")
-        _choice(self, "activation", ACTIVATIONS)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one example (no batch axis)."""
-        return (self.in_features,)
-
-
-@dataclass(frozen=True)
-class LSTMSpec:
-    """Stacked LSTM over a sequence; dense head on the last time step's hidden state."""
-
-    kind: ClassVar[str] = "lstm"
-    in_features: int = 16          # width of the input at each time step (features)
-    hidden_size: int = 128         # H, width of the hidden and cell state (units)
-    num_layers: int = 1            # stacked LSTM layers (each feeds the next its h sequence)
-    seq_len: int = 32              # T, time steps per example used for data and FLOP counts
-    out_features: int = 10         # width of the head's output (classes, or targets)
-
-    def __post_init__(self) -> None:
-        for name in ("in_features", "hidden_size", "num_layers", "seq_len", "out_features"):
-            _positive_int(self, name)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.seq_len, self.in_features)
-
-
-@dataclass(frozen=True)
-class AttentionSpec:
-    """Self-attention encoder: embed + sinusoidal positions, blocks, head on the time mean."""
-
-    kind: ClassVar[str] = "attention"
-    in_features: int = 64          # width of the input at each position (features)
-    d_model: int = 64              # width of the residual stream (units); must be even
-    num_heads: int = 4             # attention heads; each takes d_model / num_heads units
-    ff_dim: int = 256              # width of the feed-forward hidden layer (units)
-    num_blocks: int = 1            # encoder blocks
-    seq_len: int = 64              # T, positions per example used for data and FLOP counts
-    out_features: int = 10         # width of the head's output (classes, or targets)
-    activation: str = "gelu"       # nonlinearity between the two feed-forward layers
-    norm: str = "post"             # "post": h = LN(h + f(h)); "pre": h = h + f(LN(h))
-    causal: bool = False           # position t attends only to positions <= t
-    layer_norm_eps: float = 1e-5   # added to the variance inside LayerNorm's sqrt
-
-    def __post_init__(self) -> None:
-        for name in ("in_features", "d_model", "num_heads", "ff_dim", "num_blocks",
-                     "seq_len", "out_features"):
-            _positive_int(self, name)
-        if self.d_model % 2:
-            _fail("AttentionSpec", "d_model", self.d_model,
-                  "an even number (the sinusoidal encoding pairs sin and cos columns)")
-        if self.d_model % self.num_heads:
-            divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0]
-            _fail("AttentionSpec", "num_heads", self.num_heads,
-                  f"a divisor of d_model={self.d_model}: {divisors}")
-        _choice(self, "activation", ACTIVATIONS)
-        _choice(self, "norm", NORMS)
-        if not isinstance(self.causal, bool):
-            _fail("AttentionSpec", "causal", self.causal, "True or False")
-        _number(self, "layer_norm_eps", 0.0, 1.0, low_open=True)
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.num_heads
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.seq_len, self.in_features)
-
-
-ModelSpec = Union[MLPSpec, LSTMSpec, AttentionSpec]
-MODEL_SPECS: dict[str, type] = {"mlp": MLPSpec, "lstm": LSTMSpec, "attention": AttentionSpec}
+MODEL_SPECS: dict[str, type] = {name: kind.spec for name, kind in models.KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -219,8 +110,8 @@ def to_dict(spec: ModelSpec | TrainSpec | OptimizerSpec) -> dict[str, Any]:
     kind = getattr(type(spec), "kind", None)
     if kind is not None:
         out = {"kind": kind, **out}
-    if "hidden" in out:
-        out["hidden"] = list(out["hidden"])
+    # tuples (the MLP's hidden widths) as JSON lists
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
     return out
 
 
@@ -240,43 +131,16 @@ def model_from_dict(data: dict[str, Any]) -> ModelSpec:
 
 # ---------------------------------------------------------------------------------
 # Presets: `tiny` for tests and parity, `small` for the CPU comparison (docs/design.md),
-# `large` for GPUs.
+# `large` for GPUs (big enough that a step is compute-bound rather than launch-bound
+# there; minutes per step on a 2-core CPU). Each kind's sizes live in its module.
 
-_PRESETS: dict[str, dict[str, tuple[ModelSpec, int]]] = {
-    "tiny": {
-        "mlp": (MLPSpec(in_features=6, hidden=(8, 7), out_features=3, activation="tanh"), 5),
-        "lstm": (LSTMSpec(in_features=3, hidden_size=5, num_layers=2, seq_len=6,
-                          out_features=3), 4),
-        "attention": (AttentionSpec(in_features=5, d_model=8, num_heads=2, ff_dim=12,
-                                    num_blocks=2, seq_len=6, out_features=3), 4),
-    },
-    "small": {
-        "mlp": (MLPSpec(in_features=32, hidden=(256, 256, 256), out_features=10), 128),
-        "lstm": (LSTMSpec(in_features=16, hidden_size=128, num_layers=1, seq_len=32,
-                          out_features=10), 32),
-        "attention": (AttentionSpec(in_features=64, d_model=64, num_heads=4, ff_dim=256,
-                                    num_blocks=1, seq_len=64, out_features=10), 32),
-    },
-    # For GPUs: big enough that a step is compute-bound rather than launch-bound there
-    # (58, 322 and 1346 GFLOP per training step by bench.flops; minutes per step on a
-    # 2-core CPU, so not for CPU runs).
-    "large": {
-        "mlp": (MLPSpec(in_features=512, hidden=(2048, 2048, 2048), out_features=10), 1024),
-        "lstm": (LSTMSpec(in_features=64, hidden_size=512, num_layers=2, seq_len=128,
-                          out_features=10), 128),
-        "attention": (AttentionSpec(in_features=128, d_model=512, num_heads=8, ff_dim=2048,
-                                    num_blocks=4, seq_len=256, out_features=10), 64),
-    },
-}
-PRESETS = tuple(_PRESETS)
+PRESETS = ("tiny", "small", "large")
 
 
 def preset(name: str, model: str, **train: Any) -> tuple[ModelSpec, TrainSpec]:
     """The model spec and training spec (Adam 1e-3, cross entropy) of a named preset."""
-    if name not in _PRESETS:
+    if name not in PRESETS:
         raise SpecError(f"preset={name!r} is not valid: allowed one of {', '.join(PRESETS)}")
-    if model not in _PRESETS[name]:
-        raise SpecError(f"model={model!r} is not valid: allowed one of {', '.join(MODELS)}")
-    model_spec, batch_size = _PRESETS[name][model]
+    model_spec, batch_size = models.get(model).presets[name]
     train.setdefault("batch_size", batch_size)
     return model_spec, TrainSpec(**train)

@@ -1,4 +1,8 @@
-"""Flax linen modules for the three specs, and their binding to canonical parameters."""
+"""Flax linen modules, one per model kind, and their binding to canonical parameters.
+
+BUILDERS maps a kind's name (bench/models) to a `Builder`: its module class and where
+each canonical parameter lives in the module's parameter tree.
+"""
 
 from __future__ import annotations
 
@@ -114,8 +118,6 @@ class Attention(nn.Module):
         return nn.Dense(s.out_features, dtype=dt, param_dtype=dt, name="head")(pooled)
 
 
-MODULES = {"mlp": MLP, "lstm": LSTM, "attention": Attention}
-
 GATES = ("i", "f", "g", "o")  # canonical gate blocks, in order along the last axis
 
 
@@ -150,42 +152,69 @@ def _gates(name: str, paths: list[tuple[str, ...]], hidden: int) -> Binding:
                    lambda parts: np.concatenate(parts, axis=-1))
 
 
-def bindings(spec: ModelSpec) -> list[Binding]:
+def bind_mlp(spec: MLPSpec) -> list[Binding]:
+    return [b for i in range(len(spec.hidden) + 1) for b in _dense(f"layers.{i}", (f"layers_{i}",))]
+
+
+def bind_lstm(spec: LSTMSpec) -> list[Binding]:
+    h = spec.hidden_size
     out: list[Binding] = []
-    if isinstance(spec, MLPSpec):
-        for i in range(len(spec.hidden) + 1):
-            out += _dense(f"layers.{i}", (f"layers_{i}",))
-    elif isinstance(spec, LSTMSpec):
-        h = spec.hidden_size
-        for layer in range(spec.num_layers):
-            cell = (f"lstm_{layer}",)
-            # OptimizedLSTMCell keeps LSTMCell's tree: dense `i<gate>` (input, no bias) and
-            # `h<gate>` (hidden, with the gate's bias), fused into one matmul when run.
-            out += [_gates(f"lstm.{layer}.kernel", [cell + (f"i{g}", "kernel") for g in GATES], h),
-                    _gates(f"lstm.{layer}.recurrent_kernel",
-                           [cell + (f"h{g}", "kernel") for g in GATES], h),
-                    _gates(f"lstm.{layer}.bias", [cell + (f"h{g}", "bias") for g in GATES], h)]
-        out += _dense("head", ("head",))
-    elif isinstance(spec, AttentionSpec):
-        d, heads, hd = spec.d_model, spec.num_heads, spec.head_dim
-        out += _dense("embed", ("embed",))
-        for b in range(spec.num_blocks):
-            blk = f"blocks_{b}"
-            for proj, flax_name in (("q", "query"), ("k", "key"), ("v", "value")):
-                out += [_reshaped(f"blocks.{b}.attn.{proj}.kernel", (blk, "attn", flax_name, "kernel"),
-                                  (d, heads, hd), (d, d)),
-                        _reshaped(f"blocks.{b}.attn.{proj}.bias", (blk, "attn", flax_name, "bias"),
-                                  (heads, hd), (d,))]
-            out += [_reshaped(f"blocks.{b}.attn.o.kernel", (blk, "attn", "out", "kernel"),
-                              (heads, hd, d), (d, d)),
-                    _plain(f"blocks.{b}.attn.o.bias", (blk, "attn", "out", "bias"))]
-            for norm in ("ln1", "ln2"):
-                out += [_plain(f"blocks.{b}.{norm}.scale", (blk, norm, "scale")),
-                        _plain(f"blocks.{b}.{norm}.bias", (blk, norm, "bias"))]
-            out += _dense(f"blocks.{b}.ffn.0", (blk, "ffn_0"))
-            out += _dense(f"blocks.{b}.ffn.1", (blk, "ffn_1"))
-        out += _dense("head", ("head",))
-    return out
+    for layer in range(spec.num_layers):
+        cell = (f"lstm_{layer}",)
+        # OptimizedLSTMCell keeps LSTMCell's tree: dense `i<gate>` (input, no bias) and
+        # `h<gate>` (hidden, with the gate's bias), fused into one matmul when run.
+        out += [_gates(f"lstm.{layer}.kernel", [cell + (f"i{g}", "kernel") for g in GATES], h),
+                _gates(f"lstm.{layer}.recurrent_kernel",
+                       [cell + (f"h{g}", "kernel") for g in GATES], h),
+                _gates(f"lstm.{layer}.bias", [cell + (f"h{g}", "bias") for g in GATES], h)]
+    return out + _dense("head", ("head",))
+
+
+def bind_attention(spec: AttentionSpec) -> list[Binding]:
+    d, heads, hd = spec.d_model, spec.num_heads, spec.head_dim
+    out = _dense("embed", ("embed",))
+    for b in range(spec.num_blocks):
+        blk = f"blocks_{b}"
+        for proj, flax_name in (("q", "query"), ("k", "key"), ("v", "value")):
+            out += [_reshaped(f"blocks.{b}.attn.{proj}.kernel", (blk, "attn", flax_name, "kernel"),
+                              (d, heads, hd), (d, d)),
+                    _reshaped(f"blocks.{b}.attn.{proj}.bias", (blk, "attn", flax_name, "bias"),
+                              (heads, hd), (d,))]
+        out += [_reshaped(f"blocks.{b}.attn.o.kernel", (blk, "attn", "out", "kernel"),
+                          (heads, hd, d), (d, d)),
+                _plain(f"blocks.{b}.attn.o.bias", (blk, "attn", "out", "bias"))]
+        for norm in ("ln1", "ln2"):
+            out += [_plain(f"blocks.{b}.{norm}.scale", (blk, norm, "scale")),
+                    _plain(f"blocks.{b}.{norm}.bias", (blk, norm, "bias"))]
+        out += _dense(f"blocks.{b}.ffn.0", (blk, "ffn_0"))
+        out += _dense(f"blocks.{b}.ffn.1", (blk, "ffn_1"))
+    return out + _dense("head", ("head",))
+
+
+@dataclass(frozen=True)
+class Builder:
+    module: type[nn.Module]                       # called as module(spec, dtype)
+    bind: Callable[[Any], list[Binding]]          # spec -> where each parameter lives
+
+
+# Model kind (bench/models) -> its Flax module and binding.
+BUILDERS: dict[str, Builder] = {
+    "mlp": Builder(MLP, bind_mlp),
+    "lstm": Builder(LSTM, bind_lstm),
+    "attention": Builder(Attention, bind_attention),
+}
+
+
+def _builder(spec: ModelSpec) -> Builder:
+    if spec.kind not in BUILDERS:
+        raise NotImplementedError(f"jax has no module for model kind {spec.kind!r} "
+                                  f"(impls/jax/models.py BUILDERS)")
+    return BUILDERS[spec.kind]
+
+
+def bindings(spec: ModelSpec) -> list[Binding]:
+    """Where each canonical parameter lives in the module's parameter tree."""
+    return _builder(spec).bind(spec)
 
 
 def to_tree(binds: list[Binding], params: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -215,4 +244,4 @@ def from_tree(binds: list[Binding], tree: Any) -> dict[str, np.ndarray]:
 
 
 def build_module(spec: ModelSpec, dtype: Any) -> nn.Module:
-    return MODULES[spec.kind](spec, dtype)
+    return _builder(spec).module(spec, dtype)

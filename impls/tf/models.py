@@ -1,4 +1,8 @@
-"""Keras 3 models for the three specs, and their binding to canonical parameters."""
+"""Keras 3 models, one builder per model kind, and their binding to canonical parameters.
+
+BUILDERS maps a kind's name (bench/models) to a `Builder`: how to build the functional
+Keras model and where each canonical parameter lives in it.
+"""
 
 from __future__ import annotations
 
@@ -85,36 +89,8 @@ class Block(keras.layers.Layer):
         return h + self.ffn1(self.ffn0(self.ln2(h)))
 
 
-def build_model(spec: ModelSpec, dtype: str) -> keras.Model:
-    """A functional Keras model; variable-length sequences are accepted (time axis None)."""
-    dense = lambda units, name, act=None: keras.layers.Dense(  # noqa: E731
-        units, activation=act, dtype=dtype, name=name)
-    if isinstance(spec, MLPSpec):
-        inputs = keras.Input((spec.in_features,), dtype=dtype)
-        h = inputs
-        widths = [*spec.hidden, spec.out_features]
-        for i, width in enumerate(widths):
-            h = dense(width, f"layers_{i}",
-                      activation(spec.activation, dtype) if i < len(widths) - 1 else None)(h)
-        return keras.Model(inputs, h)
-    inputs = keras.Input((None, spec.in_features), dtype=dtype)
-    if isinstance(spec, LSTMSpec):
-        h = inputs
-        for layer in range(spec.num_layers):
-            h = keras.layers.LSTM(
-                spec.hidden_size, activation="tanh", recurrent_activation="sigmoid",
-                use_bias=True, unit_forget_bias=False, dropout=0.0, recurrent_dropout=0.0,
-                return_sequences=layer < spec.num_layers - 1, dtype=dtype,
-                name=f"lstm_{layer}")(h)  # the last layer returns the last step's h
-        return keras.Model(inputs, dense(spec.out_features, "head")(h))
-    if isinstance(spec, AttentionSpec):
-        h = dense(spec.d_model, "embed")(inputs)
-        h = PositionEncoding(spec.seq_len, spec.d_model, dtype=dtype, name="position")(h)
-        for b in range(spec.num_blocks):
-            h = Block(spec, dtype=dtype, name=f"blocks_{b}")(h)
-        h = keras.layers.GlobalAveragePooling1D(dtype=dtype, name="mean_over_time")(h)
-        return keras.Model(inputs, dense(spec.out_features, "head")(h))
-    raise TypeError(f"not a model spec: {spec!r}")
+def _dense_layer(units: int, name: str, dtype: str, act: Any = None) -> Any:
+    return keras.layers.Dense(units, activation=act, dtype=dtype, name=name)
 
 
 @dataclass
@@ -137,35 +113,111 @@ def _dense(name: str, layer: Any) -> list[Binding]:
             Binding(f"{name}.bias", layer.bias, tuple(layer.bias.shape))]
 
 
-def bindings(spec: ModelSpec, model: keras.Model) -> list[Binding]:
-    """Where each canonical parameter lives in `model` (heads reshaped, gates i,f,c,o = i,f,g,o)."""
-    out: list[Binding] = []
-    if isinstance(spec, MLPSpec):
-        for i in range(len(spec.hidden) + 1):
-            out += _dense(f"layers.{i}", model.get_layer(f"layers_{i}"))
-    elif isinstance(spec, LSTMSpec):
-        for layer in range(spec.num_layers):
-            cell = model.get_layer(f"lstm_{layer}").cell
-            for attr in ("kernel", "recurrent_kernel", "bias"):
-                var = getattr(cell, attr)
-                out.append(Binding(f"lstm.{layer}.{attr}", var, tuple(var.shape)))
-        out += _dense("head", model.get_layer("head"))
-    elif isinstance(spec, AttentionSpec):
-        d = spec.d_model
-        out += _dense("embed", model.get_layer("embed"))
-        for b in range(spec.num_blocks):
-            blk = model.get_layer(f"blocks_{b}")
-            for proj, layer in (("q", blk.attn.query_dense), ("k", blk.attn.key_dense),
-                                ("v", blk.attn.value_dense), ("o", blk.attn.output_dense)):
-                # EinsumDense kernels are (d, heads, head_dim) for q, k, v and
-                # (heads, head_dim, d) for the output; row-major reshape gives (d, d).
-                out += [Binding(f"blocks.{b}.attn.{proj}.kernel", layer.kernel, (d, d)),
-                        Binding(f"blocks.{b}.attn.{proj}.bias", layer.bias, (d,))]
-            for norm in ("ln1", "ln2"):
-                layer = getattr(blk, norm)
-                out += [Binding(f"blocks.{b}.{norm}.scale", layer.gamma, (d,)),
-                        Binding(f"blocks.{b}.{norm}.bias", layer.beta, (d,))]
-            out += _dense(f"blocks.{b}.ffn.0", blk.ffn0)
-            out += _dense(f"blocks.{b}.ffn.1", blk.ffn1)
-        out += _dense("head", model.get_layer("head"))
+def _recurrent(name: str, spec: Any, model: keras.Model) -> list[Binding]:
+    """`{name}.{l}.kernel`, `recurrent_kernel`, `bias` of Keras recurrent layers named
+    `{name}_{l}`: their cells store exactly the canonical layout (LSTM gates i, f, c, o
+    = i, f, g, o)."""
+    out = []
+    for layer in range(spec.num_layers):
+        cell = model.get_layer(f"{name}_{layer}").cell
+        for attr in ("kernel", "recurrent_kernel", "bias"):
+            var = getattr(cell, attr)
+            out.append(Binding(f"{name}.{layer}.{attr}", var, tuple(var.shape)))
     return out
+
+
+# --- MLP ---------------------------------------------------------------------------------
+def build_mlp(spec: MLPSpec, dtype: str) -> keras.Model:
+    inputs = keras.Input((spec.in_features,), dtype=dtype)
+    h = inputs
+    widths = [*spec.hidden, spec.out_features]
+    for i, width in enumerate(widths):
+        h = _dense_layer(width, f"layers_{i}", dtype,
+                         activation(spec.activation, dtype) if i < len(widths) - 1 else None)(h)
+    return keras.Model(inputs, h)
+
+
+def bind_mlp(spec: MLPSpec, model: keras.Model) -> list[Binding]:
+    return [b for i in range(len(spec.hidden) + 1)
+            for b in _dense(f"layers.{i}", model.get_layer(f"layers_{i}"))]
+
+
+# --- LSTM --------------------------------------------------------------------------------
+def build_lstm(spec: LSTMSpec, dtype: str) -> keras.Model:
+    inputs = keras.Input((None, spec.in_features), dtype=dtype)
+    h = inputs
+    for layer in range(spec.num_layers):
+        h = keras.layers.LSTM(
+            spec.hidden_size, activation="tanh", recurrent_activation="sigmoid",
+            use_bias=True, unit_forget_bias=False, dropout=0.0, recurrent_dropout=0.0,
+            return_sequences=layer < spec.num_layers - 1, dtype=dtype,
+            name=f"lstm_{layer}")(h)  # the last layer returns the last step's h
+    return keras.Model(inputs, _dense_layer(spec.out_features, "head", dtype)(h))
+
+
+def bind_lstm(spec: LSTMSpec, model: keras.Model) -> list[Binding]:
+    return _recurrent("lstm", spec, model) + _dense("head", model.get_layer("head"))
+
+
+# --- self-attention ----------------------------------------------------------------------
+def build_attention(spec: AttentionSpec, dtype: str) -> keras.Model:
+    inputs = keras.Input((None, spec.in_features), dtype=dtype)
+    h = _dense_layer(spec.d_model, "embed", dtype)(inputs)
+    h = PositionEncoding(spec.seq_len, spec.d_model, dtype=dtype, name="position")(h)
+    for b in range(spec.num_blocks):
+        h = Block(spec, dtype=dtype, name=f"blocks_{b}")(h)
+    h = keras.layers.GlobalAveragePooling1D(dtype=dtype, name="mean_over_time")(h)
+    return keras.Model(inputs, _dense_layer(spec.out_features, "head", dtype)(h))
+
+
+def bind_attention(spec: AttentionSpec, model: keras.Model) -> list[Binding]:
+    d = spec.d_model
+    out = _dense("embed", model.get_layer("embed"))
+    for b in range(spec.num_blocks):
+        blk = model.get_layer(f"blocks_{b}")
+        for proj, layer in (("q", blk.attn.query_dense), ("k", blk.attn.key_dense),
+                            ("v", blk.attn.value_dense), ("o", blk.attn.output_dense)):
+            # EinsumDense kernels are (d, heads, head_dim) for q, k, v and
+            # (heads, head_dim, d) for the output; row-major reshape gives (d, d).
+            out += [Binding(f"blocks.{b}.attn.{proj}.kernel", layer.kernel, (d, d)),
+                    Binding(f"blocks.{b}.attn.{proj}.bias", layer.bias, (d,))]
+        for norm in ("ln1", "ln2"):
+            layer = getattr(blk, norm)
+            out += [Binding(f"blocks.{b}.{norm}.scale", layer.gamma, (d,)),
+                    Binding(f"blocks.{b}.{norm}.bias", layer.beta, (d,))]
+        out += _dense(f"blocks.{b}.ffn.0", blk.ffn0)
+        out += _dense(f"blocks.{b}.ffn.1", blk.ffn1)
+    return out + _dense("head", model.get_layer("head"))
+
+
+@dataclass(frozen=True)
+class Builder:
+    # a functional Keras model; sequence inputs take any length (time axis None)
+    build: Callable[[Any, str], keras.Model]
+    # where each canonical parameter lives in the built model
+    bind: Callable[[Any, keras.Model], list[Binding]]
+
+
+# Model kind (bench/models) -> how Keras builds and binds it.
+BUILDERS: dict[str, Builder] = {
+    "mlp": Builder(build_mlp, bind_mlp),
+    "lstm": Builder(build_lstm, bind_lstm),
+    "attention": Builder(build_attention, bind_attention),
+}
+
+
+def _builder(spec: ModelSpec) -> Builder:
+    if spec.kind not in BUILDERS:
+        raise NotImplementedError(f"tf has no builder for model kind {spec.kind!r} "
+                                  f"(impls/tf/models.py BUILDERS)")
+    return BUILDERS[spec.kind]
+
+
+def build_model(spec: ModelSpec, dtype: str) -> keras.Model:
+    """A functional Keras model; variable-length sequences are accepted (time axis None)."""
+    return _builder(spec).build(spec, dtype)
+
+
+def bindings(spec: ModelSpec, model: keras.Model) -> list[Binding]:
+    """Where each canonical parameter lives in `model`."""
+    return _builder(spec).bind(spec, model)

@@ -1,4 +1,8 @@
-"""torch.nn modules for the three specs, and their binding to canonical parameters."""
+"""torch.nn modules, one per model kind, and their binding to canonical parameters.
+
+BUILDERS maps a kind's name (bench/models) to its module class; each class says where
+every canonical parameter lives in it (`bindings`).
+"""
 
 from __future__ import annotations
 
@@ -21,65 +25,6 @@ ACTIVATIONS = {
     "swish": F.silu,
     "identity": lambda x: x,
 }
-
-
-class MLP(nn.Module):
-    def __init__(self, spec: MLPSpec):
-        super().__init__()
-        widths = [spec.in_features, *spec.hidden, spec.out_features]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.activation = ACTIVATIONS[spec.activation]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers[:-1]:
-            x = self.activation(layer(x))
-        return self.layers[-1](x)
-
-
-class LSTM(nn.Module):
-    def __init__(self, spec: LSTMSpec):
-        super().__init__()
-        self.lstm = nn.LSTM(spec.in_features, spec.hidden_size, spec.num_layers, batch_first=True)
-        self.head = nn.Linear(spec.hidden_size, spec.out_features)
-        # torch adds two biases (b_ih + b_hh); the canonical layout has one. b_hh stays
-        # zero and frozen, else every step would move the sum by twice the bias update.
-        for layer in range(spec.num_layers):
-            getattr(self.lstm, f"bias_hh_l{layer}").requires_grad_(False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seq, _ = self.lstm(x)  # zero initial state
-        return self.head(seq[:, -1, :])
-
-
-class Attention(nn.Module):
-    def __init__(self, spec: AttentionSpec):
-        super().__init__()
-        self.embed = nn.Linear(spec.in_features, spec.d_model)
-        self.register_buffer("position", torch.from_numpy(
-            positional_encoding(spec.seq_len, spec.d_model)), persistent=False)
-        activation = "gelu" if spec.activation == "gelu" else ACTIVATIONS[spec.activation]
-        self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                spec.d_model, spec.num_heads, dim_feedforward=spec.ff_dim, dropout=0.0,
-                activation=activation, layer_norm_eps=spec.layer_norm_eps, batch_first=True,
-                norm_first=spec.norm == "pre")
-            for _ in range(spec.num_blocks))
-        self.head = nn.Linear(spec.d_model, spec.out_features)
-        self.causal = spec.causal
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        steps = x.shape[1]
-        h = self.embed(x) + self.position[:steps]
-        mask = None
-        if self.causal:
-            mask = nn.Transformer.generate_square_subsequent_mask(
-                steps, device=x.device, dtype=h.dtype)
-        for block in self.blocks:
-            h = block(h, src_mask=mask, is_causal=self.causal)
-        return self.head(h.mean(dim=1))
-
-
-MODULES = {"mlp": MLP, "lstm": LSTM, "attention": Attention}
 
 
 @dataclass
@@ -106,24 +51,72 @@ def _dense(name: str, layer: nn.Linear) -> list[Binding]:
             Binding(f"{name}.bias", layer.bias)]
 
 
-def bindings(spec: ModelSpec, module: nn.Module) -> list[Binding]:
-    """Where each canonical parameter lives in `module`."""
-    out: list[Binding] = []
-    if isinstance(spec, MLPSpec):
-        for i, layer in enumerate(module.layers):
-            out += _dense(f"layers.{i}", layer)
-    elif isinstance(spec, LSTMSpec):
-        for layer in range(spec.num_layers):
-            lstm = module.lstm
-            out += [Binding(f"lstm.{layer}.kernel", getattr(lstm, f"weight_ih_l{layer}"), transpose=True),
-                    Binding(f"lstm.{layer}.recurrent_kernel", getattr(lstm, f"weight_hh_l{layer}"),
-                            transpose=True),
-                    Binding(f"lstm.{layer}.bias", getattr(lstm, f"bias_ih_l{layer}"))]
-        out += _dense("head", module.head)
-    elif isinstance(spec, AttentionSpec):
-        d = spec.d_model
-        out += _dense("embed", module.embed)
-        for b, block in enumerate(module.blocks):
+
+class MLP(nn.Module):
+    def __init__(self, spec: MLPSpec):
+        super().__init__()
+        widths = [spec.in_features, *spec.hidden, spec.out_features]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.activation = ACTIVATIONS[spec.activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+    def bindings(self) -> list[Binding]:
+        return [b for i, layer in enumerate(self.layers) for b in _dense(f"layers.{i}", layer)]
+
+
+class LSTM(nn.Module):
+    def __init__(self, spec: LSTMSpec):
+        super().__init__()
+        self.lstm = nn.LSTM(spec.in_features, spec.hidden_size, spec.num_layers, batch_first=True)
+        self.head = nn.Linear(spec.hidden_size, spec.out_features)
+        # torch adds two biases (b_ih + b_hh); the canonical layout has one. b_hh stays
+        # zero and frozen, else every step would move the sum by twice the bias update.
+        _freeze_second_bias(self.lstm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq, _ = self.lstm(x)  # zero initial state
+        return self.head(seq[:, -1, :])
+
+    def bindings(self) -> list[Binding]:
+        return _recurrent("lstm", self.lstm) + _dense("head", self.head)
+
+
+class Attention(nn.Module):
+    def __init__(self, spec: AttentionSpec):
+        super().__init__()
+        self.embed = nn.Linear(spec.in_features, spec.d_model)
+        self.register_buffer("position", torch.from_numpy(
+            positional_encoding(spec.seq_len, spec.d_model)), persistent=False)
+        activation = "gelu" if spec.activation == "gelu" else ACTIVATIONS[spec.activation]
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                spec.d_model, spec.num_heads, dim_feedforward=spec.ff_dim, dropout=0.0,
+                activation=activation, layer_norm_eps=spec.layer_norm_eps, batch_first=True,
+                norm_first=spec.norm == "pre")
+            for _ in range(spec.num_blocks))
+        self.head = nn.Linear(spec.d_model, spec.out_features)
+        self.causal = spec.causal
+        self.d_model = spec.d_model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = x.shape[1]
+        h = self.embed(x) + self.position[:steps]
+        mask = None
+        if self.causal:
+            mask = nn.Transformer.generate_square_subsequent_mask(
+                steps, device=x.device, dtype=h.dtype)
+        for block in self.blocks:
+            h = block(h, src_mask=mask, is_causal=self.causal)
+        return self.head(h.mean(dim=1))
+
+    def bindings(self) -> list[Binding]:
+        d = self.d_model
+        out = _dense("embed", self.embed)
+        for b, block in enumerate(self.blocks):
             attn = block.self_attn  # q, k, v packed as rows of in_proj_weight
             for i, proj in enumerate(("q", "k", "v")):
                 rows = slice(i * d, (i + 1) * d)
@@ -135,14 +128,39 @@ def bindings(spec: ModelSpec, module: nn.Module) -> list[Binding]:
                         Binding(f"blocks.{b}.{norm}.bias", layer.bias)]
             out += _dense(f"blocks.{b}.ffn.0", block.linear1)
             out += _dense(f"blocks.{b}.ffn.1", block.linear2)
-        out += _dense("head", module.head)
-    return out
+        return out + _dense("head", self.head)
+
+
+def _freeze_second_bias(rnn: nn.RNNBase) -> None:
+    """Zero and freeze torch's second bias (b_hh) of every layer of `rnn`: the canonical
+    layout has one bias per layer, which is b_ih here."""
+    with torch.no_grad():
+        for layer in range(rnn.num_layers):
+            getattr(rnn, f"bias_hh_l{layer}").zero_()
+            getattr(rnn, f"bias_hh_l{layer}").requires_grad_(False)
+
+
+def _recurrent(name: str, rnn: nn.RNNBase) -> list[Binding]:
+    """`{name}.{l}.kernel`, `recurrent_kernel` and `bias` of a torch recurrent layer, whose
+    gate blocks (if any) are already in the canonical order."""
+    return [b for layer in range(rnn.num_layers) for b in (
+        Binding(f"{name}.{layer}.kernel", getattr(rnn, f"weight_ih_l{layer}"), transpose=True),
+        Binding(f"{name}.{layer}.recurrent_kernel", getattr(rnn, f"weight_hh_l{layer}"),
+                transpose=True),
+        Binding(f"{name}.{layer}.bias", getattr(rnn, f"bias_ih_l{layer}")))]
+
+
+# Model kind (bench/models) -> its module class (which also binds its parameters).
+BUILDERS: dict[str, type[nn.Module]] = {"mlp": MLP, "lstm": LSTM, "attention": Attention}
+
+
+def bindings(spec: ModelSpec, module: nn.Module) -> list[Binding]:
+    """Where each canonical parameter lives in `module`."""
+    return module.bindings()
 
 
 def build_module(spec: ModelSpec) -> nn.Module:
-    module = MODULES[spec.kind](spec)
-    if isinstance(spec, LSTMSpec):
-        with torch.no_grad():
-            for layer in range(spec.num_layers):
-                getattr(module.lstm, f"bias_hh_l{layer}").zero_()
-    return module
+    if spec.kind not in BUILDERS:
+        raise NotImplementedError(f"torch has no module for model kind {spec.kind!r} "
+                                  f"(impls/torch/models.py BUILDERS)")
+    return BUILDERS[spec.kind](spec)

@@ -1,0 +1,34 @@
+"""Model kinds: one module per kind, and the table everything else reads.
+
+A kind's module holds all that fwbench knows about it without a framework: its spec
+dataclass, canonical parameter shapes, float64 reference forward pass, analytic FLOPs,
+scaling axis, parity variants and per-preset sizes (bench.models.kind.ModelKind). Each
+framework builds it in `impls/<framework>/models.py`, keyed by the same name. Adding a
+kind: write its module here, add it to KINDS, and add its builder to each framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.models import attention, lstm, mlp
+from bench.models.fields import SpecError
+from bench.models.kind import ModelKind
+
+KINDS: dict[str, ModelKind] = {k.name: k for k in (mlp.KIND, lstm.KIND, attention.KIND)}
+NAMES: tuple[str, ...] = tuple(KINDS)
+
+
+def get(name: str) -> ModelKind:
+    """The kind called `name`; SpecError naming the known kinds otherwise."""
+    if name not in KINDS:
+        raise SpecError(f"model={name!r} is not valid: allowed one of {', '.join(NAMES)}")
+    return KINDS[name]
+
+
+def of(spec: Any) -> ModelKind:
+    """The kind of a model spec; TypeError for anything that is not one."""
+    kind = KINDS.get(getattr(type(spec), "kind", None))
+    if kind is None or not isinstance(spec, kind.spec):
+        raise TypeError(f"not a model spec: {spec!r}")
+    return kind
