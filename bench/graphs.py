@@ -65,7 +65,8 @@ RETRACE_SETTINGS: dict[str, tuple[tuple[str, str, str], ...]] = {
               ("compiled", "mark_dynamic", "torch.compile(module); torch._dynamo.mark_dynamic(x, 1)")),
     "jax": (("compiled", "default", "jax.jit(step)"),
             ("compiled", "buckets", "jax.jit(step); batches padded to the next power of two "
-             "with a mask (attention keys, mean over time; LSTM seq_lengths)")),
+             "with a mask (attention: keys and the mean over time; recurrent models: "
+             "nn.RNN seq_lengths)")),
 }
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import graphs, results, scaling, show
+from bench import graphs, models, results, scaling, show
 
 BOOTSTRAP_RESAMPLES = 1000  # for the speed-up intervals
 BOOTSTRAP_SEED = 0
@@ -409,10 +409,13 @@ def _scaling(report: Report, every_cell: Any, out: Path) -> None:
         axes[0][column].legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, out, "scaling")
+    swept = {axis: ", ".join(k.title for k in models.KINDS.values() if k.scaling_axis == axis)
+             for axis in ("batch_size", "seq_len")}
     report.figure("scaling", "Step time (top, median with the interquartile range of the "
-                  "raw samples) and throughput (bottom) against batch size for the MLP and "
-                  "sequence length for the LSTM and attention; log-log. The preset's default "
-                  "point is the matrix cell; every other point is one process.")
+                  "raw samples) and throughput (bottom) against batch size for the "
+                  f"{swept['batch_size']} and sequence length for the {swept['seq_len']}; "
+                  "log-log. The preset's default point is the matrix cell; every other point "
+                  "is one process.")
     report.text("Exponent k: the slope of log(step time) on log(size) over the measured "
                 "range. k near 0 means the step is dominated by fixed per-step costs (launch, "
                 "framework overhead); k near 1 means the step time grows in proportion.")

@@ -22,6 +22,7 @@ from bench.canonical import Params  # noqa: E402
 from bench.spec import ModelSpec  # noqa: E402
 from impls.jax import runtime  # noqa: E402
 from impls.jax.models import Binding, bindings, build_module, from_tree, to_tree  # noqa: E402
+from impls.jax.models import alignments as model_alignments  # noqa: E402
 from impls.jax.train import Trainer, make_loss, to_target  # noqa: E402
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -65,16 +66,8 @@ class Adapter(adapters.Adapter):
     optimizer_forms = {"adagrad": "eps_inside", "rmsprop": "eps_outside", "adam": "eps_outside"}
 
     def alignments(self) -> list[dict[str, str]]:
-        import flax.linen as nn
-
         d, a = adapters.default_of, adapters.aligned
-        return [
-            a("LayerNorm epsilon", d(nn.LayerNorm, "epsilon"), "spec.layer_norm_eps"),
-            a("LayerNorm variance", f"use_fast_variance={d(nn.LayerNorm, 'use_fast_variance')}",
-              "use_fast_variance=False (two-pass)"),
-            a("GELU form", f"approximate={d(nn.gelu, 'approximate')}", "approximate=False for gelu"),
-            a("LSTM parameters", "per-gate dense layers ii..io (no bias), hi..ho (bias)",
-              "split/joined along the 4H axis"),
+        return model_alignments() + [
             a("64-bit arrays", "jax_enable_x64=False", "True; every array has an explicit dtype"),
             a("Adam epsilon", d(optax.adam, "eps"), "spec.epsilon, outside sqrt(v_hat), eps_root=0"),
             a("Adagrad initial accumulator", d(optax.adagrad, "initial_accumulator_value"),

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from bench import adapters
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
@@ -189,6 +190,20 @@ def bind_attention(spec: AttentionSpec) -> list[Binding]:
         out += _dense(f"blocks.{b}.ffn.0", (blk, "ffn_0"))
         out += _dense(f"blocks.{b}.ffn.1", (blk, "ffn_1"))
     return out + _dense("head", ("head",))
+
+
+def alignments() -> list[dict[str, str]]:
+    """Where Flax's layers default differently from the canonical model, and what fwbench
+    does about it (the report lists these beside the optimizers')."""
+    d, a = adapters.default_of, adapters.aligned
+    return [
+        a("LayerNorm epsilon", d(nn.LayerNorm, "epsilon"), "spec.layer_norm_eps"),
+        a("LayerNorm variance", f"use_fast_variance={d(nn.LayerNorm, 'use_fast_variance')}",
+          "use_fast_variance=False (two-pass)"),
+        a("GELU form", f"approximate={d(nn.gelu, 'approximate')}", "approximate=False for gelu"),
+        a("LSTM parameters", "per-gate dense layers ii..io (no bias), hi..ho (bias)",
+          "split/joined along the 4H axis"),
+    ]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from bench.canonical import Params  # noqa: E402
 from bench.spec import ModelSpec  # noqa: E402
 from impls.tf import runtime  # noqa: E402
 from impls.tf.models import Binding, bindings, build_model  # noqa: E402
+from impls.tf.models import alignments as model_alignments  # noqa: E402
 from impls.tf.train import Trainer, compiled_as, loss_fn, to_target  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
@@ -44,17 +45,7 @@ class Adapter(adapters.Adapter):
     def alignments(self) -> list[dict[str, str]]:
         d, a = adapters.default_of, adapters.aligned
         opt = keras.optimizers
-        return [
-            a("LayerNorm epsilon", d(keras.layers.LayerNormalization, "epsilon"),
-              "spec.layer_norm_eps"),
-            a("GELU form", f"approximate={d(keras.activations.gelu, 'approximate')}",
-              "exact; in float64 via erfc with a float64 1/sqrt(2), because tf.nn.gelu "
-              "rounds that constant to float32"),
-            a("LSTM forget-gate bias init", f"unit_forget_bias={d(keras.layers.LSTM, 'unit_forget_bias')}",
-              "False (weights are loaded anyway)"),
-            a("LSTM gate order", "i, f, c, o", "= canonical i, f, g, o"),
-            a("MultiHeadAttention kernels", "(d, heads, head_dim) and (heads, head_dim, d)",
-              "reshaped from canonical (d, d)"),
+        return model_alignments() + [
             a("learning rate variable", "float32 (floatx)", "float64 runs pass a callable "
               "returning a float64 tensor"),
             a("float64 optimizer constants", "momentum, beta_1, beta_2, initial accumulator cast via float32 "

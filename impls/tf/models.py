@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from bench import adapters
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
@@ -188,6 +189,24 @@ def bind_attention(spec: AttentionSpec, model: keras.Model) -> list[Binding]:
         out += _dense(f"blocks.{b}.ffn.0", blk.ffn0)
         out += _dense(f"blocks.{b}.ffn.1", blk.ffn1)
     return out + _dense("head", model.get_layer("head"))
+
+
+def alignments() -> list[dict[str, str]]:
+    """Where Keras' layers default differently from the canonical model, and what fwbench
+    does about it (the report lists these beside the optimizers')."""
+    d, a = adapters.default_of, adapters.aligned
+    return [
+        a("LayerNorm epsilon", d(keras.layers.LayerNormalization, "epsilon"),
+          "spec.layer_norm_eps"),
+        a("GELU form", f"approximate={d(keras.activations.gelu, 'approximate')}",
+          "exact; in float64 via erfc with a float64 1/sqrt(2), because tf.nn.gelu "
+          "rounds that constant to float32"),
+        a("LSTM forget-gate bias init", f"unit_forget_bias={d(keras.layers.LSTM, 'unit_forget_bias')}",
+          "False (weights are loaded anyway)"),
+        a("LSTM gate order", "i, f, c, o", "= canonical i, f, g, o"),
+        a("MultiHeadAttention kernels", "(d, heads, head_dim) and (heads, head_dim, d)",
+          "reshaped from canonical (d, d)"),
+    ]
 
 
 @dataclass(frozen=True)

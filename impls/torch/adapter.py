@@ -13,6 +13,7 @@ from bench.canonical import Params
 from bench.spec import ModelSpec
 from impls.torch import runtime
 from impls.torch.models import Binding, bindings, build_module
+from impls.torch.models import alignments as model_alignments
 from impls.torch.train import Trainer, loss_fn, to_target
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -37,14 +38,7 @@ class Adapter(adapters.Adapter):
 
     def alignments(self) -> list[dict[str, str]]:
         d, a = adapters.default_of, adapters.aligned
-        layer = nn.TransformerEncoderLayer
-        return [
-            a("LayerNorm epsilon", d(layer, "layer_norm_eps"), "spec.layer_norm_eps"),
-            a("TransformerEncoderLayer dropout", d(layer, "dropout"), 0.0),
-            a("GELU form", f"approximate={d(nn.GELU, 'approximate')!r}", "exact (erf) for gelu"),
-            a("Linear weight layout", "(out, in)", "transposed from canonical (in, out)"),
-            a("LSTM biases", "b_ih + b_hh, both trained", "b_hh frozen at 0"),
-            a("MultiheadAttention q, k, v", "packed rows of in_proj_weight", "sliced"),
+        return model_alignments() + [
             a("Adam epsilon", d(torch.optim.Adam, "eps"), "spec.epsilon, outside sqrt(v_hat)"),
             a("Adagrad initial accumulator", d(torch.optim.Adagrad, "initial_accumulator_value"),
               "spec.initial_accumulator"),

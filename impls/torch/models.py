@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import adapters
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
@@ -148,6 +149,21 @@ def _recurrent(name: str, rnn: nn.RNNBase) -> list[Binding]:
         Binding(f"{name}.{layer}.recurrent_kernel", getattr(rnn, f"weight_hh_l{layer}"),
                 transpose=True),
         Binding(f"{name}.{layer}.bias", getattr(rnn, f"bias_ih_l{layer}")))]
+
+
+def alignments() -> list[dict[str, str]]:
+    """Where torch's layers default differently from the canonical model, and what fwbench
+    does about it (the report lists these beside the optimizers')."""
+    d, a = adapters.default_of, adapters.aligned
+    layer = nn.TransformerEncoderLayer
+    return [
+        a("LayerNorm epsilon", d(layer, "layer_norm_eps"), "spec.layer_norm_eps"),
+        a("TransformerEncoderLayer dropout", d(layer, "dropout"), 0.0),
+        a("GELU form", f"approximate={d(nn.GELU, 'approximate')!r}", "exact (erf) for gelu"),
+        a("Linear weight layout", "(out, in)", "transposed from canonical (in, out)"),
+        a("LSTM biases", "b_ih + b_hh, both trained", "b_hh frozen at 0"),
+        a("MultiheadAttention q, k, v", "packed rows of in_proj_weight", "sliced"),
+    ]
 
 
 # Model kind (bench/models) -> its module class (which also binds its parameters).
