@@ -37,6 +37,15 @@ __all__ = ["ACTIVATIONS", "AttentionSpec", "DTYPES", "LOSSES", "LSTMSpec", "MLPS
 MODEL_SPECS: dict[str, type] = {name: kind.spec for name, kind in models.KINDS.items()}
 
 
+def __getattr__(name: str) -> type:
+    """Every kind's spec class by its name (`from bench.spec import RNNSpec`), including
+    kinds added to bench/models after this module was written."""
+    for cls in MODEL_SPECS.values():
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f"module 'bench.spec' has no attribute {name!r}")
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     """An optimizer and all its hyperparameters; fields an optimizer does not use are ignored.
