@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench import adapters, canonical, data, reference, spec
+from bench import adapters, canonical, data, models, reference, spec
 from bench.spec import OptimizerSpec
 from tests.conftest import FRAMEWORKS
 
@@ -50,7 +50,7 @@ def test_float32_build_is_float32_and_round_trips_exactly(fw):
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
-@pytest.mark.parametrize("model", ["lstm", "attention"])
+@pytest.mark.parametrize("model", [name for name, kind in models.KINDS.items() if kind.sequence])
 def test_shorter_sequences_than_the_spec(fw, model):
     s, _ = spec.preset("tiny", model)
     params = _params(s)
