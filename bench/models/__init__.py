@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.models import attention, lstm, mlp
+from bench.models import attention, lstm, mlp, rnn
 from bench.models.fields import SpecError
 from bench.models.kind import ModelKind
 
-KINDS: dict[str, ModelKind] = {k.name: k for k in (mlp.KIND, lstm.KIND, attention.KIND)}
+KINDS: dict[str, ModelKind] = {k.name: k for k in (mlp.KIND, lstm.KIND, attention.KIND,
+                                                       rnn.KIND)}
 NAMES: tuple[str, ...] = tuple(KINDS)
 
 

@@ -63,6 +63,23 @@ class LSTM(nn.Module):
                         name="head")(x[:, -1, :] if lengths is None else last)
 
 
+class RNN(nn.Module):
+    spec: Any  # bench.models.rnn.RNNSpec
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x, lengths=None):
+        """`lengths` as for the LSTM: the head reads each sequence's last valid step."""
+        last = None
+        for layer in range(self.spec.num_layers):
+            # h_t = tanh(x_t @ i.kernel + i.bias + h_{t-1} @ h.kernel), zero initial carry
+            cell = nn.SimpleCell(self.spec.hidden_size, activation_fn=jnp.tanh,
+                                 dtype=self.dtype, param_dtype=self.dtype, name=f"rnn_{layer}")
+            last, x = nn.RNN(cell, return_carry=True)(x, seq_lengths=lengths)
+        return nn.Dense(self.spec.out_features, dtype=self.dtype, param_dtype=self.dtype,
+                        name="head")(x[:, -1, :] if lengths is None else last)
+
+
 class Block(nn.Module):
     spec: AttentionSpec
     dtype: Any
@@ -203,7 +220,19 @@ def alignments() -> list[dict[str, str]]:
         a("GELU form", f"approximate={d(nn.gelu, 'approximate')}", "approximate=False for gelu"),
         a("LSTM parameters", "per-gate dense layers ii..io (no bias), hi..ho (bias)",
           "split/joined along the 4H axis"),
+        a("SimpleCell parameters", "dense i (input, with the bias) and h (hidden, no bias)",
+          "= canonical kernel, bias and recurrent_kernel"),
     ]
+
+
+def bind_rnn(spec: Any) -> list[Binding]:
+    out: list[Binding] = []
+    for layer in range(spec.num_layers):
+        cell = (f"rnn_{layer}",)  # SimpleCell: dense `i` (input, with the bias), `h` (no bias)
+        out += [_plain(f"rnn.{layer}.kernel", cell + ("i", "kernel")),
+                _plain(f"rnn.{layer}.recurrent_kernel", cell + ("h", "kernel")),
+                _plain(f"rnn.{layer}.bias", cell + ("i", "bias"))]
+    return out + _dense("head", ("head",))
 
 
 @dataclass(frozen=True)
@@ -217,6 +246,7 @@ BUILDERS: dict[str, Builder] = {
     "mlp": Builder(MLP, bind_mlp),
     "lstm": Builder(LSTM, bind_lstm),
     "attention": Builder(Attention, bind_attention),
+    "rnn": Builder(RNN, bind_rnn),
 }
 
 

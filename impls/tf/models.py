@@ -191,6 +191,22 @@ def bind_attention(spec: AttentionSpec, model: keras.Model) -> list[Binding]:
     return out + _dense("head", model.get_layer("head"))
 
 
+# --- vanilla RNN -------------------------------------------------------------------------
+def build_rnn(spec: Any, dtype: str) -> keras.Model:
+    inputs = keras.Input((None, spec.in_features), dtype=dtype)
+    h = inputs
+    for layer in range(spec.num_layers):
+        h = keras.layers.SimpleRNN(
+            spec.hidden_size, activation="tanh", use_bias=True, dropout=0.0,
+            recurrent_dropout=0.0, return_sequences=layer < spec.num_layers - 1, dtype=dtype,
+            name=f"rnn_{layer}")(h)  # the last layer returns the last step's h
+    return keras.Model(inputs, _dense_layer(spec.out_features, "head", dtype)(h))
+
+
+def bind_rnn(spec: Any, model: keras.Model) -> list[Binding]:
+    return _recurrent("rnn", spec, model) + _dense("head", model.get_layer("head"))
+
+
 def alignments() -> list[dict[str, str]]:
     """Where Keras' layers default differently from the canonical model, and what fwbench
     does about it (the report lists these beside the optimizers')."""
@@ -222,6 +238,7 @@ BUILDERS: dict[str, Builder] = {
     "mlp": Builder(build_mlp, bind_mlp),
     "lstm": Builder(build_lstm, bind_lstm),
     "attention": Builder(build_attention, bind_attention),
+    "rnn": Builder(build_rnn, bind_rnn),
 }
 
 

@@ -7,6 +7,7 @@ every canonical parameter lives in it (`bindings`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,6 +133,22 @@ class Attention(nn.Module):
         return out + _dense("head", self.head)
 
 
+class RNN(nn.Module):
+    def __init__(self, spec: Any):
+        super().__init__()
+        self.rnn = nn.RNN(spec.in_features, spec.hidden_size, spec.num_layers,
+                          nonlinearity="tanh", batch_first=True)
+        self.head = nn.Linear(spec.hidden_size, spec.out_features)
+        _freeze_second_bias(self.rnn)  # as for the LSTM: one canonical bias per layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq, _ = self.rnn(x)  # zero initial state
+        return self.head(seq[:, -1, :])
+
+    def bindings(self) -> list[Binding]:
+        return _recurrent("rnn", self.rnn) + _dense("head", self.head)
+
+
 def _freeze_second_bias(rnn: nn.RNNBase) -> None:
     """Zero and freeze torch's second bias (b_hh) of every layer of `rnn`: the canonical
     layout has one bias per layer, which is b_ih here."""
@@ -161,13 +178,14 @@ def alignments() -> list[dict[str, str]]:
         a("TransformerEncoderLayer dropout", d(layer, "dropout"), 0.0),
         a("GELU form", f"approximate={d(nn.GELU, 'approximate')!r}", "exact (erf) for gelu"),
         a("Linear weight layout", "(out, in)", "transposed from canonical (in, out)"),
-        a("LSTM biases", "b_ih + b_hh, both trained", "b_hh frozen at 0"),
+        a("LSTM and RNN biases", "b_ih + b_hh, both trained", "b_hh frozen at 0"),
         a("MultiheadAttention q, k, v", "packed rows of in_proj_weight", "sliced"),
     ]
 
 
 # Model kind (bench/models) -> its module class (which also binds its parameters).
-BUILDERS: dict[str, type[nn.Module]] = {"mlp": MLP, "lstm": LSTM, "attention": Attention}
+BUILDERS: dict[str, type[nn.Module]] = {"mlp": MLP, "lstm": LSTM, "attention": Attention,
+                                         "rnn": RNN}
 
 
 def bindings(spec: ModelSpec, module: nn.Module) -> list[Binding]:
