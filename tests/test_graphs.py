@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, canonical, cli, data, graphs, graphstudy, parity, results, tolerances
+from bench import adapters, canonical, cli, data, graphs, graphstudy, parity, results, spec, tolerances
 from bench.spec import preset
 from tests.conftest import FRAMEWORKS
 
@@ -305,7 +305,9 @@ def test_compile_costs_come_from_a_finished_run_that_has_every_cell(results_dir,
     with pytest.raises(SystemExit) as exc:
         cli.main(["graphs", "--frameworks", "jax", "--preset", "tiny", "--threads", "1",
                   "--from-run", str(run_dir)])
-    assert exc.value.code == 2 and "lacks 5 of the 6 cells" in capsys.readouterr().err
+    assert len(matrix) == 2 * len(spec.MODELS)  # jax: eager and compiled, every kind
+    assert (exc.value.code == 2
+            and f"lacks {len(matrix) - 1} of the {len(matrix)} cells" in capsys.readouterr().err)
     full = harness.new_run(matrix, graphstudy.COMPILE_BUDGET, 10, False, "full")
     assert graphstudy.finished_run_with(matrix) is None  # nothing measured yet
     for cell in matrix:  # records as a finished run has them (a failure counts too)

@@ -59,7 +59,9 @@ def test_summarize_known_values():
 def test_default_matrix_is_every_framework_model_and_mode():
     matrix = cells.expand(adapters.FRAMEWORKS, spec.MODELS, None, "small", threads=2)
     per_fw = {fw: len(adapters.MODES[fw]) * len(spec.MODELS) for fw in adapters.FRAMEWORKS}
-    assert len(matrix) == sum(per_fw.values()) == 21
+    # tf: eager, compiled, xla; torch and jax: eager, compiled; every model kind in each
+    assert len(matrix) == sum(per_fw.values()) == (3 + 2 + 2) * len(spec.MODELS)
+    assert {c.model for c in matrix} == set(spec.MODELS) >= {"mlp", "lstm", "attention", "rnn"}
     assert len({c.id for c in matrix}) == len(matrix)
     assert all(c.threads == 2 and c.device == "cpu" for c in matrix)
 
