@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import pickle
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -34,3 +37,31 @@ def results_dir(tmp_path, monkeypatch):
 
     monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def once_per_session(tmp_path_factory, worker_id) -> Callable[[str, Callable[[], Any]], Any]:
+    """`once_per_session(key, compute)`: compute's result, computed once per test session.
+
+    Under pytest-xdist each worker has its own session fixtures, so an expensive result
+    (a parity run of every framework) would be computed once per worker. The first worker
+    to ask computes it under a file lock in the directory all workers share and pickles
+    it there; the others wait for the lock and read it (the pattern pytest-xdist's
+    documentation gives). Without xdist it is a plain call.
+    """
+    from filelock import FileLock
+
+    if worker_id == "master":  # not under xdist
+        return lambda key, compute: compute()
+    shared = tmp_path_factory.getbasetemp().parent
+
+    def get(key: str, compute: Callable[[], Any]) -> Any:
+        path = shared / f"{key}.pkl"
+        with FileLock(str(path) + ".lock"):
+            if path.is_file():
+                return pickle.loads(path.read_bytes())
+            value = compute()
+            path.write_bytes(pickle.dumps(value))
+            return value
+
+    return get

@@ -219,6 +219,7 @@ INSTALLED = [fw for fw in ("jax", "torch", "tf") if adapters.installed(fw)]
 
 
 @pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+@pytest.mark.slow
 def test_injected_slowdown_shows_in_a_real_cell(results_dir, monkeypatch):
     fw = INSTALLED[0]
     budget = measure.Budget(warmup_steps=5, warmup_s=0.0, min_samples=30, max_samples=60,
@@ -245,6 +246,7 @@ def test_injected_slowdown_shows_in_a_real_cell(results_dir, monkeypatch):
 
 
 @pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+@pytest.mark.slow
 def test_pytest_benchmark_suite_runs_and_feeds_compare(tmp_path, capsys):
     pytest.importorskip("pytest_benchmark", reason="pytest-benchmark not installed "
                         "(pip install 'fwbench[test]')")

@@ -44,6 +44,7 @@ def test_the_hand_loops_follow_the_default_runs_budget(overhead):
 
 
 @pytest.mark.skipif(not INSTALLED, reason="no framework installed")
+@pytest.mark.slow
 def test_one_row_is_measured_end_to_end(overhead, tmp_path, capsys):
     out = tmp_path / "overhead.json"
     code = overhead.main(["--frameworks", INSTALLED[0], "--models", "mlp", "--modes", "eager",

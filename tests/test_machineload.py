@@ -95,6 +95,7 @@ def _worker_ticks(setting: str) -> dict:
 
 
 @linux_only
+@pytest.mark.slow
 def test_the_matmul_probe_leaves_no_blas_worker_spinning_beside_the_step():
     """The mechanism of issue 8: the matmul probe woke OpenBLAS's worker thread, which
     then spun for ~0.1 s on the cell's cores after every probe. In a measured process

@@ -24,12 +24,13 @@ def _installed() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def raws():
-    """Every installed framework's raw results (one worker process each, run once)."""
+def raws(once_per_session):
+    """Every installed framework's raw results (one worker process each, run once per test
+    session, however many pytest-xdist workers ask)."""
     installed = tuple(fw for fw in adapters.FRAMEWORKS if adapters.installed(fw))
     if not installed:
         pytest.skip("no framework installed")
-    return parity.run_workers(installed, DTYPES)
+    return once_per_session("parity-raws", lambda: parity.run_workers(installed, DTYPES))
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +43,7 @@ def _involves(row, fw):
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
+@pytest.mark.slow
 def test_every_check_passes(rows, fw):
     mine = [r for r in rows if _involves(r, fw)]
     failed = [r for r in mine if not r.passed]
@@ -55,6 +57,7 @@ def test_every_check_passes(rows, fw):
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
+@pytest.mark.slow
 def test_float64_meets_the_issue_bar(rows, fw):
     # forward and gradients agree with the reference and across frameworks to 1e-9 or better
     for r in rows:
@@ -62,6 +65,7 @@ def test_float64_meets_the_issue_bar(rows, fw):
             assert r.error <= 1e-9, r
 
 
+@pytest.mark.slow
 def test_cross_framework_rows_cover_all_six_optimizers(rows, raws):
     pairs = {r.framework for r in rows if r.check == "trajectory"}
     if len(raws) < 2:
@@ -74,6 +78,7 @@ def test_cross_framework_rows_cover_all_six_optimizers(rows, raws):
         assert notes == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"}
 
 
+@pytest.mark.slow
 def test_a_wrong_output_fails_its_check(raws):
     fw = next(iter(raws))
     bad = copy.deepcopy(raws)
@@ -86,6 +91,57 @@ def test_a_wrong_output_fails_its_check(raws):
     assert any(r.check == "optimizer" and r.model == "mlp" and r.dtype == "float32" for r in failed)
 
 
+def _scale(d, factor):
+    return {k: v * factor for k, v in d.items()}
+
+
+# check -> (case, dtype, needs two frameworks, how to spoil one framework's raw results just
+# past the check's tolerance); each on a case of its own, so one comparison tests them all
+SPOILERS = {
+    "loss": ("rnn", "float64", False, lambda r, m: r[("float64", "rnn", "static")].update(
+        {"loss:cross_entropy": r[("float64", "rnn", "static")]["loss:cross_entropy"] * (1 + 1e-9)})),
+    "param_count": ("mlp-sigmoid", "float32", False, lambda r, m: r[
+        ("float32", "mlp-sigmoid", "static")].update(
+        param_count=r[("float32", "mlp-sigmoid", "static")]["param_count"] + 1)),
+    "roundtrip": ("attention", "float32", False, lambda r, m: r[
+        ("float32", "attention", "static")]["params"].update(
+        {"head.bias": r[("float32", "attention", "static")]["params"]["head.bias"] + 1e-7})),
+    "grads": ("lstm", "float32", True, lambda r, m: r[("float32", "lstm", "static")].update(
+        {"grads:mse": _scale(r[("float32", "lstm", "static")]["grads:mse"], 1.01)})),
+    "grads_fd": ("mlp-relu", "float64", False, lambda r, m: r[("float64", "mlp-relu", "static")].update(
+        {"grads:cross_entropy": _scale(r[("float64", "mlp-relu", "static")]["grads:cross_entropy"],
+                                       1 + 1e-6)})),
+    "trajectory": ("rnn", "float32", True, lambda r, m: r[("float32", "rnn", "momentum", "default")].update(
+        losses=r[("float32", "rnn", "momentum", "default")]["losses"] * 1.01)),
+    "compiled": ("attention", "float64", False, lambda r, m: r[("float64", "attention", "adam", m)].update(
+        losses=r[("float64", "attention", "adam", m)]["losses"] * (1 + 1e-6))),
+    "mode_forward": ("mlp", "float32", False, lambda r, m: r[("float32", "mlp", "static", m)].update(
+        forward=r[("float32", "mlp", "static", m)]["forward"] * 1.001)),
+    "mode_grads": ("lstm", "float64", False, lambda r, m: r[("float64", "lstm", "static", m)].update(
+        grads=_scale(r[("float64", "lstm", "static", m)]["grads"], 1 + 1e-6))),
+}
+
+
+@pytest.mark.slow
+def test_each_check_fails_on_a_result_spoiled_for_it(raws, rows):
+    """Every check fails where its input is off by a little more than its tolerance
+    (forward and optimizer are spoiled in the test above), and nothing else fails."""
+    fw = next(iter(raws))
+    spoilers = {check: v for check, v in SPOILERS.items() if len(raws) >= 2 or not v[2]}
+    bad = copy.deepcopy(raws)
+    other_mode = next(m for m in bad[fw]["modes"] if m != bad[fw]["default_mode"])
+    for _, _, _, spoil in spoilers.values():
+        spoil(bad[fw]["results"], other_mode)
+    assert all(r.passed for r in rows)
+    failed = [r for r in parity.compare(bad, DTYPES) if not r.passed]
+    for check, (model, dtype, _, _) in spoilers.items():
+        assert any(r.check == check and r.model == model and r.dtype == dtype
+                   and fw in r.framework for r in failed), (check, failed)
+    spoiled = {(model, dtype) for model, dtype, _, _ in spoilers.values()}
+    assert {(r.model, r.dtype) for r in failed} == spoiled, failed
+
+
+@pytest.mark.slow
 def test_a_crashed_framework_loses_no_other_result(raws):
     fw = next(iter(raws))
     broken = dict(raws, crashed={"framework": "crashed", "fatal": "worker exited with status -11"})
@@ -103,6 +159,7 @@ def test_missing_framework_is_an_error_row_naming_the_extra(monkeypatch):
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
+@pytest.mark.slow
 def test_gpu_parity_without_a_gpu_is_an_error_row_naming_the_device(fw):
     if environment.gpus():
         pytest.skip("this machine has a GPU")
@@ -130,6 +187,7 @@ def test_cli_exits_nonzero_when_a_check_fails(monkeypatch, tmp_path):
 
 
 @pytest.mark.skipif(not adapters.installed("torch"), reason="PyTorch not installed")
+@pytest.mark.slow
 def test_cli_end_to_end(tmp_path):
     out = tmp_path / "parity.json"
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "parity", "--frameworks", "torch",

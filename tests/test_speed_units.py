@@ -6,7 +6,20 @@ import json
 import numpy as np
 import pytest
 
-from bench import adapters, cells, flops, harness, measure, records, results, show, spec, stats
+from bench import (
+    adapters,
+    canonical,
+    cells,
+    flops,
+    harness,
+    measure,
+    models,
+    records,
+    results,
+    show,
+    spec,
+    stats,
+)
 from bench.cells import Cell, MatrixError
 from tests.conftest import FRAMEWORKS
 
@@ -18,27 +31,64 @@ def test_mlp_flops_by_hand():
     assert flops.train_step_flops(s, 5) == 3 * flops.forward_flops(s, 5)
 
 
-def test_lstm_flops_by_hand():
-    s = spec.LSTMSpec(in_features=3, hidden_size=5, num_layers=2, seq_len=6, out_features=2)
-    b, t = 4, 6
-    layer0 = t * 2 * b * (3 * 20 + 5 * 20)   # x_t @ W (3x20), h @ U (5x20)
-    layer1 = t * 2 * b * (5 * 20 + 5 * 20)
-    head = 2 * b * 5 * 2
-    assert flops.forward_flops(s, b) == layer0 + layer1 + head
-    assert flops.forward_flops(s, b, seq_len=12) > flops.forward_flops(s, b)
+class _CountingArray(np.ndarray):
+    """An array that adds the FLOPs of every matrix product it takes part in to COUNT."""
+
+    COUNT = [0]
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        plain = [x.view(np.ndarray) if isinstance(x, _CountingArray) else x for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(x.view(np.ndarray) if isinstance(x, _CountingArray) else x
+                                  for x in kwargs["out"])
+        out = getattr(ufunc, method)(*plain, **kwargs)
+        if ufunc is np.matmul:  # (..., n, k) @ (..., k, m): a multiply-add per k per output
+            _CountingArray.COUNT[0] += 2 * np.size(out) * np.shape(plain[0])[-1]
+        return out.view(_CountingArray) if isinstance(out, np.ndarray) else out
 
 
-def test_attention_flops_by_hand():
-    s = spec.AttentionSpec(in_features=5, d_model=8, num_heads=2, ff_dim=12, num_blocks=1,
-                           seq_len=6, out_features=3)
-    b, t, d = 2, 6, 8
-    embed = 2 * b * t * 5 * d
-    projections = 4 * 2 * b * t * d * d
-    scores = b * 2 * t * d * t   # all heads together: (t x d/h) @ (d/h x t), h times
-    mix = b * 2 * t * t * d
-    ffn = 2 * b * t * d * 12 * 2
-    head = 2 * b * d * 3
-    assert flops.forward_flops(s, b) == embed + projections + scores + mix + ffn + head
+def _counted_forward_flops(model_spec, batch_size, seq_len=None):
+    """The matrix-product FLOPs the float64 reference actually performs: an independent
+    count of what bench.flops derives on paper."""
+    kind = models.of(model_spec)
+    rng = np.random.default_rng(0)
+    shape = model_spec.input_shape if seq_len is None else (seq_len, model_spec.in_features)
+    x = rng.standard_normal((batch_size, *shape)).view(_CountingArray)
+    params = {k: v.view(_CountingArray) for k, v in canonical.init_params(model_spec).items()}
+    _CountingArray.COUNT[0] = 0
+    kind.forward(model_spec, params, x)
+    return _CountingArray.COUNT[0]
+
+
+@pytest.mark.parametrize("model", spec.MODELS)
+@pytest.mark.parametrize("preset_name", ["tiny", "small"])
+def test_flops_equal_a_count_of_the_reference_matmuls(model, preset_name):
+    model_spec, train = spec.preset(preset_name, model)
+    b = train.batch_size
+    counted = _counted_forward_flops(model_spec, b)
+    assert counted > 0 and flops.forward_flops(model_spec, b) == counted
+    if models.get(model).sequence:  # at another length than the spec's
+        longer = 2 * model_spec.seq_len
+        assert flops.forward_flops(model_spec, 3, seq_len=longer) == \
+            _counted_forward_flops(model_spec, 3, seq_len=longer)
+
+
+def test_the_matmul_count_sees_every_product():
+    # the counter itself, on products whose FLOPs are known: (2x3)@(3x4), batched (5,2,3)@(3,4)
+    a = np.ones((2, 3)).view(_CountingArray)
+    _CountingArray.COUNT[0] = 0
+    _ = a @ np.ones((3, 4))
+    _ = np.ones((5, 2, 3)) @ np.ones((3, 4)).view(_CountingArray)
+    assert _CountingArray.COUNT[0] == 2 * 2 * 3 * 4 + 2 * 5 * 2 * 3 * 4
+
+
+def test_the_memory_figures_see_an_allocation():
+    # 256 MiB written page by page: the current and the peak resident size both rise by it
+    before, peak_before = measure._rss_mib(), measure._peak_rss_mib()
+    block = np.ones(256 * 2**20 // 8)
+    after, peak_after = measure._rss_mib(), measure._peak_rss_mib()
+    assert after - before >= 0.9 * 256 and peak_after >= max(peak_before, after) - 1
+    del block
 
 
 def test_flops_reject_non_specs():

@@ -4,7 +4,6 @@ taken in the machine's fast state, so the VM's speed state no longer passes for 
 in the code, while a real change in the code still shows."""
 
 import os
-import time
 
 import numpy as np
 import pytest
@@ -130,12 +129,28 @@ def test_normalized_steps_cancel_the_machine_speed_that_the_probe_feels():
         compare.cell_statistics(base, base, "median")
 
 
-def test_the_matmul_probe_settles_before_it_times():
+def test_the_matmul_probe_settles_before_it_times(monkeypatch):
     """What ran just before (a Python spin, say) slows the next milliseconds of matmuls:
     the probe runs MATMUL_SETTLE_S of them untimed first, and times only what follows."""
-    started = time.perf_counter()
+    # A fake clock that moves 1 ms per reading, and a counting matmul: the settling loop
+    # must run about MATMUL_SETTLE_S worth of products before the timer starts, and the
+    # figure must cover the MATMUL_REPEATS timed products only.
+    clock, calls = [0.0], []
+
+    def tick() -> float:
+        clock[0] += 1e-3
+        return clock[0]
+
+    def fake_matmul(a, b, out=None):
+        calls.append(clock[0])
+
+    monkeypatch.setattr(speedprobe.time, "perf_counter", tick)
+    monkeypatch.setattr(speedprobe.np, "matmul", fake_matmul)
     timed_ms = speedprobe.matmul_probe()
-    wall_ms = (time.perf_counter() - started) * 1e3
-    assert wall_ms >= speedprobe.MATMUL_SETTLE_S * 1e3 + timed_ms * 0.99
+    settle_ticks = round(speedprobe.MATMUL_SETTLE_S / 1e-3)
+    assert len(calls) - speedprobe.MATMUL_REPEATS >= settle_ticks - 2  # it settled first
+    assert timed_ms == pytest.approx(1.0)  # one clock reading after `started`: repeats only
+    timed_at = calls[-speedprobe.MATMUL_REPEATS:]
+    assert min(timed_at) >= speedprobe.MATMUL_SETTLE_S  # the timed products come after
     # 3: on one BLAS thread (issue 8); records of version 2 are not normalized against it
     assert speedprobe.MATMUL_PROBE_VERSION == 3

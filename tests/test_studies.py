@@ -195,6 +195,7 @@ def tiny_genz(tmp_path_factory):
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
+@pytest.mark.slow
 def test_a_study_trains_every_item_in_every_framework(fw, tiny_genz):
     frame = runner.load(tiny_genz)
     mine = frame[frame["framework"] == fw]
@@ -205,6 +206,7 @@ def test_a_study_trains_every_item_in_every_framework(fw, tiny_genz):
     assert (mine["max_abs_error"] >= mine["mean_abs_error"]).all()
 
 
+@pytest.mark.slow
 def test_the_frameworks_learn_the_same_function_from_the_same_data(tiny_genz):
     """Same data, initial weights and full-batch Adam: after 30 float32 steps every
     framework's test error agrees to a few parts in 10^4 (a trajectory-level check)."""
@@ -217,6 +219,7 @@ def test_the_frameworks_learn_the_same_function_from_the_same_data(tiny_genz):
 
 
 @pytest.mark.parametrize("fw", FRAMEWORKS)
+@pytest.mark.slow
 def test_a_study_writes_tensorboard_curves_for_every_framework(fw, tiny_genz):
     from bench import tensorboard
 
@@ -229,6 +232,7 @@ def test_a_study_writes_tensorboard_curves_for_every_framework(fw, tiny_genz):
     assert len([v for _, tag, v in scalars if tag == "step_ms"]) == TINY_GENZ["steps"]
 
 
+@pytest.mark.slow
 def test_a_failing_item_loses_nothing_else(results_dir, monkeypatch):
     fw = next((f for f in ("torch", "jax", "tf") if adapters.installed(f)), None)
     if fw is None:
@@ -293,6 +297,7 @@ def test_bad_study_flags_fail_before_anything_runs(argv, message, results_dir, c
 # --- report ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_report_shows_every_study(results_dir):
     fw = next((f for f in ("torch", "jax", "tf") if adapters.installed(f)), None)
     if fw is None:
@@ -366,6 +371,7 @@ def test_event_files_are_what_tensorflow_reads(tmp_path):
 # --- fwbench run --tensorboard ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_writes_tensorboard_curves_of_every_cell_process(results_dir, tmp_path):
     fw = next((f for f in ("torch", "jax", "tf") if adapters.installed(f)), None)
     if fw is None:
