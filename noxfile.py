@@ -11,14 +11,29 @@ baseline; lint.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import nox
 
-FRAMEWORKS = ["tf", "torch", "jax"]
+
+def _framework_names() -> list[str]:
+    """The frameworks of bench/frameworks.py, loaded from its path: nox runs this file in
+    its own environment, which may lack the project's dependencies (that module needs only
+    the standard library)."""
+    spec = importlib.util.spec_from_file_location(
+        "fwbench_frameworks", Path(__file__).parent / "bench" / "frameworks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return list(module.NAMES)
+
+
+FRAMEWORKS = _framework_names()
 RESULTS = Path(os.environ.get("FWBENCH_RESULTS", "results"))
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True

@@ -15,29 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from bench import canonical
+from bench import canonical, frameworks
 from bench.canonical import Params
+from bench.frameworks import UnknownFramework  # noqa: F401  (raised here too)
 from bench.spec import DTYPES, LOSSES, ModelSpec, OptimizerSpec
 
+# What each framework is lives in bench.frameworks; these views of it are kept for callers.
 # name -> (module that defines `Adapter`, framework, the modules it needs, pip extra)
 REGISTRY: dict[str, tuple[str, str, tuple[str, ...], str]] = {
-    "tf": ("impls.tf.adapter", "TensorFlow (Keras 3)", ("tensorflow", "keras"), "tf"),
-    "torch": ("impls.torch.adapter", "PyTorch", ("torch",), "torch"),
-    "jax": ("impls.jax.adapter", "JAX (Flax + Optax)", ("jax", "flax", "optax"), "jax"),
-}
-FRAMEWORKS = tuple(REGISTRY)
+    f.name: (f"{f.package}.adapter", f.title, f.requires, f.extra)
+    for f in frameworks.FRAMEWORKS.values()}
+FRAMEWORKS = frameworks.NAMES
 DEVICES = ("cpu", "gpu")
 # Modes each adapter offers, known without importing the framework (the harness expands
 # its matrix from this); every adapter's `modes` is this entry.
-MODES: dict[str, tuple[str, ...]] = {
-    "tf": ("eager", "compiled", "xla"),    # plain eager, tf.function, tf.function(jit_compile)
-    "torch": ("eager", "compiled"),        # plain eager, torch.compile
-    "jax": ("eager", "compiled"),          # op by op (jax.disable_jit), jax.jit
-}
-
-
-class UnknownFramework(ValueError):
-    """A framework name that is not in the registry."""
+MODES: dict[str, tuple[str, ...]] = {f.name: f.modes for f in frameworks.FRAMEWORKS.values()}
 
 
 class FrameworkNotInstalled(ImportError):
@@ -82,7 +74,12 @@ class Adapter(abc.ABC):
 
     name: str
     modes: tuple[str, ...] = ("eager", "compiled")
-    default_mode: str = "eager"  # how a user of the framework trains without asking for more
+
+    @property
+    def default_mode(self) -> str:
+        """How a user of the framework trains without asking for more (bench.frameworks)."""
+        return frameworks.get(self.name).default_mode
+
     # Optimizer -> form of its update in bench.optim.FORMS, where forms differ.
     optimizer_forms: dict[str, str] = {}
     # impls/<framework>/runtime.py: configure(device, threads, tf32), peak_memory_bytes(device)

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import adapters, harness, results
+from bench import adapters, frameworks, harness, results
 from bench.spec import preset
 
 SCHEMA = "fwbench.graphs/1"
@@ -51,23 +51,11 @@ RETRACE_LENGTHS = (10, 13, 16, 19, 22, 25, 28, 32)  # time steps; 8 distinct sha
 RETRACE_PASSES = 2       # each length this often, each pass in its own shuffled order
 RETRACE_SEED = 5
 RETRACE_MODEL = "attention"
-# (mode, setting, what the step is wrapped in). "default" is what a user gets without
-# asking; the others are the framework's remedies for changing shapes.
+# (mode, setting, what the step is wrapped in) per framework, from bench.frameworks.
+# "default" is what a user gets without asking; the others are the framework's remedies
+# for changing shapes.
 RETRACE_SETTINGS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "tf": (("compiled", "default", "tf.function(step)"),
-           ("compiled", "reduce_retracing", "tf.function(step, reduce_retracing=True)"),
-           ("compiled", "input_signature",
-            "tf.function(step, input_signature=[TensorSpec((None, None, F)), TensorSpec((None,))])"),
-           ("xla", "default", "tf.function(step, jit_compile=True)"),
-           ("xla", "input_signature", "tf.function(step, jit_compile=True, input_signature=...)")),
-    "torch": (("compiled", "default", "torch.compile(module) (automatic dynamic shapes)"),
-              ("compiled", "dynamic", "torch.compile(module, dynamic=True)"),
-              ("compiled", "mark_dynamic", "torch.compile(module); torch._dynamo.mark_dynamic(x, 1)")),
-    "jax": (("compiled", "default", "jax.jit(step)"),
-            ("compiled", "buckets", "jax.jit(step); batches padded to the next power of two "
-             "with a mask (attention: keys and the mean over time; recurrent models: "
-             "nn.RNN seq_lengths)")),
-}
+    f.name: f.retrace_settings for f in frameworks.FRAMEWORKS.values()}
 
 
 def bucket(length: int, smallest: int = 8) -> int:

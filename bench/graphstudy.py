@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import cells, environment, graphs, harness, parity, results
+from bench import cells, environment, frameworks, graphs, harness, parity, results
 from bench.measure import Budget
 from bench.spec import MODELS
 
@@ -30,13 +30,10 @@ from bench.spec import MODELS
 COMPILE_BUDGET = Budget(warmup_steps=1, warmup_s=0.2, warmup_max_s=1.0, min_samples=3,
                         sample_s=0.3)
 MODE_CASES = MODELS  # parity cases compared across modes: every kind at its tiny preset
-# Modes of the control-flow part, known without importing a framework; the first ones
-# are the adapter's modes, then other ways to get a graph that students meet.
+# Modes of the control-flow part, known without importing a framework (bench.frameworks);
+# the first ones are the adapter's modes, then other ways to get a graph that students meet.
 CF_MODES: dict[str, tuple[str, ...]] = {
-    "tf": ("eager", "compiled", "xla", "compiled (autograph=False)"),
-    "torch": ("eager", "compiled", "compiled (fullgraph=True)", "jit.trace"),
-    "jax": ("eager", "compiled"),
-}
+    f.name: f.control_flow_modes for f in frameworks.FRAMEWORKS.values()}
 Progress = Callable[[str], None]
 
 

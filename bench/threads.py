@@ -8,31 +8,38 @@ from __future__ import annotations
 
 import os
 
+from bench import frameworks
+
+# Read by every framework's compute libraries alike: torch's intra-op pool, oneDNN, MKL,
+# OpenBLAS. Each framework's own pools are in its bench.frameworks record.
+COMMON_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
 
 def thread_env(threads: int) -> dict[str, str]:
     """Environment variables that cap every framework's compute threads at `threads`."""
     n = str(threads)
-    return {
-        "OMP_NUM_THREADS": n,            # torch intra-op, oneDNN, MKL, OpenBLAS
-        "MKL_NUM_THREADS": n,
-        "OPENBLAS_NUM_THREADS": n,
-        "TF_NUM_INTRAOP_THREADS": n,     # TensorFlow's two pools
-        "TF_NUM_INTEROP_THREADS": n,
-        # XLA:CPU (JAX, and TF's jit_compile): its Eigen pool and intra-op parallelism.
-        "XLA_FLAGS": " ".join(filter(None, [
-            os.environ.get("XLA_FLAGS", ""),
-            f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
-            f"intra_op_parallelism_threads={n}"])),
-    }
+    env = {name: n for name in COMMON_THREAD_VARIABLES}
+    for fw in frameworks.FRAMEWORKS.values():
+        env.update({name: value.format(n=n) for name, value in fw.thread_env})
+    # XLA:CPU, shared by JAX and TensorFlow's jit_compile: its Eigen pool and intra-op
+    # parallelism, appended to whatever XLA_FLAGS the user set.
+    env["XLA_FLAGS"] = " ".join(filter(None, [
+        os.environ.get("XLA_FLAGS", ""),
+        f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}",
+        f"intra_op_parallelism_threads={n}"]))
+    return env
 
 
 def device_env(device: str) -> dict[str, str]:
     """Environment for a process (speed cell or parity worker) on `device`, read by the
-    frameworks at start-up."""
+    frameworks at start-up (each framework's part is in its bench.frameworks record)."""
     if device == "cpu":
         # Hide any GPU, so a CPU process neither initialises CUDA nor places work there.
-        return {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
-    return {
-        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # JAX takes 75% of the GPU at start else
-        "TF_FORCE_GPU_ALLOW_GROWTH": "true",       # TF takes all of it at start else
-    }
+        env = {"CUDA_VISIBLE_DEVICES": ""}
+        for fw in frameworks.FRAMEWORKS.values():
+            env.update(fw.cpu_env)
+        return env
+    env = {}
+    for fw in frameworks.FRAMEWORKS.values():
+        env.update(fw.gpu_env)
+    return env

@@ -13,16 +13,16 @@ import pytest
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench import adapters  # noqa: E402
+from bench import adapters, frameworks  # noqa: E402
 
 
 def framework_params() -> list:
     """One pytest param per framework, skipped with the reason when it is not installed."""
     out = []
     for fw in adapters.FRAMEWORKS:
-        _, name, _, extra = adapters.REGISTRY[fw]
-        mark = pytest.mark.skipif(not adapters.installed(fw),
-                                  reason=f"{name} not installed (pip install 'fwbench[{extra}]')")
+        record = frameworks.get(fw)
+        mark = pytest.mark.skipif(not adapters.installed(fw), reason=(
+            f"{record.title} not installed (pip install 'fwbench[{record.extra}]')"))
         out.append(pytest.param(fw, marks=mark, id=fw))
     return out
 

@@ -1,9 +1,12 @@
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
-from bench import adapters
+from bench import adapters, frameworks
+from tests.conftest import FRAMEWORKS
 
 FRAMEWORK_MODULES = ("torch", "tensorflow", "jax", "flax", "keras", "optax")
 
@@ -37,3 +40,33 @@ def test_get_imports_only_the_asked_framework():
         pytest.skip("PyTorch not installed (pip install 'fwbench[torch]')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "torch"
+
+
+IMPLS = Path(__file__).resolve().parent.parent / "impls"
+
+
+@pytest.mark.parametrize("name", frameworks.NAMES)
+def test_each_framework_record_is_consistent(name):
+    """What bench.frameworks says of a framework holds: its modes include its default and
+    study modes, the graph study's modes are its own, its extra is in pyproject.toml, and
+    its folder has the same files as every other framework's."""
+    fw = frameworks.get(name)
+    assert fw.default_mode in fw.modes and fw.study_mode in fw.modes
+    assert {mode for mode, _, _ in fw.retrace_settings} <= set(fw.modes)
+    assert [s for _, s, _ in fw.retrace_settings].count("default") >= 1
+    assert fw.control_flow_modes[:len(fw.modes)] == fw.modes
+    extras = tomllib.loads((IMPLS.parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    in_all = {e for spec in extras["all"] for e in spec.split("[")[1].rstrip("]").split(",")}
+    assert fw.extra in extras and fw.extra in in_all
+    files = {p.name for p in (IMPLS / name).glob("*.py")}
+    for other in frameworks.NAMES:
+        assert {p.name for p in (IMPLS / other).glob("*.py")} == files, (name, other)
+    assert adapters.MODES[name] == fw.modes and adapters.REGISTRY[name][3] == fw.extra
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_the_adapter_is_what_its_record_says(fw):
+    a = adapters.get(fw)
+    record = frameworks.get(fw)
+    assert a.name == fw and a.modes == record.modes and a.default_mode == record.default_mode

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from bench import adapters, environment, harness, measure, results, studies
+from bench import adapters, environment, frameworks, harness, measure, results, studies
 from bench.measure import Diverged
 
 if TYPE_CHECKING:
@@ -33,11 +33,11 @@ if TYPE_CHECKING:
 
 SCHEMA = "fwbench.study/1"
 DEFAULT_TIMEOUT_S = 3600.0  # per framework process
-# Mode each framework trains in unless --mode says otherwise: the compiled step where it
-# compiles once per model in well under a second (tf.function, jax.jit); torch's eager
-# step, because torch.compile takes 6-28 s per new model on 2 cores (measured) against
-# 1-2 s of training per Genz item, and eager is how PyTorch trains by default.
-STUDY_MODES = {"tf": "compiled", "torch": "eager", "jax": "compiled"}
+# Mode each framework trains in unless --mode says otherwise (bench.frameworks, with the
+# reasons): the compiled step where it compiles once per model in well under a second
+# (tf.function, jax.jit); torch's eager step, because torch.compile takes 6-28 s per new
+# model on 2 cores against 1-2 s of training per Genz item.
+STUDY_MODES = {f.name: f.study_mode for f in frameworks.FRAMEWORKS.values()}
 
 
 class StudyError(ValueError):

@@ -62,7 +62,6 @@ class Adapter(adapters.Adapter):
     trainer_class = Trainer
     modes = adapters.MODES["jax"]
     runtime = runtime
-    default_mode = "compiled"  # JAX code trains under jax.jit; op by op is the exception
     optimizer_forms = {"adagrad": "eps_inside", "rmsprop": "eps_outside", "adam": "eps_outside"}
 
     def alignments(self) -> list[dict[str, str]]:
