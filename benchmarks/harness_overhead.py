@@ -153,7 +153,7 @@ def default_run_budget() -> Any:
     (the CLI's defaults, which differ from the dataclass's: 1.5 s of sampling, not 3)."""
     from bench import cli
 
-    return cli._budget(cli.build_parser().parse_args(["run"]))
+    return cli.run.budget(cli.build_parser().parse_args(["run"]))
 
 
 def hand_loop(cell: Cell) -> dict[str, Any]:

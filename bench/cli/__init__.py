@@ -1,0 +1,35 @@
+"""The `fwbench` command line: one module per subcommand (parity, run, graphs, report,
+compare and baseline, study, show), the main job's phases in pipeline.py, and what they
+share in common.py. Each subcommand module has `add_parser(subparsers)`, which sets the
+function that runs it."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from bench.cells import MatrixError
+from bench.cli import compare, graphs, parity, report, run, show, study
+from bench.cli.common import UsageError, format_table  # noqa: F401  (used by callers)
+
+# In the order `fwbench --help` lists them.
+SUBCOMMANDS = (parity, run, graphs, report, compare, study, show)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fwbench", description="Compare TensorFlow, PyTorch and JAX on identical models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, MatrixError) as exc:
+        parser.error(str(exc))  # exits with status 2 and the usage line
+    return 2

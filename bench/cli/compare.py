@@ -1,0 +1,77 @@
+"""`fwbench compare` and `fwbench baseline`: per cell, slower, faster or no clear change
+against a baseline, beyond the noise (bench/compare/)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bench.cli.common import UsageError, resolve_run, run_dir
+
+
+def add_parser(sub: Any) -> None:
+    from bench.compare import DEFAULT_ALPHA, DEFAULT_STEPS, DEFAULT_THRESHOLD, STEP_CHOICES
+
+    p = sub.add_parser("compare", help="per cell: slower, faster or no clear change, "
+                       "beyond the noise; exit status 1 on a regression")
+    p.add_argument("baseline", help="run folder or id, baseline folder, pytest-benchmark "
+                   "JSON, or 'stored' (the committed baseline for CURRENT's environment)")
+    p.add_argument("current", help="run folder or id, 'latest', or pytest-benchmark JSON")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="minimum slowdown that counts, as a fraction (default %(default)s, "
+                   "calibrated on a 2-core VM: see the README)")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                   help="significance level of the Mann-Whitney test (default %(default)s)")
+    p.add_argument("--allow-env-diff", action="store_true",
+                   help="compare results from different environments anyway")
+    p.add_argument("--steps", choices=STEP_CHOICES, default=DEFAULT_STEPS,
+                   help="which steps to compare: fast, those taken while the machine ran in "
+                   "its fast state; normalized, every step rescaled by the machine-speed "
+                   "matmul probe; all, every step as measured (default %(default)s; "
+                   "bench.speedprobe)")
+    p.add_argument("--markdown", default=None, metavar="FILE",
+                   help="also append the Markdown to FILE (e.g. $GITHUB_STEP_SUMMARY)")
+    p.set_defaults(func=command)
+
+    p = sub.add_parser("baseline", help="save a run as this environment's baseline, or "
+                       "print where it lives")
+    p.add_argument("action", choices=["save", "path"])
+    p.add_argument("run", nargs="?", default=None, help="run folder or id (default: latest)")
+    p.add_argument("--force", action="store_true", help="replace an existing baseline")
+    p.set_defaults(func=baseline_command)
+
+
+def command(args: argparse.Namespace) -> int:
+    from bench import compare
+
+    try:
+        current = compare.load(resolve_run(args.current))
+        base_source = (compare.stored_baseline(current) if args.baseline == "stored"
+                       else resolve_run(args.baseline))
+        base = compare.load(base_source)
+        table = compare.compare(base, current, args.threshold, args.alpha, args.allow_env_diff,
+                                steps=args.steps)
+    except compare.CompareError as exc:
+        raise UsageError(str(exc)) from None
+    text = compare.markdown(table, base, current, args.threshold, args.alpha,
+                            compare.environment_differences(base, current))
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a") as f:  # append: $GITHUB_STEP_SUMMARY collects steps
+            f.write(text + "\n")
+    return 1 if (table["verdict"] == "slower").any() else 0
+
+
+def baseline_command(args: argparse.Namespace) -> int:
+    from bench import compare
+
+    if args.action == "save":
+        try:
+            folder = compare.save_baseline(run_dir(args.run or "latest"), args.force)
+        except compare.CompareError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"baseline saved: {folder} (commit it to keep it)")
+        return 0
+    side = compare.load(run_dir(args.run or "latest"))
+    print(compare.baselines_dir() / compare.environment_key(side.environment))
+    return 0

@@ -1,0 +1,86 @@
+"""`fwbench parity`: do the frameworks compute the same thing (bench/parity/)?"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import adapters, cells, results
+from bench.cli.common import fmt, format_table
+from bench.spec import DTYPES
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("parity", help="check that the frameworks compute the same thing")
+    p.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS),
+                   help="comma-separated, from: " + ", ".join(adapters.FRAMEWORKS))
+    p.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated: float32, float64")
+    p.add_argument("--cases", default="", help="comma-separated case names (default: all)")
+    p.add_argument("--jobs", type=int, default=3, help="framework workers run at once")
+    p.add_argument("--device", default="cpu", choices=adapters.DEVICES,
+                   help="cpu or gpu: where the frameworks compute (the float64 NumPy reference "
+                        "is always on the host; on gpu, TF32 is off)")
+    p.add_argument("--failures-only", action="store_true", help="print only failed checks")
+    p.add_argument("--output", type=Path, default=None,
+                   help="JSON file to write (default: results/parity-<time>.json)")
+    p.set_defaults(func=command)
+
+
+def run_checks(frameworks: Sequence[str], dtypes: Sequence[str],
+               case_names: Sequence[str] | None, jobs: int, output: Path | None,
+               device: str = "cpu") -> tuple[list[Any], dict[str, Any], float, Path]:
+    """Run the parity checks on `device` and write their results file; returns (rows,
+    meta, seconds, path)."""
+    from bench import parity
+
+    started = time.perf_counter()
+    rows, meta = parity.run(tuple(frameworks), tuple(dtypes), case_names and tuple(case_names),
+                            jobs=jobs, device=device)
+    seconds = time.perf_counter() - started
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = output or results.RESULTS_DIR / f"parity-{stamp}.json"
+    parity.write(path, rows, meta, seconds, device)
+    return rows, meta, seconds, path
+
+
+def summary(rows: list[Any]) -> str:
+    """The row closest to its tolerance, per check, framework and dtype, as a table."""
+    from bench import parity
+
+    lines = [dict(r, **{"max error": fmt(r["max error"]), "tolerance": fmt(r["tolerance"])})
+             for r in parity.summarize(rows)]
+    return format_table(lines, ["check", "framework", "dtype", "rows", "failed",
+                                "worst model", "max error", "tolerance"])
+
+
+def command(args: argparse.Namespace) -> int:
+    from bench import parity
+
+    frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
+    dtypes = cells.parse_list(args.dtypes, DTYPES, "--dtypes")
+    case_names = (cells.parse_list(args.cases, [c.name for c in parity.cases()], "--cases")
+                  if args.cases else None)
+    rows, meta, seconds, path = run_checks(frameworks, dtypes, case_names, args.jobs,
+                                           args.output, args.device)
+    table = [{"check": r.check, "framework": r.framework, "model": r.model, "dtype": r.dtype,
+              "max error": fmt(r.error), "tolerance": fmt(r.tolerance),
+              "pass": "yes" if r.passed else "NO", "note": r.note} for r in rows]
+    shown = [t for t in table if t["pass"] == "NO"] if args.failures_only else table
+    print(format_table(shown, ["check", "framework", "model", "dtype", "max error", "tolerance",
+                               "pass", "note"]))
+    print("\nSummary: the row closest to its tolerance, per check, framework and dtype")
+    print(summary(rows))
+    print()
+    for fw, m in meta.items():
+        if m.get("alignments"):
+            print(f"Aligned against {fw}'s defaults (installed {m.get('versions')}):")
+            print(format_table(m["alignments"], ["thing", "default", "fwbench"]))
+            print()
+    failed = [r for r in rows if not r.passed]
+    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed "
+          f"({seconds:.0f} s); results in {path}")
+    return 1 if failed else 0

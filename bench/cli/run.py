@@ -1,0 +1,121 @@
+"""`fwbench run`: the main job. Its flags become a matrix of cells and a budget here,
+checked before anything runs; its phases are in bench/cli/pipeline.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from bench import adapters, cells
+from bench.cells import Cell
+from bench.cli import pipeline
+from bench.cli.common import UsageError, note_missing, run_dir
+from bench.spec import DTYPES, MODELS, PRESETS
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="measure training speed: one process per cell of a matrix")
+    p.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS),
+                   help="comma-separated, from: " + ", ".join(adapters.FRAMEWORKS))
+    p.add_argument("--models", default=",".join(MODELS),
+                   help="comma-separated, from: " + ", ".join(MODELS))
+    p.add_argument("--modes", default="",
+                   help="comma-separated (default: every mode each framework has): "
+                   + ", ".join(cells.all_modes(adapters.FRAMEWORKS)))
+    p.add_argument("--device", default="cpu", help="cpu or gpu")
+    p.add_argument("--preset", default="small", help="model sizes: " + ", ".join(PRESETS))
+    p.add_argument("--dtype", default="float32", help=", ".join(DTYPES))
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads and CPU cores per cell (default: every CPU allowed)")
+    p.add_argument("--batch-sizes", default="", help="comma-separated (default: the preset's)")
+    p.add_argument("--seq-lens", default="",
+                   help="comma-separated sequence lengths (default: the preset's)")
+    p.add_argument("--sample-seconds", type=float, default=1.5,
+                   help="time each cell process keeps taking step-time samples (s)")
+    p.add_argument("--warmup-seconds", type=float, default=0.5,
+                   help="untimed steps after the first, at least this long (s)")
+    p.add_argument("--min-samples", type=int, default=10, help="timed steps per cell, at least")
+    p.add_argument("--sample-max-seconds", type=float, default=10.0,
+                   help="past this much sampling (s), 3 timed steps are enough: slow eager "
+                   "steps (seconds each) need not reach --min-samples")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="processes per cell, run round-robin over the matrix; their samples "
+                   "are pooled and their spread reported")
+    p.add_argument("--timeout", type=float, default=300.0, help="per cell process (s)")
+    p.add_argument("--tf32", action="store_true",
+                   help="allow TF32 float32 matmuls on GPU in every framework (default off)")
+    p.add_argument("--name", default=None, help="run id (default: the UTC time)")
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="finish an interrupted run (folder, run id or 'latest'); "
+                   "the matrix flags are then taken from the run")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume: measure failed cells again")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write every cell process's loss curve and step times as "
+                   "TensorBoard event files under DIR/<run id>/")
+    p.add_argument("--scaling", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure scaling curves: step time vs batch size (MLP) and "
+                   "sequence length (the sequence models) at 1/4, 2 and 4 times the "
+                   "preset's, compiled mode, one process per point")
+    p.add_argument("--graphs", action=argparse.BooleanOptionalAction, default=True,
+                   help="then run the static-vs-dynamic graph study (fwbench graphs) on "
+                   "this run's frameworks, reusing its cells")
+    p.add_argument("--parity", action=argparse.BooleanOptionalAction, default=True,
+                   help="then run the float32 parity checks (fwbench parity) of its frameworks")
+    p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                   help="end by writing results/report/ (fwbench report) for this run")
+    p.set_defaults(func=command)
+
+
+def matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]]]:
+    """The cells the flags ask for and the scaling sweep's (axis, cell) points (none with
+    --no-scaling); every bad value is a UsageError before anything runs."""
+    frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
+    models = cells.parse_list(args.models, MODELS, "--models")
+    modes = (cells.parse_list(args.modes, cells.all_modes(adapters.FRAMEWORKS), "--modes")
+             if args.modes else None)
+    batch_sizes = cells.parse_ints(args.batch_sizes, "--batch-sizes") if args.batch_sizes else None
+    seq_lens = cells.parse_ints(args.seq_lens, "--seq-lens") if args.seq_lens else None
+    threads = args.threads or len(os.sched_getaffinity(0))
+    from bench import harness
+
+    harness.affinity(threads)  # more threads than CPUs is an error now, not in every cell
+    cells_ = cells.expand(frameworks, models, modes, args.preset, args.device, args.dtype,
+                          threads, batch_sizes, seq_lens)
+    sweep = (cells.scaling_cells(frameworks, models, args.preset, args.device, args.dtype,
+                                 threads) if args.scaling else [])
+    return cells_, sweep
+
+
+def budget(args: argparse.Namespace) -> Any:
+    """The measurement budget of every cell, from the flags."""
+    from bench.measure import Budget
+
+    for flag, value in (("--sample-seconds", args.sample_seconds),
+                        ("--sample-max-seconds", args.sample_max_seconds),
+                        ("--warmup-seconds", args.warmup_seconds), ("--timeout", args.timeout)):
+        if not value > 0:
+            raise UsageError(f"{flag} {value}: must be > 0")
+    if args.min_samples < 1:
+        raise UsageError(f"--min-samples {args.min_samples}: must be >= 1")
+    return Budget(warmup_s=args.warmup_seconds, sample_s=args.sample_seconds,
+                  min_samples=args.min_samples, sample_max_s=args.sample_max_seconds)
+
+
+def command(args: argparse.Namespace) -> int:
+    """The main job: the speed matrix and its scaling sweep, then (each optional) the graph
+    study and the float32 parity checks on the same frameworks, then the report. Each phase
+    that fails is said and makes the exit status 1; no phase loses another's results."""
+    from bench import harness
+
+    if args.resume:
+        folder = run_dir(args.resume)
+    else:
+        (cells_, sweep), budget_ = matrix(args), budget(args)
+        note_missing(sorted({c.framework for c in cells_}), "cells are")
+        folder = harness.new_run(cells_, budget_, args.timeout, args.tf32, args.name,
+                                 args.repeats, sweep)
+    return pipeline.main_job(folder, graphs=args.graphs, parity=args.parity,
+                             report=args.report, retry_failed=args.retry_failed,
+                             tensorboard=args.tensorboard)

@@ -1,0 +1,97 @@
+"""`fwbench study`: a study from the course material (Genz, forecasting, sweep) in every
+framework (bench/studies)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import adapters, cells, frameworks
+from bench.cli.common import UsageError, study_dir
+from bench.studies import STUDIES
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("study", help="studies from the course material, in every framework: "
+                       "genz (function approximation), forecast (LSTM on CO2), sweep "
+                       "(architectures and optimizers on digits)")
+    p.add_argument("name", choices=list(STUDIES), help="which study")
+    p.add_argument("--quick", action="store_true", help="the smaller configuration (minutes)")
+    p.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS),
+                   help="comma-separated, from: " + ", ".join(adapters.FRAMEWORKS))
+    p.add_argument("--seeds", default="", help="comma-separated seeds (default: the study's)")
+    p.add_argument("--mode", default="", help="eager or compiled for every framework "
+                   "(default: " + ", ".join(f"{f.name} {f.study_mode}"
+                                            for f in frameworks.FRAMEWORKS.values()) + ")")
+    p.add_argument("--threads", type=int, default=0,
+                   help="compute threads and CPU cores (default: every CPU allowed)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="per framework process (s)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write every item's loss curve and step times as TensorBoard "
+                   "event files under DIR")
+    p.add_argument("--id", default=None, help="study id (default: <name>-<UTC time>)")
+    p.add_argument("--resume", default=None, metavar="STUDY",
+                   help="finish an interrupted study (folder or id)")
+    p.set_defaults(func=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    """A study from the course material (Genz, forecasting, sweep) in every framework."""
+    from bench import studies
+    from bench.studies import runner
+
+    try:
+        if args.resume:
+            folder = study_dir(args.resume)
+        else:
+            overrides = {}
+            if args.seeds:
+                overrides["seeds"] = list(cells.parse_ints(args.seeds, "--seeds", minimum=0))
+            folder = runner.new_study(args.name, list(cells.parse_list(
+                                          args.frameworks, adapters.FRAMEWORKS, "--frameworks")),
+                                      args.quick, overrides, args.mode or None,
+                                      args.threads or len(os.sched_getaffinity(0)), args.timeout,
+                                      str(Path(args.tensorboard).resolve()) if args.tensorboard
+                                      else None, args.id)
+    except (studies.UnknownStudy, runner.StudyError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    study = runner.load_study(folder)
+    module = studies.get(study["study"])
+    total = len(module.items(study["config"]))
+    print(f"study {study['study_id']}: {total} items x {len(study['frameworks'])} frameworks "
+          f"({', '.join(f'{f} {m}' for f, m in study['modes'].items())}); {folder}",
+          file=sys.stderr, flush=True)
+    started = time.perf_counter()
+
+    def progress(framework: str, done: int, total: int, added: Any) -> None:
+        elapsed = time.perf_counter() - started
+        if added is None:  # "\r": one line per framework, rewritten as items finish
+            print(f"\r  {framework}: {done}/{total} items ({elapsed:.0f} s)", end="",
+                  file=sys.stderr, flush=True)
+        else:
+            bad = [r for r in added if r["status"] != "ok"]
+            print(f"\r  {framework}: {total}/{total} items, this time {len(added) - len(bad)} ok, "
+                  f"{len(bad)} failed ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+            for r in bad[:3]:
+                print(f"    {r['item_id']}: {r['status']}: {(r['error'] or '').splitlines()[0]}",
+                      file=sys.stderr)
+
+    try:
+        runner.execute(folder, progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished items are kept. Resume with: fwbench study "
+              f"{study['study']} --resume {folder}", file=sys.stderr)
+        return 130
+    frame = runner.load(folder)
+    print(module.summary(frame))
+    failed = frame[~frame["status"].isin(["ok", "skipped"])]
+    print(f"{int((frame['status'] == 'ok').sum())} items trained, {len(failed)} failed, "
+          f"{int((frame['status'] == 'skipped').sum())} skipped in "
+          f"{time.perf_counter() - started:.0f} s; results in {folder}")
+    if study.get("tensorboard"):
+        print(f"tensorboard: tensorboard --logdir {study['tensorboard']}")
+    return 1 if len(failed) else 0
