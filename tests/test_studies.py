@@ -73,7 +73,7 @@ def test_genz_checks_count_the_expected_qualitative_results():
     rows[-1]["mean_abs_error"] = 10.0  # jax, 10 d: error rises with n
     checks = genz.summary  # the summary renders without error too
     assert "torch" in checks(pd.DataFrame(rows).assign(status="ok", max_abs_error=1.0))
-    from bench.studyreport import genz_checks
+    from bench.report.studies import genz_checks
 
     result = genz_checks(pd.DataFrame(rows))
     assert result["falls_with_n"] == (3, 4, ["gaussian d=10 (jax)"])
@@ -304,7 +304,8 @@ def test_the_report_shows_every_study(results_dir):
         pytest.skip("no framework installed")
     pytest.importorskip("sklearn", reason="scikit-learn not installed (pip install 'fwbench[studies]')")
     pytest.importorskip("statsmodels", reason="statsmodels not installed (pip install 'fwbench[studies]')")
-    from bench import report, studyreport
+    from bench import report
+    from bench.report import studies as study_sections
 
     folders = [
         runner.new_study("genz", [fw], overrides={**TINY_GENZ, "steps": 50}, threads=1),
@@ -318,7 +319,7 @@ def test_the_report_shows_every_study(results_dir):
     out = results_dir / "report"
     (out / "figures").mkdir(parents=True)
     rep = report.Report("studies")
-    studyreport.add_sections(rep, folders, out)
+    study_sections.add_sections(rep, folders, out)
     text = report.to_markdown(rep)
     for heading in ("Genz function approximation", "LSTM forecasting of CO2",
                     "Architecture and optimizer sweep"):
@@ -337,7 +338,7 @@ def test_the_report_shows_every_study(results_dir):
     assert len(record["outputs"]["forecast"]) == record["metrics"]["test_origins"]
     # No studies: each kind is named with the command that makes it.
     empty = report.Report("none")
-    studyreport.add_sections(empty, [], out)
+    study_sections.add_sections(empty, [], out)
     assert "run `fwbench study forecast`" in report.to_markdown(empty)
 
 
@@ -398,7 +399,7 @@ def test_run_writes_tensorboard_curves_of_every_cell_process(results_dir, tmp_pa
 
 
 def test_framework_gap_is_measured_item_by_item():
-    from bench.studyreport import framework_gap
+    from bench.report.studies import framework_gap
 
     ok = pd.DataFrame({"study_id": "s", "item_id": ["a", "a", "a", "b", "b", "c"],
                        "framework": ["tf", "torch", "jax", "tf", "torch", "tf"],

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from bench.report import save_figure
+from bench.report.document import save_figure
 from bench.studies import forecast, genz, runner, sweep
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bench.report import Report
+    from bench.report.document import Report
 
 
 def add_sections(report: "Report", folders: Sequence[Path], out: Path) -> None:

@@ -1,54 +1,19 @@
-"""`fwbench report`: results in, a report out.
-
-    results/report/report.md      Markdown, figures linked from figures/
-    results/report/report.html    one self-contained file: figures embedded, opens offline
-    results/report/figures/       every figure as PNG and SVG
-    results/report/tables/        every table as CSV
-
-Everything comes from the common DataFrames (results.load for speed runs,
-graphstudy.load for the graph study, the parity JSON's records), so the report shows
-what is stored. Only cells that were measured are plotted; failed cells are listed with
-their error instead of being hidden. matplotlib and seaborn are imported when a report is
-built, never by `import bench`.
-"""
+"""The speed sections of the report: environment, methodology, summary, failures, step
+time and the rest, scaling curves, and the comparison of several runs."""
 
 from __future__ import annotations
 
-import base64
-import html
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench import graphs, models, results, scaling, show
+from bench import models, results, scaling, show
+from bench.report.document import Report, save_figure
 
 BOOTSTRAP_RESAMPLES = 1000  # for the speed-up intervals
 BOOTSTRAP_SEED = 0
-
-
-@dataclass
-class Report:
-    """Blocks in order: ("h2"|"h3"|"p", text), ("table", name, DataFrame),
-    ("figure", name, caption). Rendered to Markdown and to HTML."""
-
-    title: str
-    blocks: list[tuple] = field(default_factory=list)
-
-    def heading(self, text: str, level: int = 2) -> None:
-        self.blocks.append((f"h{level}", text))
-
-    def text(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def table(self, name: str, frame: Any) -> None:
-        self.blocks.append(("table", name, frame))
-
-    def figure(self, name: str, caption: str) -> None:
-        self.blocks.append(("figure", name, caption))
 
 
 # --- statistics used by the figures and the summary -------------------------------------
@@ -116,52 +81,6 @@ def summary_lines(frame: Any) -> list[str]:
                          f"{ms1:.3g} ms/step) and {fw2} ({mode2}, {ms2:.3g} ms/step): "
                          f"{span}, an interval that includes 1.")
     return lines
-
-
-# --- building ---------------------------------------------------------------------------
-def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = None,
-          parity_path: Path | Sequence[Path] | None = None, out_dir: Path | None = None,
-          merge: bool = False, study_paths: Sequence[Path] = ()) -> Path:
-    """Write the report of `run_dirs` (plus graph studies and parity runs, if given)
-    under `out_dir` (default results/report); returns the folder.
-
-    Several runs are compared with each other, unless `merge`: then they are one result
-    set (e.g. one run per framework from nox's bench sessions). Several graph studies or
-    parity files are always merged: their rows are put together.
-    `study_paths`: study folders (fwbench study) shown in the Studies section."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    out = Path(out_dir or results.RESULTS_DIR / "report")
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    report = Report("fwbench report")
-    if run_dirs:
-        _runs(report, run_dirs, out, merge)
-    else:
-        report.heading("Speed")
-        report.text("No speed run was given: run `fwbench run`, then `fwbench report` again.")
-    if _paths(graphs_path):
-        _graphs(report, graphs_path, parity_path or None)
-    else:
-        report.heading("Static vs dynamic graphs")
-        report.text("No graph study was given or found: run `fwbench graphs`, then "
-                    "`fwbench report` again.")
-    if _paths(parity_path):
-        _parity(report, parity_path, out)
-    else:
-        report.heading("Parity")
-        report.text("No parity results were given or found: run `fwbench parity`, then "
-                    "`fwbench report` again.")
-    from bench import studyreport
-
-    studyreport.add_sections(report, list(study_paths), out)
-    for block in report.blocks:
-        if block[0] == "table":
-            block[2].to_csv(out / "tables" / f"{block[1]}.csv", index=False)
-    (out / "report.md").write_text(to_markdown(report))
-    (out / "report.html").write_text(to_html(report, out))
-    return out
 
 
 def _runs(report: Report, run_dirs: Sequence[Path], out: Path, merge: bool) -> None:
@@ -278,14 +197,6 @@ def _failures(report: Report, frame: Any) -> None:
     report.table("failed_cells", pd.DataFrame({
         "cell": failed["cell_id"], "status": failed["status"],
         "error": [show.first_line(e, 160) for e in failed["error"]]}))
-
-
-def save_figure(fig: Any, out: Path, name: str) -> None:
-    for ext in ("png", "svg"):
-        fig.savefig(out / "figures" / f"{name}.{ext}", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 def _speed(report: Report, frame: Any, out: Path) -> None:
@@ -484,170 +395,3 @@ def _interval_plot(frame: Any, value: str, label: str) -> Any:
     return fig
 
 
-MODE_CHECKS = ("compiled", "mode_forward", "mode_grads")  # parity's eager == compiled rows
-
-
-def _paths(value: Path | Sequence[Path] | None) -> list[Path]:
-    if value is None:
-        return []
-    return [Path(value)] if isinstance(value, (str, Path)) else [Path(v) for v in value]
-
-
-def _graph_docs(value: Path | Sequence[Path]) -> list[dict[str, Any]]:
-    docs = []
-    for path in _paths(value):
-        doc = results.read_json(path / "graphs.json" if path.is_dir() else path)
-        if doc.get("schema") != graphs.SCHEMA:
-            raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {graphs.SCHEMA!r}")
-        docs.append(doc)
-    return docs
-
-
-def _parity_records(value: Path | Sequence[Path]) -> list[dict[str, Any]]:
-    return [r for path in _paths(value) for r in results.read_json(path)["records"]]
-
-
-def _graphs(report: Report, path: Path | Sequence[Path],
-            parity_path: Path | Sequence[Path] | None = None) -> None:
-    import pandas as pd
-
-    docs = _graph_docs(path)
-    report.heading("Static vs dynamic graphs")
-    report.text("From graph study " + ", ".join(f"{d['id']} ({d['created']})" for d in docs)
-                + ".")
-    tables: dict[str, list] = {}
-    for doc in docs:
-        for part, rows in doc["tables"].items():
-            tables.setdefault(part, []).extend(rows)
-    if "modes" not in tables and _paths(parity_path):
-        # The main job leaves eager == compiled to its parity phase, which runs the same
-        # checks (bench.parity scope "modes"): show those rows here.
-        records = _parity_records(parity_path)
-        tables["modes"] = [r for r in records if r["check"] in MODE_CHECKS]
-        report.text(f"Eager == compiled: the {len(tables['modes'])} mode rows of parity run "
-                    + ", ".join(p.name for p in _paths(parity_path)) + ".")
-    for title, rows, columns in show.graph_tables(tables):
-        report.heading(title.split(" (")[0], 3)
-        report.text(title)
-        name = title.split(" (")[0].lower().replace(" ", "_").replace("==", "eq")
-        report.table(f"graphs_{name}", pd.DataFrame(rows, columns=columns))
-
-
-def parity_heat(records: Any) -> dict[str, Any]:
-    """Per dtype: a model x (check | framework) table of the largest error / tolerance,
-    columns grouped by check; "framework" is a pair ("tf vs torch") or a mode ("tf: xla vs
-    eager") where the check compares two. A tolerance of 0 (exact checks: parameter counts,
-    round trips) gives 0 when the error is 0 and infinity otherwise, so an exact check that
-    fails still shows as failed."""
-    rows = records.copy()
-    exact = rows["tolerance"] <= 0
-    rows["ratio"] = np.where(exact, np.where(rows["error"] > 0, np.inf, 0.0),
-                             rows["error"] / rows["tolerance"].where(~exact, 1.0))
-    rows["column"] = rows["check"] + " | " + rows["framework"]
-    order = list(dict.fromkeys(rows.sort_values(["check"], kind="stable")["column"]))
-    return {dtype: part.pivot_table(index="model", columns="column", values="ratio",
-                                    aggfunc="max").reindex(columns=[c for c in order
-                                                                    if c in set(part["column"])])
-            for dtype, part in rows.groupby("dtype", sort=True)}
-
-
-def _parity(report: Report, path: Path | Sequence[Path], out: Path) -> None:
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
-
-    docs = [results.read_json(p) for p in _paths(path)]
-    rows = pd.DataFrame([r for doc in docs for r in doc["records"]])
-    report.heading("Parity")
-    passed = int(rows["passed"].sum())
-    dtypes = ", ".join(sorted(set(rows["dtype"])))
-    created = ", ".join(str(doc.get("created")) for doc in docs)
-    devices = sorted({doc.get("device", "cpu") for doc in docs})  # older files: CPU only
-    where = " and ".join("on the GPU with TF32 off" if d == "gpu" else "on the CPU"
-                         for d in devices)
-    report.text(f"From parity run {created} ({dtypes}): {passed} of {len(rows)} "
-                f"checks pass. Each framework ran in its own process {where}, with 1 thread "
-                f"and TF_ENABLE_ONEDNN_OPTS=0; errors are max-norm relative errors against the "
-                f"float64 NumPy reference, finite differences or another framework; every "
-                f"tolerance and its reason is in bench/tolerances.py.")
-    heat = parity_heat(rows)
-    width = max(t.shape[1] for t in heat.values())
-    height = max(t.shape[0] for t in heat.values())
-    fig, axes = plt.subplots(len(heat), 1, squeeze=False,
-                             figsize=(0.28 * width + 4, (0.3 * height + 3.6) * len(heat)))
-    for ax, (dtype, table) in zip(axes[:, 0], heat.items()):
-        table = table.astype(float)
-        # log10 of error / tolerance, floored at -6; > 0 fails, an exact check failing is +3
-        shown = np.log10(table.clip(lower=1e-6).replace(np.inf, 1e3))
-        sns.heatmap(shown, ax=ax, cmap="viridis", vmin=-6, vmax=1, linewidths=0.3,
-                    linecolor="white", xticklabels=True, yticklabels=True,
-                    cbar_kws={"label": "log10(max error / tolerance); > 0 fails"})
-        for y, x in zip(*np.nonzero(table.to_numpy() > 1)):
-            ax.text(x + 0.5, y + 0.5, "X", ha="center", va="center", color="red")
-        ax.tick_params(axis="x", labelsize=7)
-        ax.set_title(f"{dtype}: largest error / tolerance per check | framework and model")
-        ax.set_xlabel("")
-        ax.set_ylabel("model")
-    fig.tight_layout()
-    save_figure(fig, out, "parity")
-    report.figure("parity", "Largest error / tolerance per check and framework (columns; "
-                  "a pair or a mode where the check compares two) and model (rows), one panel "
-                  "per dtype; blank: the check does not apply to that model; a red X is a "
-                  "failed check.")
-    failed = rows[~rows["passed"]]
-    if not failed.empty:
-        report.text(f"{len(failed)} check(s) failed:")
-        report.table("parity_failures", failed[["check", "framework", "model", "dtype",
-                                                "error", "tolerance", "note"]])
-
-
-# --- rendering --------------------------------------------------------------------------
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(report: Report) -> str:
-    lines = [f"# {report.title}", ""]
-    for block in report.blocks:
-        kind = block[0]
-        if kind in ("h2", "h3"):
-            lines += ["#" * int(kind[1]) + " " + block[1], ""]
-        elif kind == "p":
-            lines += [block[1], ""]
-        elif kind == "table":
-            frame = block[2]
-            lines.append("| " + " | ".join(map(str, frame.columns)) + " |")
-            lines.append("|" + "---|" * len(frame.columns))
-            lines += ["| " + " | ".join(_cell(v) for v in row) + " |"
-                      for row in frame.itertuples(index=False)]
-            lines.append("")
-        elif kind == "figure":
-            lines += [f"![{block[2]}](figures/{block[1]}.svg)", "", f"*{block[2]}*", ""]
-    return "\n".join(lines)
-
-
-def to_html(report: Report, out: Path) -> str:
-    body = [f"<h1>{html.escape(report.title)}</h1>"]
-    for block in report.blocks:
-        kind = block[0]
-        if kind in ("h2", "h3"):
-            body.append(f"<{kind}>{html.escape(block[1])}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{html.escape(block[1])}</p>")
-        elif kind == "table":
-            body.append(block[2].to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}",
-                                         border=0, classes="data"))
-        elif kind == "figure":
-            data = base64.b64encode((out / "figures" / f"{block[1]}.png").read_bytes()).decode()
-            body.append(f'<figure><img alt="{html.escape(block[2])}" '
-                        f'src="data:image/png;base64,{data}"><figcaption>'
-                        f"{html.escape(block[2])}</figcaption></figure>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table.data{border-collapse:collapse;font-size:13px;margin:1em 0}"
-             "table.data td,table.data th{border-bottom:1px solid #ddd;padding:3px 8px;"
-             "text-align:left}img{max-width:100%}figcaption{font-size:13px;color:#444}")
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(report.title)}</title><style>{style}</style></head><body>"
-            + "\n".join(body) + "</body></html>\n")

@@ -1,0 +1,78 @@
+"""`fwbench report`: results in, a report out.
+
+    results/report/report.md      Markdown, figures linked from figures/
+    results/report/report.html    one self-contained file: figures embedded, opens offline
+    results/report/figures/       every figure as PNG and SVG
+    results/report/tables/        every table as CSV
+
+Everything comes from the common DataFrames (results.load for speed runs,
+graphstudy.load for the graph study, the parity JSON's records), so the report shows
+what is stored. Only cells that were measured are plotted; failed cells are listed with
+their error instead of being hidden. matplotlib and seaborn are imported when a report is
+built, never by `import bench`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import results
+from bench.report.checks import MODE_CHECKS, _graphs, _parity, _paths, parity_heat  # noqa: F401
+from bench.report.document import Report, save_figure, to_html, to_markdown  # noqa: F401
+from bench.report.speed import (  # noqa: F401
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    _comparison,
+    _runs,
+    fastest,
+    ratio_interval,
+    summary_lines,
+)
+
+
+def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = None,
+          parity_path: Path | Sequence[Path] | None = None, out_dir: Path | None = None,
+          merge: bool = False, study_paths: Sequence[Path] = ()) -> Path:
+    """Write the report of `run_dirs` (plus graph studies and parity runs, if given)
+    under `out_dir` (default results/report); returns the folder.
+
+    Several runs are compared with each other, unless `merge`: then they are one result
+    set (e.g. one run per framework from nox's bench sessions). Several graph studies or
+    parity files are always merged: their rows are put together.
+    `study_paths`: study folders (fwbench study) shown in the Studies section."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    out = Path(out_dir or results.RESULTS_DIR / "report")
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    report = Report("fwbench report")
+    if run_dirs:
+        _runs(report, run_dirs, out, merge)
+    else:
+        report.heading("Speed")
+        report.text("No speed run was given: run `fwbench run`, then `fwbench report` again.")
+    if _paths(graphs_path):
+        _graphs(report, graphs_path, parity_path or None)
+    else:
+        report.heading("Static vs dynamic graphs")
+        report.text("No graph study was given or found: run `fwbench graphs`, then "
+                    "`fwbench report` again.")
+    if _paths(parity_path):
+        _parity(report, parity_path, out)
+    else:
+        report.heading("Parity")
+        report.text("No parity results were given or found: run `fwbench parity`, then "
+                    "`fwbench report` again.")
+    from bench.report import studies as study_sections
+
+    study_sections.add_sections(report, list(study_paths), out)
+    for block in report.blocks:
+        if block[0] == "table":
+            block[2].to_csv(out / "tables" / f"{block[1]}.csv", index=False)
+    (out / "report.md").write_text(to_markdown(report))
+    (out / "report.html").write_text(to_html(report, out))
+    return out
+
+
