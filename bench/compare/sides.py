@@ -1,0 +1,234 @@
+"""The two sides of a comparison: a fwbench run, a stored baseline or a pytest-benchmark
+file, read into cells of raw per-step samples; the environment both must share; the
+committed baselines, one per environment key."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import results
+
+SCHEMA_BASELINE = "fwbench.baseline/1"
+# What identifies the same cell in two fwbench runs.
+MATCH_KEYS = ("framework", "model", "mode", "preset", "device", "dtype", "batch_size", "seq_len")
+# Environment keys that must agree for a comparison to mean anything.
+ENV_KEYS = ("cpu", "cpu_count", "gpus", "device", "threads", "tf32", "onednn", "python")
+
+
+
+class CompareError(ValueError):
+    """Inputs that cannot be compared (unreadable, different environments, nothing shared)."""
+
+
+@dataclass
+class Cell:
+    """One measured thing on one side: its processes' raw step times (ms)."""
+
+    key: str                        # how cells are matched across sides
+    label: dict[str, Any]           # framework, model, mode, ... for the table
+    processes: list[list[float]]    # raw samples per process (one list per repeat)
+    summary_only: bool = False      # pytest-benchmark JSON without raw data: see _from_stats
+    probes: list[list[float]] = field(default_factory=list)  # speed probe per sample, per process
+    matmul_probes: list[list[float]] = field(default_factory=list)  # the matmul probe, likewise
+    matmul_probe_version: int = 1   # bench.speedprobe.MATMUL_PROBE_VERSION of those probes
+    # Per process: whether it sampled on a loaded machine (bench.machineload); None where
+    # the record is older than the load counters.
+    loaded: list[bool | None] = field(default_factory=list)
+
+
+@dataclass
+class Side:
+    name: str
+    kind: str                       # "fwbench" or "pytest-benchmark"
+    environment: dict[str, Any]     # ENV_KEYS values
+    versions: dict[str, str]
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+
+# --- loading --------------------------------------------------------------------------
+def load(source: str | Path) -> Side:
+    """A run folder or id, a baseline folder, or a pytest-benchmark JSON file."""
+    path = Path(source)
+    if path.is_file():
+        doc = results.read_json(path)
+        if "benchmarks" in doc and "machine_info" in doc:
+            return _from_pytest_benchmark(path, doc)
+        raise CompareError(f"{path}: neither a fwbench run folder nor pytest-benchmark JSON "
+                           f"(no 'benchmarks' and 'machine_info')")
+    if not (path / "run.json").exists():
+        from bench import harness
+
+        candidate = harness.runs_dir() / str(source)
+        if not (candidate / "run.json").exists():
+            raise CompareError(f"{source}: not a run folder, a run id under "
+                               f"{harness.runs_dir()}, a baseline folder or a JSON file")
+        path = candidate
+    return _from_run(path)
+
+
+def _from_run(run_dir: Path) -> Side:
+    """A run's measured cells from results.load (the common DataFrame), with the raw
+    samples of each repeat's process kept apart."""
+    run = results.read_json(run_dir / "run.json")
+    frame = results.load(run_dir)
+    side = Side(name=run.get("run_id", run_dir.name), kind="fwbench",
+                environment={}, versions={})
+    for text in frame["versions"].dropna().unique() if "versions" in frame else []:
+        for item in str(text).split(", "):
+            name, _, version = item.partition(" ")
+            side.versions[name] = version
+    for _, row in frame[frame["status"] == "ok"].iterrows():
+        label = {k: (None if _missing(row[k]) else _plain(row[k])) for k in MATCH_KEYS}
+        key = "/".join(str(label[k]) for k in MATCH_KEYS)
+        kept = [(samples, probes, matmuls) for samples, probes, matmuls in
+                zip(row["process_samples_ms"], _probes_of(row, "process_probe_ms"),
+                    _probes_of(row, "process_matmul_probe_ms")) if len(samples)]
+        version = row.get("matmul_probe_version")  # absent before version 2
+        loaded = [None if _missing(v) else bool(v) for v in _listed(row.get("process_loaded"))]
+        side.cells[key] = Cell(key, label, [[float(v) for v in s] for s, _, _ in kept],
+                               probes=[[float(v) for v in p] for _, p, _ in kept],
+                               matmul_probes=[[float(v) for v in m] for _, _, m in kept],
+                               matmul_probe_version=1 if _missing(version) else int(version),
+                               loaded=loaded)
+    env = run.get("environment", {})
+    side.environment = {
+        "cpu": env.get("cpu"), "cpu_count": env.get("cpu_count"),
+        "gpus": ", ".join(g.get("name", "?") for g in env.get("gpus") or []) or "none",
+        "device": _joined(frame, "device"), "threads": _joined(frame, "threads"),
+        "tf32": _joined(frame, "tf32"),
+        "onednn": (env.get("variables") or {}).get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+        "python": env.get("python")}
+    return side
+
+
+def _probes_of(row: Any, column: str) -> list[list[float]]:
+    """The row's per-process probes, [] for each process recorded without them."""
+    probes = row.get(column)
+    probes = list(probes) if isinstance(probes, (list, tuple, np.ndarray)) else []
+    return [list(p) for p in probes] + [[]] * (len(row["process_samples_ms"]) - len(probes))
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple, np.ndarray)) else []
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars from the DataFrame as plain ints and strings (for keys and tables)."""
+    if isinstance(value, (np.integer, float)) and float(value).is_integer():
+        return int(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _joined(frame: Any, column: str) -> str:
+    if column not in frame:
+        return ""
+    return "/".join(sorted({str(_plain(v)) for v in frame[column].dropna()}))
+
+
+def _from_pytest_benchmark(path: Path, doc: dict[str, Any]) -> Side:
+    machine = doc.get("machine_info", {})
+    cpu = machine.get("cpu") or {}
+    benchmarks = doc.get("benchmarks", [])
+    extra = next((b.get("extra_info") or {} for b in benchmarks), {})
+    env = extra.get("environment") or {}
+    side = Side(name=path.name, kind="pytest-benchmark", environment={
+        "cpu": env.get("cpu") or cpu.get("brand_raw") or machine.get("processor"),
+        "cpu_count": env.get("cpu_count") or cpu.get("count"),
+        "gpus": env.get("gpus", "none"), "device": env.get("device", "cpu"),
+        "threads": str(env.get("threads", "?")), "tf32": str(env.get("tf32", False)),
+        "onednn": env.get("onednn", "unset"),
+        "python": machine.get("python_version")}, versions=dict(extra.get("versions") or {}))
+    for b in benchmarks:
+        stats = b.get("stats") or {}
+        label = {"framework": (b.get("extra_info") or {}).get("framework", ""),
+                 "model": (b.get("extra_info") or {}).get("model", ""),
+                 "mode": (b.get("extra_info") or {}).get("mode", ""), "test": b.get("name")}
+        key = b.get("fullname") or b.get("name")
+        if stats.get("data"):
+            side.cells[key] = Cell(key, label, [[1e3 * float(v) for v in stats["data"]]])
+        elif stats.get("median") is not None:
+            side.cells[key] = Cell(key, label, [_from_stats(stats)], summary_only=True)
+    return side
+
+
+def _from_stats(stats: dict[str, Any]) -> list[float]:
+    """Without raw data (pytest-benchmark's --benchmark-save-data not given), a stand-in
+    sample with the same median, quartiles and count: the quartile points repeated. Its
+    bootstrap then reflects the stated IQR and round count; the table marks such rows."""
+    n = max(int(stats.get("rounds") or 1), 4)
+    q1, med, q3 = (1e3 * float(stats[k]) for k in ("q1", "median", "q3"))
+    return sorted([q1] * (n // 4) + [med] * (n - 2 * (n // 4)) + [q3] * (n // 4))
+
+
+def environment_differences(base: Side, current: Side) -> list[str]:
+    """'key: base value != current value' for every environment key that differs."""
+    out = []
+    for key in ENV_KEYS:
+        a, b = base.environment.get(key), current.environment.get(key)
+        if str(a) != str(b):
+            out.append(f"{key}: {a!r} != {b!r}")
+    return out
+
+
+def version_changes(base: Side, current: Side) -> list[str]:
+    return [f"{k} {base.versions.get(k, '-')} -> {current.versions.get(k, '-')}"
+            for k in sorted(set(base.versions) | set(current.versions))
+            if base.versions.get(k) != current.versions.get(k)]
+
+
+# --- baselines ------------------------------------------------------------------------
+def environment_key(environment: dict[str, Any]) -> str:
+    """A folder name for an environment: CPU model, core count and GPU, e.g.
+    amd-epyc-7b13-2c or amd-epyc-7b13-16c-nvidia-h100-80gb-hbm3."""
+    parts = [str(environment.get("cpu") or "unknown-cpu"), f"{environment.get('cpu_count')}c"]
+    if environment.get("gpus") not in (None, "none", ""):
+        parts.append(str(environment["gpus"]).split(",")[0])
+    slug = "-".join(parts).lower()
+    slug = re.sub(r"\(r\)|\(tm\)|processor|cpu @.*?(?=-\d+c)|\d+-core", "", slug)
+    return re.sub(r"[^a-z0-9]+", "-", slug).strip("-")
+
+
+def baselines_dir() -> Path:
+    return results.RESULTS_DIR / "baselines"
+
+
+def stored_baseline(current: Side) -> Path:
+    """The committed baseline for `current`'s environment (CompareError if none)."""
+    folder = baselines_dir() / environment_key(current.environment)
+    if not (folder / "run.json").exists():
+        known = sorted(p.parent.name for p in baselines_dir().glob("*/run.json"))
+        raise CompareError(f"no stored baseline for this environment ({folder}); save one "
+                           f"with `fwbench baseline save RUN`"
+                           + (f"; stored: {', '.join(known)}" if known else ""))
+    return folder
+
+
+def save_baseline(run_dir: Path, force: bool = False) -> Path:
+    """Copy a finished run's run.json and cell records (not its logs) to
+    results/baselines/<environment key>/; refuses to overwrite unless `force`."""
+    import shutil
+
+    side = _from_run(run_dir)
+    if not side.cells:
+        raise CompareError(f"{run_dir}: no measured cell to keep as a baseline")
+    folder = baselines_dir() / environment_key(side.environment)
+    if folder.exists():
+        if not force:
+            raise CompareError(f"a baseline exists for this environment ({folder}); pass "
+                               f"--force to replace it")
+        shutil.rmtree(folder)
+    (folder / "cells").mkdir(parents=True)
+    shutil.copy2(run_dir / "run.json", folder / "run.json")
+    for f in (run_dir / "cells").glob("*.json"):
+        shutil.copy2(f, folder / "cells" / f.name)
+    return folder
