@@ -53,3 +53,11 @@ def test_spec_reexports_every_kind_by_name():
         assert getattr(spec, kind.spec.__name__) is kind.spec
     with pytest.raises(AttributeError, match="GRUSpec"):
         spec.GRUSpec  # noqa: B018
+
+
+def test_a_framework_without_a_builder_for_a_kind_says_which_table():
+    tiny = models.get("rnn").presets["tiny"][0]
+    assert models.entry({"rnn": "builder"}, tiny, "impls/x/models.py BUILDERS") == "builder"
+    with pytest.raises(NotImplementedError, match="impls/x/models.py BUILDERS has no builder "
+                                                  "for model kind 'rnn'"):
+        models.entry({"mlp": "builder"}, tiny, "impls/x/models.py BUILDERS")

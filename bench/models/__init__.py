@@ -9,7 +9,7 @@ kind: write its module here, add it to KINDS, and add its builder to each framew
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.models import attention, lstm, mlp, rnn
 from bench.models.fields import SpecError
@@ -33,3 +33,15 @@ def of(spec: Any) -> ModelKind:
     if kind is None or not isinstance(spec, kind.spec):
         raise TypeError(f"not a model spec: {spec!r}")
     return kind
+
+
+Entry = TypeVar("Entry")
+
+
+def entry(table: dict[str, Entry], spec: Any, where: str) -> Entry:
+    """A framework's entry for `spec`'s kind in its table (impls/<name>/models.py
+    BUILDERS); NotImplementedError naming the table where the kind has none yet."""
+    kind = of(spec).name
+    if kind not in table:
+        raise NotImplementedError(f"{where} has no builder for model kind {kind!r}")
+    return table[kind]

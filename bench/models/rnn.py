@@ -14,40 +14,20 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.models.fields import positive_int
 from bench.models.kind import ModelKind, Shapes
-from bench.models.numerics import Params, dense, dense_shapes, matmul_flops
+from bench.models.numerics import Params, dense
+from bench.models.recurrent import RecurrentSpec, stacked_flops, stacked_shapes
 
 
 @dataclass(frozen=True)
-class RNNSpec:
+class RNNSpec(RecurrentSpec):
     """Stacked vanilla RNN (tanh) over a sequence; dense head on the last step's hidden state."""
 
     kind: ClassVar[str] = "rnn"
-    in_features: int = 16          # width of the input at each time step (features)
-    hidden_size: int = 128         # H, width of the hidden state (units)
-    num_layers: int = 1            # stacked RNN layers (each feeds the next its h sequence)
-    seq_len: int = 32              # T, time steps per example used for data and FLOP counts
-    out_features: int = 10         # width of the head's output (classes, or targets)
-
-    def __post_init__(self) -> None:
-        for name in ("in_features", "hidden_size", "num_layers", "seq_len", "out_features"):
-            positive_int(self, name)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.seq_len, self.in_features)
 
 
 def param_shapes(spec: RNNSpec) -> Shapes:
-    h = spec.hidden_size
-    entries: Shapes = []
-    for layer in range(spec.num_layers):
-        n_in = spec.in_features if layer == 0 else h
-        entries += [(f"rnn.{layer}.kernel", (n_in, h)),
-                    (f"rnn.{layer}.recurrent_kernel", (h, h)),
-                    (f"rnn.{layer}.bias", (h,))]
-    return entries + dense_shapes("head", h, spec.out_features)
+    return stacked_shapes("rnn", spec, gates=1)
 
 
 def forward(spec: RNNSpec, p: Params, x: np.ndarray) -> np.ndarray:
@@ -67,13 +47,7 @@ def forward(spec: RNNSpec, p: Params, x: np.ndarray) -> np.ndarray:
 
 
 def forward_flops(spec: RNNSpec, batch_size: int, seq_len: int | None = None) -> int:
-    t, h, b = seq_len or spec.seq_len, spec.hidden_size, batch_size
-    total = 0
-    for layer in range(spec.num_layers):
-        width_in = spec.in_features if layer == 0 else h
-        # every time step: x_t @ kernel and h @ recurrent_kernel, H wide
-        total += t * (matmul_flops(b, width_in, h) + matmul_flops(b, h, h))
-    return total + matmul_flops(b, h, spec.out_features)
+    return stacked_flops(spec, 1, batch_size, seq_len)
 
 
 KIND = ModelKind(

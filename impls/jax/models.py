@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from bench import adapters
+from bench import adapters, models
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
@@ -251,10 +251,7 @@ BUILDERS: dict[str, Builder] = {
 
 
 def _builder(spec: ModelSpec) -> Builder:
-    if spec.kind not in BUILDERS:
-        raise NotImplementedError(f"jax has no module for model kind {spec.kind!r} "
-                                  f"(impls/jax/models.py BUILDERS)")
-    return BUILDERS[spec.kind]
+    return models.entry(BUILDERS, spec, "impls/jax/models.py BUILDERS")
 
 
 def bindings(spec: ModelSpec) -> list[Binding]:

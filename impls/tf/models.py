@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from bench import adapters
+from bench import adapters, models
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
@@ -243,10 +243,7 @@ BUILDERS: dict[str, Builder] = {
 
 
 def _builder(spec: ModelSpec) -> Builder:
-    if spec.kind not in BUILDERS:
-        raise NotImplementedError(f"tf has no builder for model kind {spec.kind!r} "
-                                  f"(impls/tf/models.py BUILDERS)")
-    return BUILDERS[spec.kind]
+    return models.entry(BUILDERS, spec, "impls/tf/models.py BUILDERS")
 
 
 def build_model(spec: ModelSpec, dtype: str) -> keras.Model:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import adapters
+from bench import adapters, models
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
@@ -194,7 +194,4 @@ def bindings(spec: ModelSpec, module: nn.Module) -> list[Binding]:
 
 
 def build_module(spec: ModelSpec) -> nn.Module:
-    if spec.kind not in BUILDERS:
-        raise NotImplementedError(f"torch has no module for model kind {spec.kind!r} "
-                                  f"(impls/torch/models.py BUILDERS)")
-    return BUILDERS[spec.kind](spec)
+    return models.entry(BUILDERS, spec, "impls/torch/models.py BUILDERS")(spec)
