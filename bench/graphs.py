@@ -193,6 +193,26 @@ def time_calls(call: Callable[[Any], Any], inputs: Sequence[Any]) -> float:
     return float(np.median(samples) * 1e3)
 
 
+def drive_control_flow(call: Callable[[Any], tuple[Any, Any, Any]],
+                       inputs: Sequence[Any]) -> dict[str, Any]:
+    """One variant of the control-flow problem in one mode, the loop every framework runs:
+    `call(x)` returns (loss, grad of w1, grad of w2) as the framework's own values (it
+    must wait for the device); each input's are kept as floats and NumPy arrays, then the
+    call is timed. The framework's error, if it raises, is the finding: it goes in the row."""
+    row: dict[str, Any] = {"error": None}
+    try:
+        outputs = []
+        for x in inputs:
+            value, g1, g2 = call(x)
+            outputs.append({"loss": float(value), "grad_w1": np.asarray(g1),
+                            "grad_w2": np.asarray(g2)})
+        row["outputs"] = outputs
+        row["median_ms"] = time_calls(lambda x: float(call(x)[0]), inputs)
+    except Exception as exc:  # noqa: BLE001 - the framework's error is the finding
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    return row
+
+
 # --- the worker side ------------------------------------------------------------------
 def _worker_main(argv: list[str]) -> int:
     framework, task, job_text, out_path = argv

@@ -139,18 +139,13 @@ def _control_flow(mode: str) -> list[dict[str, Any]]:
                     return jax.block_until_ready(grad_fn(w1, w2, x))
             return jax.block_until_ready(grad_fn(w1, w2, x))
 
-        row: dict[str, Any] = {"variant": variant, "error": None}
+        def loss_and_grads(x: jax.Array, call: Callable = call) -> tuple[Any, Any, Any]:
+            value, (g1, g2) = call(x)
+            return value, g1, g2
+
         _events.clear()
-        try:
-            outputs = []
-            for x in inputs:
-                value, (g1, g2) = call(x)
-                outputs.append({"loss": float(value), "grad_w1": np.asarray(g1),
-                                "grad_w2": np.asarray(g2)})
-            row["outputs"] = outputs
-            row["median_ms"] = graphs.time_calls(call, inputs)
-        except Exception as exc:  # noqa: BLE001 - the framework's error is the finding
-            row["error"] = f"{type(exc).__name__}: {exc}"
+        row: dict[str, Any] = {"variant": variant,
+                               **graphs.drive_control_flow(loss_and_grads, inputs)}
         if mode == "compiled":
             row["traces"] = _count(TRACE_EVENT)
         rows.append(row)

@@ -96,17 +96,12 @@ def _control_flow(mode: str) -> list[dict[str, Any]]:
 
         fn = MODES[mode](loss_and_grads)
         inputs = [tf.constant(x.astype(np.float32)) for x in problem.inputs]
-        row: dict[str, Any] = {"variant": variant, "error": None}
-        try:
-            outputs = []
-            for x in inputs:
-                value, (g1, g2) = fn(x)
-                outputs.append({"loss": float(value.numpy()), "grad_w1": g1.numpy(),
-                                "grad_w2": g2.numpy()})
-            row["outputs"] = outputs
-            row["median_ms"] = graphs.time_calls(lambda x: fn(x)[0].numpy(), inputs)
-        except Exception as exc:  # noqa: BLE001 - the framework's error is the finding
-            row["error"] = f"{type(exc).__name__}: {exc}"
+
+        def call(x: tf.Tensor, fn: Callable = fn) -> tuple[Any, Any, Any]:
+            value, (g1, g2) = fn(x)
+            return value.numpy(), g1.numpy(), g2.numpy()
+
+        row: dict[str, Any] = {"variant": variant, **graphs.drive_control_flow(call, inputs)}
         if hasattr(fn, "experimental_get_tracing_count"):
             row["traces"] = fn.experimental_get_tracing_count()
         rows.append(row)

@@ -119,26 +119,18 @@ def _control_flow(mode: str) -> list[dict[str, Any]]:
                     loss: Callable = loss) -> torch.Tensor:
             return loss(w1, w2, x, problem.tau)
 
-        row: dict[str, Any] = {"variant": variant, "error": None}
+        wrapped: list[Callable] = []  # wrapping may raise too: that is a finding of the row
+
+        def call(x: torch.Tensor) -> tuple[Any, Any, Any]:
+            if not wrapped:
+                wrapped.append(_wrap(mode, forward, (w1, w2, inputs[0])))
+            value = wrapped[0](w1, w2, x)
+            g1, g2 = torch.autograd.grad(value, (w1, w2))
+            return value.item(), g1.numpy(), g2.numpy()
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            try:
-                fn = _wrap(mode, forward, (w1, w2, inputs[0]))
-
-                def loss_and_grads(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-                    value = fn(w1, w2, x)
-                    g1, g2 = torch.autograd.grad(value, (w1, w2))
-                    return value.detach(), g1, g2
-
-                outputs = []
-                for x in inputs:
-                    value, g1, g2 = loss_and_grads(x)
-                    outputs.append({"loss": float(value.item()), "grad_w1": g1.numpy(),
-                                    "grad_w2": g2.numpy()})
-                row["outputs"] = outputs
-                row["median_ms"] = graphs.time_calls(lambda x: loss_and_grads(x)[0].item(), inputs)
-            except Exception as exc:  # noqa: BLE001 - the framework's error is the finding
-                row["error"] = f"{type(exc).__name__}: {exc}"
+            row: dict[str, Any] = {"variant": variant, **graphs.drive_control_flow(call, inputs)}
         row["warnings"] = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}"
                                   for w in caught if "Tracer" in w.category.__name__})
         if mode.startswith("compiled"):
