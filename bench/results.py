@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import records
+from bench.speed import records
 
 RESULTS_DIR = Path(os.environ.get("FWBENCH_RESULTS", "results"))
 
@@ -119,10 +119,10 @@ def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imp
     p95_ms, samples, throughput, flops_per_s, compile_s, first_step_s, peak_rss_mib, ...),
     samples_ms (the raw per-step times, a list per row), process_samples_ms (the same,
     one list per repeat's process), process_probe_ms and process_matmul_probe_ms (the
-    machine-speed probes of each of those samples, bench.speedprobe), versions and environment keys,
+    machine-speed probes of each of those samples, bench.speed.speedprobe), versions and environment keys,
     sweep_axis (batch_size or seq_len for a scaling-sweep point, None for matrix cells).
     The repeats of a cell (one process each) are combined into its row by
-    bench.records.combine: pooled samples, repeat_medians_ms and repeat_spread. Cells
+    bench.speed.records.combine: pooled samples, repeat_medians_ms and repeat_spread. Cells
     that failed have their status and error and whatever their other repeats measured.
     """
     import pandas as pd

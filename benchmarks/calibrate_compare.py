@@ -45,8 +45,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import cells, compare, environment, harness, measure, results  # noqa: E402
-from bench.measure import Budget  # noqa: E402
+from bench import compare, environment, results  # noqa: E402
+from bench.speed import cells, harness, measure  # noqa: E402
+from bench.speed.measure import Budget  # noqa: E402
 
 CONDITIONS = ("same", "slow")
 DEFAULT_THRESHOLDS = (0.03, 0.05, 0.07, 0.10, 0.12, 0.15, 0.17, 0.20, 0.22, 0.25)
@@ -245,7 +246,7 @@ def main() -> int:
            "threads": args.threads, "sample_s": args.sample_seconds,
            "runs_per_condition": {k: len(v) for k, v in runs.items()},
            "cells_per_run": len(runs["same"][0].cells) if runs["same"] else 0,
-           # processes that sampled on a loaded machine (bench.machineload), per condition
+           # processes that sampled on a loaded machine (bench.speed.machineload), per condition
            "loaded_processes": {k: sum(bool(v) for side in sides for c in side.cells.values()
                                        for v in c.loaded) for k, sides in runs.items()},
            "per_side": args.per_side, "baseline_processes": base_n,

@@ -46,9 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import adapters, canonical, data  # noqa: E402
-from bench.cells import Cell  # noqa: E402
-from bench.harness import cell_env  # noqa: E402
 from bench.spec import MODELS  # noqa: E402
+from bench.speed.cells import Cell  # noqa: E402
+from bench.speed.harness import cell_env  # noqa: E402
 
 SYNC_STEPS = 30          # steps per timing of the sync check
 WARMUP_STEPS = 5         # untimed steps first (compilation, autotuning)
@@ -58,7 +58,7 @@ ATTENTION_KERNEL = re.compile(r"fmha|flash|efficient_attention|attention_kernel|
 
 
 def _setup(framework: str, model: str, preset: str, mode: str, device: str) -> tuple[Any, Any, Any]:
-    """The cell's adapter, trainer and one batch, built as bench.measure builds them."""
+    """The cell's adapter, trainer and one batch, built as bench.speed.measure builds them."""
     cell = Cell(framework, model, preset, mode, device=device)
     model_spec, train_spec = cell.specs()
     adapter = adapters.get(framework)

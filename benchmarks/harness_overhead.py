@@ -4,7 +4,7 @@ For every framework x model x mode (eager and compiled alike) at a preset (defau
 `small`, CPU), this measures in one run, cell by cell:
 
 - harness: `fwbench run` on that one cell, through the same code path and settings as
-  a default run's cell (its own `bench.measure` process, the cell's thread variables and
+  a default run's cell (its own `bench.speed.measure` process, the cell's thread variables and
   affinity, the default budget, batch cycling, the loss read back every step, the
   machine-load counters), reporting the median step time and its IQR;
 - hand loop: a minimal training loop an expert would write in that framework, in its own
@@ -13,7 +13,7 @@ For every framework x model x mode (eager and compiled alike) at a preset (defau
   cell's mode (eager, tf.function / XLA, torch.compile, jax.jit with donated buffers),
   and, as nanoGPT's bench.py does, the loss read back after every step so that each
   step's time is the device's. It stops warming up and sampling by the same rule and
-  budget as a default run's cell (bench.measure), so both medians come from as many steps;
+  budget as a default run's cell (bench.speed.measure), so both medians come from as many steps;
 - for information, the same hand loop with one device sync per block of steps
   ("pipelined"): what per-step timing costs, as the framework can then overlap the next
   step's dispatch with the current step's compute (skipped for steps over 0.2 s).
@@ -22,7 +22,7 @@ The ratio harness / hand loop (both per-step synced) is the harness's overhead; 
 is 1.05. The two alternate per cell (harness first, then hand loop first, ...),
 --rounds times (default 5), one process each: a 2-core VM drifts by 10-20% from one
 minute to the next, which a single pair would report as overhead. A round in which
-either process saw another process take the machine (bench.machineload's counters,
+either process saw another process take the machine (bench.speed.machineload's counters,
 read outside the timing on both sides) is measured again, up to twice; a row whose
 interval lies wholly over the bar gets as many rounds again and is judged on all of
 them (a slow cell's few steps per process let one hour favour a side). Each row reports the
@@ -55,9 +55,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import adapters, environment, results  # noqa: E402
-from bench.cells import Cell, MatrixError, parse_list  # noqa: E402
-from bench.harness import affinity, cell_env  # noqa: E402
 from bench.spec import MODELS  # noqa: E402
+from bench.speed.cells import Cell, MatrixError, parse_list  # noqa: E402
+from bench.speed.harness import affinity, cell_env  # noqa: E402
 
 BOOTSTRAP = 10000     # resamples for the confidence intervals of the ratios
 BLOCKS = 5            # pipelined blocks of back-to-back steps, for information
@@ -149,7 +149,7 @@ def _iqr(samples: list[float]) -> float:
 
 
 def default_run_budget() -> Any:
-    """The bench.measure.Budget that `fwbench run` with no budget flags gives its cells
+    """The bench.speed.measure.Budget that `fwbench run` with no budget flags gives its cells
     (the CLI's defaults, which differ from the dataclass's: 1.5 s of sampling, not 3)."""
     from bench import cli
 
@@ -158,8 +158,9 @@ def default_run_budget() -> Any:
 
 def hand_loop(cell: Cell) -> dict[str, Any]:
     """Worker: the hand-written loop for `cell`, in this process."""
-    from bench import canonical, data, machineload
-    from bench.measure import sampled_enough, warm_enough
+    from bench import canonical, data
+    from bench.speed import machineload
+    from bench.speed.measure import sampled_enough, warm_enough
 
     model_spec, train_spec = cell.specs()
     adapter = adapters.get(cell.framework)
@@ -262,7 +263,7 @@ def _pair(cell: Cell, results_dir: Path, name: str, hand_first: bool) -> tuple[d
 
 def _rounds(cell: Cell, rounds: range, results_dir: Path) -> tuple[list, list, int]:
     """Alternating pairs of processes (harness, hand loop) for one cell, one per round.
-    A round in which either process sampled on a loaded machine (bench.machineload:
+    A round in which either process sampled on a loaded machine (bench.speed.machineload:
     another process, a test suite say, took the cores) is measured again, up to
     LOADED_RETRIES times: on 2 cores a neighbour slowed torch's eager attention 50x on
     one side only, which is the machine's doing, not the harness's."""

@@ -2,7 +2,7 @@
 
 Every (framework, model, mode, variant) runs in fresh processes of its own, with the
 thread variables and CPU affinity of a `fwbench run` cell. Each process builds the
-cell's trainer as `bench.measure` does, warms it up, then times steps one by one in
+cell's trainer as `bench.speed.measure` does, warms it up, then times steps one by one in
 blocks of BLOCK_S seconds and, between blocks (outside the timed steps), does what the
 variant says:
 
@@ -10,9 +10,9 @@ variant says:
     python      speedprobe.probe(cores), the pure-Python loop on each core in turn
     matmul      speedprobe.matmul_probe(), NumPy's BLAS with the cell's thread cap
     matmul-1    the same matmul probe with NumPy's BLAS held to one thread (threadpoolctl)
-    both        python + matmul, what bench.measure did until issue 8
+    both        python + matmul, what bench.speed.measure did until issue 8
     both-1      python + matmul-1: the probes with NumPy's BLAS held to one thread
-    counters    reading /proc/stat, /proc/loadavg and getrusage (bench.machineload)
+    counters    reading /proc/stat, /proc/loadavg and getrusage (bench.speed.machineload)
 
 For the probing variants the probes' readings are kept too, so that the script can say
 whether a harmless probe still tells a slow machine from slow code: across a cell's
@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 VARIANTS = ("none", "python", "matmul", "matmul-1", "both", "both-1", "counters")
-BLOCK_S = 0.1     # as bench.measure's blocks between probes (s)
+BLOCK_S = 0.1     # as bench.speed.measure's blocks between probes (s)
 WARMUP_S = 1.0    # untimed steps before sampling (s)
 
 
@@ -79,7 +79,7 @@ def _cpu_ticks() -> dict[str, int]:
 
 
 def _between_blocks(variant: str, cores: list[int]):
-    from bench import speedprobe
+    from bench.speed import speedprobe
 
     if variant == "none":
         return lambda: None
@@ -99,7 +99,7 @@ def _between_blocks(variant: str, cores: list[int]):
     if variant == "both":
         return lambda: (speedprobe.probe(cores), speedprobe.matmul_probe())
     if variant == "counters":
-        from bench import machineload
+        from bench.speed import machineload
         return machineload.read
     raise ValueError(f"unknown variant {variant!r}; allowed {VARIANTS}")
 
@@ -107,7 +107,7 @@ def _between_blocks(variant: str, cores: list[int]):
 def worker(cell_data: dict[str, Any], variant: str, seconds: float) -> dict[str, Any]:
     """In this process: the cell's steps, timed in blocks with `variant` between them."""
     from bench import adapters, canonical, data
-    from bench.cells import Cell
+    from bench.speed.cells import Cell
 
     cell = Cell.from_dict(cell_data)
     model_spec, train_spec = cell.specs()
@@ -154,7 +154,7 @@ def worker(cell_data: dict[str, Any], variant: str, seconds: float) -> dict[str,
               if variant in ("matmul", "matmul-1", "both", "both-1")]
     load = None
     if variant == "counters":  # what the counters saw over the sampled blocks
-        from bench import machineload
+        from bench.speed import machineload
         load = machineload.summary(readings)
     return {"variant": variant, "samples_ms": samples, "blocks": blocks, "machine_load": load,
             "matmul_probe_median_ms": statistics.median(matmul) if matmul else None,
@@ -165,7 +165,7 @@ def worker(cell_data: dict[str, Any], variant: str, seconds: float) -> dict[str,
 
 
 def _run_worker(cell: Any, variant: str, seconds: float, timeout_env: dict[str, str]) -> dict[str, Any]:
-    from bench.harness import affinity, cell_env
+    from bench.speed.harness import affinity, cell_env
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from bench import environment, results
-    from bench.cells import Cell
+    from bench.speed.cells import Cell
 
     timeout_env = ({"OPENBLAS_THREAD_TIMEOUT": str(args.openblas_timeout)}
                    if args.openblas_timeout is not None else {})

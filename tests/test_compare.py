@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import adapters, cli, compare, harness, measure, results, speedprobe
-from bench.cells import Cell
+from bench import adapters, cli, compare, results
+from bench.speed import harness, measure, speedprobe
+from bench.speed.cells import Cell
 from tests.test_speed_units import _record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,7 @@ def _run(root, name, scale, env=ENV, noise=0.02, processes=2, seed=0, versions=N
          loaded=()):
     """A fake fwbench run: per cell `processes` repeats of 200 samples around 10 ms x
     scale[cell index], each repeat with its own process-level offset; the (cell index,
-    repeat) pairs in `loaded` sampled on a loaded machine (bench.machineload)."""
+    repeat) pairs in `loaded` sampled on a loaded machine (bench.speed.machineload)."""
     rng = np.random.default_rng(seed)
     run_dir = root / "runs" / name
     results.write_json(run_dir / "run.json", {
@@ -236,7 +237,7 @@ def test_injected_slowdown_shows_in_a_real_cell(results_dir, monkeypatch):
     # as long as the process's own median warm-up step
     extra_ms = slow["metrics"]["injected_ms"]
     assert extra_ms > 0 and min(slow["samples_ms"]) >= extra_ms
-    # every timed step carries the machine-speed probe of its block (bench.speedprobe)
+    # every timed step carries the machine-speed probe of its block (bench.speed.speedprobe)
     for record in (plain, slow):
         for probe in ("probe_ms", "matmul_probe_ms"):
             assert len(record[probe]) == len(record["samples_ms"]) and min(record[probe]) > 0

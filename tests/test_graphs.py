@@ -1,4 +1,4 @@
-"""The static-vs-dynamic study (bench/graphs.py, bench/graphstudy.py, impls/*/graphs.py).
+"""The static-vs-dynamic study (bench/graphs/__init__.py, bench/graphs/study.py, impls/*/graphs.py).
 
 Framework-free tests pin the control-flow problem, its float64 reference and the
 verdict rules; per-framework tests run the workers' functions on the tiny preset and
@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, canonical, cli, data, graphs, graphstudy, parity, results, spec, tolerances
+from bench import adapters, canonical, cli, data, graphs, parity, results, spec, tolerances
+from bench.graphs import study as graphstudy
 from bench.spec import preset
 from tests.conftest import FRAMEWORKS
 
@@ -304,7 +305,7 @@ def test_graphs_cli_end_to_end(results_dir, capsys):
 
 
 def test_compile_costs_come_from_a_finished_run_that_has_every_cell(results_dir, capsys):
-    from bench import harness
+    from bench.speed import harness
 
     matrix = graphstudy.compile_matrix(["jax"], "tiny", 1)
     assert graphstudy.finished_run_with(matrix) is None
@@ -331,6 +332,6 @@ def test_compile_costs_come_from_a_finished_run_that_has_every_cell(results_dir,
 
 
 def measure_skeleton(cell, run_id):
-    from bench import measure
+    from bench.speed import measure
 
     return measure.skeleton(cell, run_id, 1, "crash", "not measured in this test")

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from bench import adapters, cells, cli, flops, harness, measure, results
-from bench.cells import Cell
+from bench import adapters, cli, flops, results
+from bench.speed import cells, harness, measure
+from bench.speed.cells import Cell
 from tests.conftest import FRAMEWORKS
 
 # A few steps per cell: enough to exercise every metric, not to measure anything.

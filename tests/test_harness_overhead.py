@@ -64,7 +64,7 @@ def test_one_row_is_measured_end_to_end(overhead, tmp_path, capsys):
 def test_a_row_over_the_bar_is_judged_again_on_twice_the_rounds(overhead, monkeypatch):
     """No process runs: _pair is replaced by made-up medians. Rounds 1-4 say the harness
     is 10% slower; rounds 5-8 say it is not; a round on a loaded machine is redone."""
-    from bench.cells import Cell
+    from bench.speed.cells import Cell
 
     calls = []
 

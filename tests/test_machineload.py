@@ -1,5 +1,5 @@
 """Nothing of the harness's own may run beside the steps it times (issue 8), and what
-else ran on the machine is read from counters, not from work (bench.machineload).
+else ran on the machine is read from counters, not from work (bench.speed.machineload).
 
 No test here times anything: the mechanism is checked directly (which thread pools the
 measured process has, and whether NumPy's BLAS worker ever runs), and the load counters
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import machineload, measure, show
+from bench.speed import machineload, measure, show
 
 ROOT = Path(__file__).resolve().parent.parent
 linux_only = pytest.mark.skipif(not Path("/proc/self/task").is_dir(),
@@ -67,9 +67,9 @@ WORKER_TICKS = """if True:
     before = set(os.listdir("/proc/self/task"))
     import numpy as np
     workers = set(os.listdir("/proc/self/task")) - before  # OpenBLAS's, made at load
-    from bench import measure, speedprobe
+    from bench.speed import measure, speedprobe
     if sys.argv[1] == "quiet":
-        measure.quiet_helper_pools()  # as bench.measure's worker does at start
+        measure.quiet_helper_pools()  # as bench.speed.measure's worker does at start
     def ticks():
         total = 0
         for tid in workers:

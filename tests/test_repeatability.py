@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.cells import Cell
+from bench.speed.cells import Cell
 from tests.test_compare import benchmark_module
 from tests.test_speed_units import _fake_run, _record
 

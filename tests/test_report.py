@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, cells, cli, harness, measure, report
-from bench.cells import Cell
+from bench import adapters, cli, report
+from bench.speed import cells, harness, measure
+from bench.speed.cells import Cell
 
 INSTALLED = [fw for fw in ("jax", "torch", "tf") if adapters.installed(fw)]
 needs_any = pytest.mark.skipif(not INSTALLED, reason="no framework installed")

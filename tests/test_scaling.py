@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import cells, harness, measure, results, scaling, show
-from bench.cells import Cell
+from bench import results
+from bench.speed import cells, harness, measure, scaling, show
+from bench.speed.cells import Cell
 from tests.test_speed_units import _record
 
 QUICK = measure.Budget(warmup_steps=1, warmup_s=0.0, min_samples=5, max_samples=20,

@@ -6,21 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from bench import (
-    adapters,
-    canonical,
-    cells,
-    flops,
-    harness,
-    measure,
-    models,
-    records,
-    results,
-    show,
-    spec,
-    stats,
-)
-from bench.cells import Cell, MatrixError
+from bench import adapters, canonical, flops, models, results, spec
+from bench.speed import cells, harness, measure, records, show, stats
+from bench.speed.cells import Cell, MatrixError
 from tests.conftest import FRAMEWORKS
 
 

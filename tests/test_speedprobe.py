@@ -1,4 +1,4 @@
-"""The machine-speed probe (bench.speedprobe) and the fast-state comparison built on it:
+"""The machine-speed probe (bench.speed.speedprobe) and the fast-state comparison built on it:
 steps are tagged with the probe of their block, and `fwbench compare` compares the steps
 taken in the machine's fast state, so the VM's speed state no longer passes for a change
 in the code, while a real change in the code still shows."""
@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from bench import compare, speedprobe
+from bench import compare
+from bench.speed import speedprobe
 
 
 def test_each_step_gets_the_slower_probe_around_its_block():

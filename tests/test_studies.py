@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, cli, measure
+from bench import adapters, cli
+from bench.speed import measure
 from bench.studies import fit, forecast, genz, runner, sweep
 from tests.conftest import FRAMEWORKS
 

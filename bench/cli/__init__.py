@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from bench.cells import MatrixError
 from bench.cli import compare, graphs, parity, report, run, show, study
 from bench.cli.common import UsageError, format_table  # noqa: F401  (used by callers)
+from bench.speed.cells import MatrixError
 
 # In the order `fwbench --help` lists them.
 SUBCOMMANDS = (parity, run, graphs, report, compare, study, show)

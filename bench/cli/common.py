@@ -38,7 +38,7 @@ def note_missing(frameworks: Sequence[str], what: str) -> None:
 
 def run_dir(name: str) -> Path:
     """A run given as a folder, a run id under results/runs, or 'latest'."""
-    from bench import harness
+    from bench.speed import harness
 
     if name == "latest":
         return harness.latest_run()

@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> None:
                    help="which steps to compare: fast, those taken while the machine ran in "
                    "its fast state; normalized, every step rescaled by the machine-speed "
                    "matmul probe; all, every step as measured (default %(default)s; "
-                   "bench.speedprobe)")
+                   "bench.speed.speedprobe)")
     p.add_argument("--markdown", default=None, metavar="FILE",
                    help="also append the Markdown to FILE (e.g. $GITHUB_STEP_SUMMARY)")
     p.set_defaults(func=command)

@@ -1,4 +1,4 @@
-"""`fwbench graphs`: the static-vs-dynamic graph study (bench/graphstudy.py)."""
+"""`fwbench graphs`: the static-vs-dynamic graph study (bench/graphs/study.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import sys
 import time
 from typing import Any
 
-from bench import adapters, cells, models, results, show
+from bench import adapters, models, results
 from bench.cli.common import UsageError, format_table, note_missing, run_dir
 from bench.graphs import RETRACE_MODEL
 from bench.spec import DTYPES, PRESETS
+from bench.speed import cells, show
 
 
 def _sequence_models() -> list[str]:
@@ -42,7 +43,9 @@ def add_parser(sub: Any) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from bench import graphs, graphstudy, harness
+    from bench import graphs
+    from bench.graphs import study as graphstudy
+    from bench.speed import harness
 
     frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
     parts = cells.parse_list(args.parts, graphs.PARTS, "--parts")

@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, cells, results
+from bench import adapters, results
 from bench.cli.common import fmt, format_table
 from bench.spec import DTYPES
+from bench.speed import cells
 
 
 def add_parser(sub: Any) -> None:

@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, results, show
-from bench.cells import Cell
+from bench import adapters, results
 from bench.cli.common import format_table, latest, study_inputs
 from bench.cli.parity import run_checks
 from bench.cli.parity import summary as parity_summary
 from bench.cli.show import print_runs
 from bench.graphs import RETRACE_MODEL
+from bench.speed import show
+from bench.speed.cells import Cell
 
 
 class Progress:
@@ -58,7 +59,7 @@ class Progress:
 def main_job(run_dir: Path, graphs: bool = True, parity: bool = True, report: bool = True,
              retry_failed: bool = False, tensorboard: str | None = None) -> int:
     """Run (or finish) the run in `run_dir`, then the phases asked for; the exit status."""
-    from bench import harness
+    from bench.speed import harness
 
     run = harness.load_run(run_dir)
     repeats = run.get("repeats", 1)
@@ -117,7 +118,7 @@ def graphs_phase(run_dir: Path, run: dict[str, Any], matrix_cells: list[Cell],
     """The graph study for the main job: its compile table from this run's cells where the
     run holds them all (the default matrix does), then retracing and control flow.
     Eager == compiled is left to the parity phase, which checks the same (mode_* rows)."""
-    from bench import graphstudy
+    from bench.graphs import study as graphstudy
 
     existing = graphstudy.graphs_dir() / run["run_id"] / "graphs.json"
     if existing.exists():  # a resumed main job whose study had finished

@@ -7,11 +7,12 @@ import argparse
 import os
 from typing import Any
 
-from bench import adapters, cells
-from bench.cells import Cell
+from bench import adapters
 from bench.cli import pipeline
 from bench.cli.common import UsageError, note_missing, run_dir
 from bench.spec import DTYPES, MODELS, PRESETS
+from bench.speed import cells
+from bench.speed.cells import Cell
 
 
 def add_parser(sub: Any) -> None:
@@ -78,7 +79,7 @@ def matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]]
     batch_sizes = cells.parse_ints(args.batch_sizes, "--batch-sizes") if args.batch_sizes else None
     seq_lens = cells.parse_ints(args.seq_lens, "--seq-lens") if args.seq_lens else None
     threads = args.threads or len(os.sched_getaffinity(0))
-    from bench import harness
+    from bench.speed import harness
 
     harness.affinity(threads)  # more threads than CPUs is an error now, not in every cell
     cells_ = cells.expand(frameworks, models, modes, args.preset, args.device, args.dtype,
@@ -90,7 +91,7 @@ def matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]]
 
 def budget(args: argparse.Namespace) -> Any:
     """The measurement budget of every cell, from the flags."""
-    from bench.measure import Budget
+    from bench.speed.measure import Budget
 
     for flag, value in (("--sample-seconds", args.sample_seconds),
                         ("--sample-max-seconds", args.sample_max_seconds),
@@ -107,7 +108,7 @@ def command(args: argparse.Namespace) -> int:
     """The main job: the speed matrix and its scaling sweep, then (each optional) the graph
     study and the float32 parity checks on the same frameworks, then the report. Each phase
     that fails is said and makes the exit status 1; no phase loses another's results."""
-    from bench import harness
+    from bench.speed import harness
 
     if args.resume:
         folder = run_dir(args.resume)

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import results, show
+from bench import results
 from bench.cli.common import format_table, run_dir
+from bench.speed import show
 
 
 def add_parser(sub: Any) -> None:
@@ -22,7 +23,7 @@ def print_runs(frame: Any, run_dirs: Sequence[Path]) -> int:
     if frame.empty:
         print(f"no cell records in {', '.join(map(str, run_dirs))}")
         return 1
-    from bench import scaling
+    from bench.speed import scaling
 
     matrix = scaling.split(frame)[0]
     curves = scaling.points(frame)

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, cells, frameworks
+from bench import adapters, frameworks
 from bench.cli.common import UsageError, study_dir
+from bench.speed import cells
 from bench.studies import STUDIES
 
 

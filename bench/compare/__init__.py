@@ -12,7 +12,7 @@ name). Per cell:
               them, so the noise between processes, the larger one on a small VM, is in
               the interval. With one process per side it knows only the step-to-step noise.
     p         one-sided Mann-Whitney U test on the raw samples (current slower / faster)
-    steps     which steps (bench.speedprobe: every cell probes the machine's speed between
+    steps     which steps (bench.speed.speedprobe: every cell probes the machine's speed between
               its blocks of steps). By default ("normalized") every step, rescaled by its
               block's matmul probe to the median probe of both sides, so that the machine
               running slower for a while (a neighbour on the VM's host) cancels while
@@ -146,7 +146,7 @@ def markdown(table: "pandas.DataFrame", base: Side, current: Side,  # noqa: F821
                          f"so a same-commit difference is called slower more often.")
     loaded = table[table["loaded"] != "0/0"] if "loaded" in table else table.iloc[:0]
     if len(loaded):
-        from bench import machineload
+        from bench.speed import machineload
 
         notes.append(f"Warning: {len(loaded)} of {len(table)} cells have processes that sampled "
                      f"while other processes used more than {machineload.LOADED_SHARE:.0%} of "

@@ -36,8 +36,8 @@ class Cell:
     summary_only: bool = False      # pytest-benchmark JSON without raw data: see _from_stats
     probes: list[list[float]] = field(default_factory=list)  # speed probe per sample, per process
     matmul_probes: list[list[float]] = field(default_factory=list)  # the matmul probe, likewise
-    matmul_probe_version: int = 1   # bench.speedprobe.MATMUL_PROBE_VERSION of those probes
-    # Per process: whether it sampled on a loaded machine (bench.machineload); None where
+    matmul_probe_version: int = 1   # bench.speed.speedprobe.MATMUL_PROBE_VERSION of those probes
+    # Per process: whether it sampled on a loaded machine (bench.speed.machineload); None where
     # the record is older than the load counters.
     loaded: list[bool | None] = field(default_factory=list)
 
@@ -62,7 +62,7 @@ def load(source: str | Path) -> Side:
         raise CompareError(f"{path}: neither a fwbench run folder nor pytest-benchmark JSON "
                            f"(no 'benchmarks' and 'machine_info')")
     if not (path / "run.json").exists():
-        from bench import harness
+        from bench.speed import harness
 
         candidate = harness.runs_dir() / str(source)
         if not (candidate / "run.json").exists():

@@ -57,11 +57,11 @@ def _probed(processes: Sequence[Sequence[float]], probes: Sequence[Sequence[floa
 
 
 def fast_state_processes(base: Cell, current: Cell) -> tuple[list[list[float]], list[list[float]]] | None:
-    """Each side's processes cut down to their fast-state steps (bench.speedprobe), the
+    """Each side's processes cut down to their fast-state steps (bench.speed.speedprobe), the
     fast level taken over both sides' probes; processes with fewer than
     MIN_FAST_SAMPLES such steps are left out. None if a process has no probes, or if a
     side keeps fewer than half its processes: then every step is compared."""
-    from bench import speedprobe
+    from bench.speed import speedprobe
 
     cells = (base, current)
     if not all(_probed(c.processes, c.probes) for c in cells):
@@ -80,10 +80,10 @@ def fast_state_processes(base: Cell, current: Cell) -> tuple[list[list[float]], 
 
 def normalized_processes(base: Cell, current: Cell) -> tuple[list[list[float]], list[list[float]]] | None:
     """Each side's processes with every step rescaled by its block's matmul probe to the
-    median probe of both sides (bench.speedprobe.normalized); None if a process has no
+    median probe of both sides (bench.speed.speedprobe.normalized); None if a process has no
     matmul probes or the two sides' probes are of different versions (their times
     differ by design)."""
-    from bench import speedprobe
+    from bench.speed import speedprobe
 
     cells = (base, current)
     if not all(_probed(c.processes, c.matmul_probes) for c in cells):

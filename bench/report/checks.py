@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import graphs, results, show
+from bench import graphs, results
 from bench.report.document import Report, save_figure
+from bench.speed import show
 
 MODE_CHECKS = ("compiled", "mode_forward", "mode_grads")  # parity's eager == compiled rows
 

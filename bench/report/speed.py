@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import models, results, scaling, show
+from bench import models, results
 from bench.report.document import Report, save_figure
+from bench.speed import scaling, show
 
 BOOTSTRAP_RESAMPLES = 1000  # for the speed-up intervals
 BOOTSTRAP_SEED = 0
@@ -156,7 +157,7 @@ def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
 
 def _quiet_process_text(frame: Any) -> str:
     """What ran in a cell's process beside its steps, as this run's records say."""
-    from bench import machineload, speedprobe
+    from bench.speed import machineload, speedprobe
 
     versions = frame["matmul_probe_version"].dropna() if "matmul_probe_version" in frame else []
     if len(versions) and versions.min() >= 3:
@@ -346,7 +347,7 @@ def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
     for other in others:
         report.heading(f"{other.name} against {base.name}", 3)
         try:
-            # The speed probes (bench.speedprobe) describe one machine: across
+            # The speed probes (bench.speed.speedprobe) describe one machine: across
             # environments every step is compared as measured.
             same_machine = not compare.environment_differences(base, other)
             table = compare.compare(base, other, allow_env_diff=True,

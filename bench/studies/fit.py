@@ -18,8 +18,8 @@ import numpy as np
 
 from bench.adapters import Adapter
 from bench.canonical import Params
-from bench.measure import Diverged
 from bench.spec import ModelSpec, OptimizerSpec
+from bench.speed.measure import Diverged
 
 
 @dataclass

@@ -5,7 +5,7 @@
     results/studies/<study id>/logs/<fw>.<k>.log     stdout and stderr of its k-th process
 
 A framework's items run in one process, one after another, with the same thread caps and
-CPU affinity as the speed harness gives a cell (bench.harness.process_env): starting a
+CPU affinity as the speed harness gives a cell (bench.speed.harness.process_env): starting a
 process per item would spend more time importing TensorFlow than training. An item that
 raises or diverges is recorded with its status and error and the process goes on; a
 process that dies or times out loses only the item it was on, which is recorded as
@@ -25,8 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from bench import adapters, environment, frameworks, harness, measure, results, studies
-from bench.measure import Diverged
+from bench import adapters, environment, frameworks, results, studies
+from bench.speed import harness, measure
+from bench.speed.measure import Diverged
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,4 +1,4 @@
-"""JAX's side of the static-vs-dynamic study (bench/graphs.py): compiles of jax.jit on
+"""JAX's side of the static-vs-dynamic study (bench/graphs/__init__.py): compiles of jax.jit on
 new sequence lengths (and padding to buckets as the remedy), and data-dependent Python
 control flow under jax.jit."""
 

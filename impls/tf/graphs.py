@@ -1,4 +1,4 @@
-"""TensorFlow's side of the static-vs-dynamic study (bench/graphs.py): retracing on new
+"""TensorFlow's side of the static-vs-dynamic study (bench/graphs/__init__.py): retracing on new
 sequence lengths, and data-dependent Python control flow under tf.function."""
 
 from __future__ import annotations

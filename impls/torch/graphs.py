@@ -1,4 +1,4 @@
-"""PyTorch's side of the static-vs-dynamic study (bench/graphs.py): recompiles of
+"""PyTorch's side of the static-vs-dynamic study (bench/graphs/__init__.py): recompiles of
 torch.compile on new sequence lengths, and data-dependent Python control flow under
 torch.compile and torch.jit.trace."""
 

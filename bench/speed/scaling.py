@@ -1,6 +1,6 @@
 """Scaling curves: step time against batch size and sequence length.
 
-The points of a curve are the run's scaling-sweep cells (bench.cells.scaling_cells,
+The points of a curve are the run's scaling-sweep cells (bench.speed.cells.scaling_cells,
 measured once each) plus the matrix cell of the same framework, model and mode at the
 preset's default size, so a curve passes through the figure the rest of the report shows.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.cells import SCALING_AXES, SCALING_MODE
+from bench.speed.cells import SCALING_AXES, SCALING_MODE
 
 POINT_COLUMNS = ["run_id", "framework", "model", "mode", "axis", "value", "median_ms", "q1_ms",
                  "q3_ms", "throughput", "status", "error"]

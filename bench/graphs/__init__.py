@@ -3,7 +3,7 @@
 `fwbench graphs` runs four parts and writes one results file (SCHEMA):
 
 1. compile: trace/compile time, first step and steady step of every framework x model x
-   mode, read from a speed-harness run (bench.harness cells), and the speed-up of each
+   mode, read from a speed-harness run (bench.speed.harness cells), and the speed-up of each
    compiled mode over eager.
 2. retrace: a sequence model trained on batches of RETRACE_LENGTHS (each length
    RETRACE_PASSES times, shuffled), once per RETRACE_SETTINGS entry: the framework's
@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import adapters, frameworks, harness, results
+from bench import adapters, frameworks, results
 from bench.spec import preset
+from bench.speed import harness
 
 SCHEMA = "fwbench.graphs/1"
 PARTS = ("compile", "retrace", "control_flow", "modes")
@@ -256,7 +257,3 @@ def run_job(framework: str, task: str, job: dict[str, Any], folder: Path,
     why = (f"no result after the {timeout_s:.0f} s timeout" if returncode is None
            else f"exited with status {returncode} and no result")
     return {"ok": False, "error": f"{why}; log tail:\n{harness.log_tail(log)}", "wall_s": wall}
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1:]))

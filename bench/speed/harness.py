@@ -1,7 +1,7 @@
 """The speed harness: runs a matrix of cells, one subprocess each, into a run folder.
 
     results/runs/<run id>/run.json          the matrix, settings and environment
-    results/runs/<run id>/cells/<cell>.r<k>.json  repeat k of a cell (bench.measure.SCHEMA)
+    results/runs/<run id>/cells/<cell>.r<k>.json  repeat k of a cell (bench.speed.measure.SCHEMA)
     results/runs/<run id>/logs/<cell>.r<k>.log    that process's stdout and stderr
 
 Cells run one after another, never side by side: two cells sharing the cores would
@@ -12,7 +12,7 @@ at most the cell that was running; `resume` runs whatever has no record yet.
 Repeats: with `repeats` > 1 every cell is measured that many times, each in a fresh
 process, round-robin (the whole matrix once, then again): a small VM's speed drifts by
 10-20% over minutes, and spreading each cell's repeats over the run lets that drift hit
-every cell alike instead of whichever cell ran in a slow minute. bench.records combines
+every cell alike instead of whichever cell ran in a slow minute. bench.speed.records combines
 the repeats of a cell into one row and reports the spread between them.
 """
 
@@ -30,9 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, environment, measure, results
-from bench.cells import Cell, MatrixError
-from bench.measure import Budget
+from bench import adapters, environment, results
+from bench.speed import measure
+from bench.speed.cells import Cell, MatrixError
+from bench.speed.measure import Budget
 from bench.threads import device_env, thread_env
 
 RUN_SCHEMA = "fwbench.run/1"
@@ -101,7 +102,7 @@ def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
             sweep: Sequence[tuple[str, Cell]] = ()) -> Path:
     """Create a run folder holding the matrix and settings; returns its path.
 
-    `sweep`: (axis, cell) points of scaling curves (bench.cells.scaling_cells), measured
+    `sweep`: (axis, cell) points of scaling curves (bench.speed.cells.scaling_cells), measured
     once each after the matrix's repeats; a point that is a matrix cell already is dropped.
     """
     if not cells:
@@ -168,7 +169,7 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1) ->
     out.unlink(missing_ok=True)
     job = {"run_id": run["run_id"], "repeat": repeat, "cell": cell.to_dict(), "budget": run["budget"],
            "tf32": run["tf32"], "affinity": affinity(cell.threads)}
-    cmd = [sys.executable, "-m", "bench.measure", json.dumps(job), str(out)]
+    cmd = [sys.executable, "-m", "bench.speed.measure", json.dumps(job), str(out)]
     started = time.perf_counter()
     returncode = run_process(cmd, cell_env(cell), log, run["timeout_s"])
     wall_s = time.perf_counter() - started

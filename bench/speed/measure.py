@@ -1,8 +1,8 @@
 """One speed cell, measured in a process of its own.
 
-    python -m bench.measure JOB_JSON OUT_JSON
+    python -m bench.speed.measure JOB_JSON OUT_JSON
 
-The harness (bench.harness) starts one of these per cell with the cell's thread and
+The harness (bench.speed.harness) starts one of these per cell with the cell's thread and
 device environment already set, so that no framework's state (thread pools, compile
 caches, allocator) leaks from one cell into the next. The worker writes one result file
 atomically, whatever happens inside it; if it dies before that (a segfault, the OOM
@@ -34,8 +34,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, canonical, data, flops, machineload, results, spec, speedprobe, stats
-from bench.cells import Cell
+from bench import adapters, canonical, data, flops, results, spec
+from bench.speed import machineload, speedprobe, stats
+from bench.speed.cells import Cell
 
 SCHEMA = "fwbench.cell/1"
 DISTINCT_BATCHES = 4  # batches cycled through, all on the device before timing starts
@@ -203,7 +204,7 @@ def measure(cell: Cell, budget: Budget,
 
     curves: "loss", the loss of every step from the first (before its update), and
     "warmup_ms", the untimed warm-up steps' times, for TensorBoard (`--tensorboard`);
-    "probe_ms" and "matmul_probe_ms", the machine-speed probes (bench.speedprobe) of each
+    "probe_ms" and "matmul_probe_ms", the machine-speed probes (bench.speed.speedprobe) of each
     timed step."""
     fault = fault_for(cell.id)
     model_spec, train_spec = cell.specs()
@@ -259,10 +260,10 @@ def measure(cell: Cell, budget: Budget,
         metrics["injected_ms"] = extra_s * 1e3  # added to every timed step
 
     # The machine's speed, probed on the cell's cores between blocks of steps, outside
-    # the timed steps (bench.speedprobe): each step gets the probe of its block. The
+    # the timed steps (bench.speed.speedprobe): each step gets the probe of its block. The
     # probes leave nothing running: NumPy's BLAS computes the matmul probe on this thread
     # (quiet_helper_pools). Whether anything else used the machine meanwhile is read from
-    # counters the kernel keeps anyway, before and after sampling (bench.machineload).
+    # counters the kernel keeps anyway, before and after sampling (bench.speed.machineload).
     cores = sorted(os.sched_getaffinity(0)) if cell.device == "cpu" else None
     samples_ms: list[float] = []
     block_probes: list[float] = []

@@ -13,14 +13,14 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench import stats
+from bench.speed import stats
 
 # Metrics that are a property of one process, combined by the median over repeats.
 PER_PROCESS = ("import_s", "rss_after_import_mib", "build_s", "compile_s", "first_step_s",
                "time_to_first_step_s", "warmup_steps", "warmup_s", "sampling_s",
                "first_loss", "last_loss")
 PEAKS = ("peak_rss_mib", "peak_device_mib")
-# The machine's load while a process sampled (bench.machineload): the worst repeat's.
+# The machine's load while a process sampled (bench.speed.machineload): the worst repeat's.
 WORST_LOAD = ("load_other_cpu_share", "load_steal_share", "load_involuntary_switches_per_s",
               "load_loadavg_1min_max")
 
@@ -50,7 +50,7 @@ def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
     pooled = [s for r in ok for s in r["samples_ms"]]
     out["samples_ms"] = pooled
     out["process_samples_ms"] = [r["samples_ms"] for r in ok]  # per repeat, for compare
-    # The machine-speed probe of each of those samples (bench.speedprobe); [] in records
+    # The machine-speed probe of each of those samples (bench.speed.speedprobe); [] in records
     # made before the probe existed.
     out["process_probe_ms"] = [r.get("probe_ms", []) for r in ok]
     out["process_matmul_probe_ms"] = [r.get("matmul_probe_ms", []) for r in ok]

@@ -1,4 +1,4 @@
-"""`fwbench graphs`: runs the static-vs-dynamic study's parts (bench/graphs.py) and
+"""`fwbench graphs`: runs the static-vs-dynamic study's parts (bench/graphs/__init__.py) and
 writes them as one versioned results file, results/graphs/<id>/graphs.json:
 
     {"schema": "fwbench.graphs/1", "id", "created", "environment", "settings",
@@ -20,9 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import cells, environment, frameworks, graphs, harness, parity, results
-from bench.measure import Budget
+from bench import environment, frameworks, graphs, parity, results
 from bench.spec import MODELS
+from bench.speed import cells, harness
+from bench.speed.measure import Budget
 
 # The harness's budget for the compile part: compile time and first step are measured
 # once per process whatever the budget; the steady-state figure only has to be good

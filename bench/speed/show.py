@@ -67,7 +67,7 @@ def speed_rows(frame: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
 
 def ok_status(r: Any) -> str:
     """'ok', or 'ok, loaded k/n' where k of the cell's n processes sampled while other
-    processes or the hypervisor took more of the machine than bench.machineload allows:
+    processes or the hypervisor took more of the machine than bench.speed.machineload allows:
     their step times include that load (records from before the counters say 'ok')."""
     loaded = r.get("loaded_repeats")
     if _missing(loaded) or not loaded:
@@ -82,7 +82,7 @@ def loaded_note(frame: "pandas.DataFrame") -> str | None:  # noqa: F821
     loaded = frame[(frame["status"] == "ok") & (frame["loaded_repeats"].fillna(0) > 0)]
     if loaded.empty:
         return None
-    from bench import machineload
+    from bench.speed import machineload
 
     other, steal = loaded["load_other_cpu_share"].max(), loaded["load_steal_share"].max()
     names = ", ".join(f"{r.framework}/{r.model}/{r.mode}" for r in loaded.itertuples())
@@ -97,7 +97,7 @@ SCALING_COLUMNS = ("framework", "model", "axis", "sizes", "median ms", "status")
 
 
 def scaling_rows(curve_points: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
-    """One row per curve (bench.scaling.points): size=median ms at each point, in order."""
+    """One row per curve (bench.speed.scaling.points): size=median ms at each point, in order."""
     rows = []
     for (fw, model, axis), part in curve_points.groupby(["framework", "model", "axis"],
                                                         sort=False):
