@@ -64,6 +64,21 @@ def check_params(spec: ModelSpec, params: Params) -> None:
         raise ValueError(f"parameters do not fit {type(spec).__name__}: " + "; ".join(problems))
 
 
+def check_bound(spec: ModelSpec, bound: dict[str, tuple[int, ...]], framework: str) -> None:
+    """Raise ValueError unless a framework's binding (canonical name -> the shape its
+    storage holds, in canonical layout) covers exactly the canonical parameters, each with
+    its canonical shape. Every adapter checks its binding with this before loading, so a
+    wrong rename or transform fails at build, not as a silent broadcast or a parity row."""
+    expected = param_shapes(spec)
+    problems = [f"{n} is not bound" for n in expected if n not in bound]
+    problems += [f"{n} is bound but not canonical" for n in bound if n not in expected]
+    problems += [f"{n} is stored as {tuple(bound[n])}, canonical {s}"
+                 for n, s in expected.items() if n in bound and tuple(bound[n]) != s]
+    if problems:
+        raise ValueError(f"{framework}'s binding of {type(spec).__name__} does not fit the "
+                         f"canonical layout: " + "; ".join(problems))
+
+
 def params_equal(a: Params, b: Params) -> bool:
     """Same names, shapes and values, exactly."""
     return a.keys() == b.keys() and all(

@@ -105,3 +105,42 @@ def test_alignments_read_installed_defaults(fw):
     eps = next(r for r in rows if r["thing"] == "LayerNorm epsilon")
     # the frameworks' documented LayerNorm defaults, read from the installed signatures
     assert float(eps["default"]) == {"torch": 1e-5, "tf": 1e-3, "jax": 1e-6}[fw]
+
+
+@pytest.mark.parametrize("fw", FRAMEWORKS)
+def test_a_binding_that_misses_or_misshapes_a_parameter_fails_at_build(fw, monkeypatch):
+    """Each framework's binding is checked against the canonical layout before anything
+    is loaded (bench.canonical.check_bound): drop the head's bias from the MLP's binding
+    and the build names it."""
+    import dataclasses
+    import importlib
+
+    from bench import models as kinds
+
+    impl = importlib.import_module(f"impls.{fw}.models")
+    s, _ = spec.preset("tiny", "mlp")
+    if fw == "torch":
+        class Short(impl.MLP):
+            def bindings(self):
+                return super().bindings()[:-1]
+        monkeypatch.setitem(impl.BUILDERS, "mlp", Short)
+    else:
+        builder = kinds.entry(impl.BUILDERS, s, fw)
+        monkeypatch.setitem(impl.BUILDERS, "mlp", dataclasses.replace(
+            builder, bind=lambda *args: builder.bind(*args)[:-1]))
+    with pytest.raises(ValueError, match=f"{fw}'s binding of MLPSpec does not fit the "
+                                         "canonical layout: layers.2.bias is not bound"):
+        adapters.get(fw).build(s, canonical.init_params(s))
+
+
+def test_check_bound_names_every_mismatch():
+    s, _ = spec.preset("tiny", "mlp")
+    shapes = canonical.param_shapes(s)
+    bound = {**{k: v for k, v in shapes.items() if k != "layers.0.bias"},
+             "layers.1.kernel": (7, 8), "extra": (1,)}
+    with pytest.raises(ValueError) as info:
+        canonical.check_bound(s, bound, "x")
+    text = str(info.value)
+    assert "layers.0.bias is not bound" in text and "extra is bound but not canonical" in text
+    assert "layers.1.kernel is stored as (7, 8), canonical (8, 7)" in text
+    canonical.check_bound(s, shapes, "x")  # the exact layout passes

@@ -17,7 +17,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from bench import adapters  # noqa: E402
+from bench import adapters, canonical  # noqa: E402
 from bench.canonical import Params  # noqa: E402
 from bench.spec import ModelSpec  # noqa: E402
 from impls.jax import runtime  # noqa: E402
@@ -82,6 +82,9 @@ class Adapter(adapters.Adapter):
         self._check_build(spec, params, dtype, device)
         target = jax.devices("gpu" if device == "gpu" else "cpu")[0]
         binds = bindings(spec)
+        # names here; the stored shapes are checked against Flax's own tree below
+        shapes = canonical.param_shapes(spec)
+        canonical.check_bound(spec, {b.name: shapes.get(b.name, ()) for b in binds}, "jax")
         tree = to_tree(binds, {k: np.asarray(v, dtype=dtype) for k, v in params.items()})
         module = build_module(spec, DTYPES[dtype])
         self._check_tree(module, spec, tree, dtype)

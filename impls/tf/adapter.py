@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench import adapters  # noqa: E402
+from bench import adapters, canonical  # noqa: E402
 from bench.canonical import Params  # noqa: E402
 from bench.spec import ModelSpec  # noqa: E402
 from impls.tf import runtime  # noqa: E402
@@ -66,6 +66,10 @@ class Adapter(adapters.Adapter):
         with tf.device(tf_device):
             model = build_model(spec, dtype)
             binds = bindings(spec, model)
+            # a stored size that differs shows as its own shape (a reshape would fail)
+            canonical.check_bound(spec, {b.name: b.canonical if np.prod(b.variable.shape) ==
+                                         np.prod(b.canonical) else tuple(b.variable.shape)
+                                         for b in binds}, "tf")
             for b in binds:
                 b.write(np.asarray(params[b.name], dtype=dtype))
         return Model(spec, model, binds, dtype, tf_device)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import adapters
+from bench import adapters, canonical
 from bench.canonical import Params
 from bench.spec import ModelSpec
 from impls.torch import runtime
@@ -53,6 +53,8 @@ class Adapter(adapters.Adapter):
         target = torch.device("cuda" if device == "gpu" else "cpu")
         module = build_module(spec).to(device=target, dtype=DTYPES[dtype])
         model = Model(spec, module, bindings(spec, module), DTYPES[dtype], target)
+        canonical.check_bound(spec, {b.name: b.read(b.tensor).shape for b in model.bindings},
+                              "torch")
         for b in model.bindings:
             b.write(np.asarray(params[b.name], dtype=dtype))
         return model
