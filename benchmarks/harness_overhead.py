@@ -7,7 +7,8 @@ For every framework x model x mode (eager and compiled alike) at a preset (defau
   a default run's cell (its own `bench.speed.measure` process, the cell's thread variables and
   affinity, the default budget, batch cycling, the loss read back every step, the
   machine-load counters), reporting the median step time and its IQR;
-- hand loop: a minimal training loop an expert would write in that framework, in its own
+- hand loop (impls/<framework>/train.py hand_step): a minimal training loop an expert
+  would write in that framework, in its own
   process with the same threads and CPU affinity: the same model (built by the adapter,
   so the network is identical), the framework's stock Adam, one batch, the step in the
   cell's mode (eager, tf.function / XLA, torch.compile, jax.jit with donated buffers),
@@ -41,6 +42,7 @@ lies wholly over the bar; the perf nox session runs this.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -66,81 +68,9 @@ BAR = 1.05            # harness / hand loop: the most overhead allowed
 LOADED_RETRIES = 2    # a round taken on a loaded machine is measured again this often
 
 
-def _hand_step_torch(model: Any, x: Any, y: Any, mode: str):
-    import torch
-    import torch.nn.functional as F
-
-    module = model.module
-    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
-    compiled = mode == "compiled"
-    forward = torch.compile(module) if compiled else module
-    update = torch.compile(opt.step) if compiled else opt.step  # the compiled-optimizer recipe
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(forward(xt), yt)
-        loss.backward()
-        update()
-        return loss
-
-    return step, lambda loss: loss.item()
-
-
-def _hand_step_tf(model: Any, x: Any, y: Any, mode: str):
-    import keras
-    import tensorflow as tf
-
-    net = model.keras
-    opt = keras.optimizers.Adam(1e-3)
-    xt, yt = tf.constant(x, tf.float32), tf.constant(y, tf.int64)
-
-    def train_step(inputs, labels):
-        with tf.GradientTape() as tape:
-            logits = net(inputs, training=True)
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-        grads = tape.gradient(loss, net.trainable_variables)
-        opt.apply_gradients(zip(grads, net.trainable_variables))
-        return loss
-
-    if mode != "eager":
-        train_step = tf.function(train_step, jit_compile=mode == "xla")
-    return (lambda: train_step(xt, yt)), lambda loss: loss.numpy()
-
-
-def _hand_step_jax(model: Any, x: Any, y: Any, mode: str):
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    module = model.module
-    tx = optax.adam(1e-3)
-    state = {"params": model.params, "opt": tx.init(model.params)}
-    xt, yt = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
-
-    def train_step(params, opt_state, inputs, labels):
-        def loss_of(p):
-            logits = module.apply({"params": p}, inputs)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-        loss, grads = jax.value_and_grad(loss_of)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    jitted = jax.jit(train_step, donate_argnums=(0, 1))
-
-    def step():
-        if mode == "eager":
-            with jax.disable_jit():  # op by op
-                state["params"], state["opt"], loss = train_step(state["params"], state["opt"], xt, yt)
-        else:
-            state["params"], state["opt"], loss = jitted(state["params"], state["opt"], xt, yt)
-        return loss
-
-    return step, lambda loss: float(loss)  # reads the loss back, as .item() and .numpy() do
-
-
-HAND_STEPS = {"torch": _hand_step_torch, "tf": _hand_step_tf, "jax": _hand_step_jax}
+def hand_step(framework: str) -> Any:
+    """The framework's hand-written loop: impls/<framework>/train.py hand_step."""
+    return importlib.import_module(f"impls.{framework}.train").hand_step
 
 
 def _iqr(samples: list[float]) -> float:
@@ -168,7 +98,7 @@ def hand_loop(cell: Cell) -> dict[str, Any]:
     params = canonical.init_params(model_spec, seed=train_spec.seed)
     model = adapter.build(model_spec, params, dtype="float32")
     x, y = data.batch(model_spec, train_spec.batch_size, "cross_entropy", train_spec.seed, 0)
-    step, sync = HAND_STEPS[cell.framework](model, x, y, cell.mode)
+    step, sync = hand_step(cell.framework)(model, x, y, cell.mode)
     budget = default_run_budget()  # when warm-up and sampling may stop, as in the harness
     t = time.perf_counter()
     sync(step())  # compiles

@@ -81,3 +81,37 @@ class Trainer(BaseTrainer):
         # float() waits for the device and copies the scalar to the host, as .item() does
         # in torch; jnp.asarray(loss) first added ~8 us of dispatch to every timed step.
         return float(loss)
+
+
+# --- the reference loop for the harness-overhead benchmark ---------------------------
+def hand_step(model: Any, x: Any, y: Any, mode: str):
+    """The minimal hand-written training loop of this model (Adam 1e-3, cross entropy),
+    with none of fwbench's machinery: benchmarks/harness_overhead.py measures the
+    harness's cells against it. Returns (step, read): step() runs one step and returns
+    the loss as the framework's own value; read(loss) waits for it."""
+    import jax.numpy as jnp
+
+    module = model.module
+    tx = optax.adam(1e-3)
+    state = {"params": model.params, "opt": tx.init(model.params)}
+    xt, yt = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
+
+    def train_step(params, opt_state, inputs, labels):
+        def loss_of(p):
+            logits = module.apply({"params": p}, inputs)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        loss, grads = jax.value_and_grad(loss_of)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    jitted = jax.jit(train_step, donate_argnums=(0, 1))
+
+    def step():
+        if mode == "eager":
+            with jax.disable_jit():  # op by op
+                state["params"], state["opt"], loss = train_step(state["params"], state["opt"], xt, yt)
+        else:
+            state["params"], state["opt"], loss = jitted(state["params"], state["opt"], xt, yt)
+        return loss
+
+    return step, lambda loss: float(loss)  # reads the loss back, as .item() and .numpy() do

@@ -73,3 +73,29 @@ class Trainer(BaseTrainer):
 
     def value(self, loss: tf.Tensor) -> float:
         return float(loss.numpy())  # .numpy() waits for the device
+
+
+# --- the reference loop for the harness-overhead benchmark ---------------------------
+def hand_step(model: Any, x: Any, y: Any, mode: str):
+    """The minimal hand-written training loop of this model (Adam 1e-3, cross entropy),
+    with none of fwbench's machinery: benchmarks/harness_overhead.py measures the
+    harness's cells against it. Returns (step, read): step() runs one step and returns
+    the loss as the framework's own value; read(loss) waits for it."""
+    import keras
+
+    net = model.keras
+    opt = keras.optimizers.Adam(1e-3)
+    xt, yt = tf.constant(x, tf.float32), tf.constant(y, tf.int64)
+
+    def train_step(inputs, labels):
+        with tf.GradientTape() as tape:
+            logits = net(inputs, training=True)
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+        grads = tape.gradient(loss, net.trainable_variables)
+        opt.apply_gradients(zip(grads, net.trainable_variables))
+        return loss
+
+    if mode != "eager":
+        train_step = tf.function(train_step, jit_compile=mode == "xla")
+    return (lambda: train_step(xt, yt)), lambda loss: loss.numpy()

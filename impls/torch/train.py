@@ -58,3 +58,26 @@ class Trainer(BaseTrainer):
 
     def value(self, loss: torch.Tensor) -> float:
         return float(loss.item())  # .item() waits for the device
+
+
+# --- the reference loop for the harness-overhead benchmark ---------------------------
+def hand_step(model: Any, x: Any, y: Any, mode: str):
+    """The minimal hand-written training loop of this model (Adam 1e-3, cross entropy),
+    with none of fwbench's machinery: benchmarks/harness_overhead.py measures the
+    harness's cells against it. Returns (step, read): step() runs one step and returns
+    the loss as the framework's own value; read(loss) waits for it."""
+    module = model.module
+    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    compiled = mode == "compiled"
+    forward = torch.compile(module) if compiled else module
+    update = torch.compile(opt.step) if compiled else opt.step  # the compiled-optimizer recipe
+    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(forward(xt), yt)
+        loss.backward()
+        update()
+        return loss
+
+    return step, lambda loss: loss.item()
