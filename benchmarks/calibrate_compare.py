@@ -5,7 +5,7 @@ each time in a fresh process, alternating two conditions over the whole session 
 machine's drift hits both alike:
 
     same   the code as it is
-    slow   the same, with every timed step made 25% slower (FWBENCH_INJECT_SLOWDOWN: the
+    slow   the same, with every timed step made 25% slower (a bench.workers.Fault "slow": the
            step spins on the CPU for 0.25 x the median step of the warm-up's second
            half, inside the timing)
 
@@ -45,8 +45,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import compare, environment, results  # noqa: E402
-from bench.speed import cells, harness, measure  # noqa: E402
+from bench import compare, environment, results, workers  # noqa: E402
+from bench.speed import cells, harness  # noqa: E402
 from bench.speed.measure import Budget  # noqa: E402
 
 CONDITIONS = ("same", "slow")
@@ -80,12 +80,8 @@ def collect(folder: Path, frameworks: list[str], models: list[str], processes: i
                 run_dir = harness.runs_dir() / name
             else:
                 run_dir = harness.new_run(matrix, budget, 300.0, False, name)
-            if condition == "slow":
-                os.environ[measure.SLOWDOWN_VARIABLE] = f"={slowdown}"
-            try:
-                records = harness.execute(run_dir)
-            finally:
-                os.environ.pop(measure.SLOWDOWN_VARIABLE, None)
+            fault = workers.Fault("slow", fraction=slowdown) if condition == "slow" else None
+            records = harness.execute(run_dir, fault=fault)
             bad = [r["cell_id"] for r in records if r["status"] != "ok"]
             print(f"[{time.perf_counter() - started:6.0f} s] {name}: {len(records)} processes"
                   + (f", FAILED: {bad}" if bad else ""), flush=True)

@@ -59,7 +59,8 @@ sys.path.insert(0, str(ROOT))
 from bench import adapters, environment, results  # noqa: E402
 from bench.spec import MODELS  # noqa: E402
 from bench.speed.cells import Cell, MatrixError, parse_list  # noqa: E402
-from bench.speed.harness import affinity, cell_env  # noqa: E402
+from bench.speed.harness import cell_env  # noqa: E402
+from bench.workers import WorkerError, affinity  # noqa: E402
 
 BOOTSTRAP = 10000     # resamples for the confidence intervals of the ratios
 BLOCKS = 5            # pipelined blocks of back-to-back steps, for information
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         affinity(args.threads)
         if args.rounds < 2:
             raise MatrixError(f"--rounds {args.rounds}: an interval needs at least 2")
-    except MatrixError as exc:
+    except (MatrixError, WorkerError) as exc:
         print(f"harness_overhead: {exc}", file=sys.stderr)
         return 2
 

@@ -165,7 +165,8 @@ def worker(cell_data: dict[str, Any], variant: str, seconds: float) -> dict[str,
 
 
 def _run_worker(cell: Any, variant: str, seconds: float, timeout_env: dict[str, str]) -> dict[str, Any]:
-    from bench.speed.harness import affinity, cell_env
+    from bench.speed.harness import cell_env
+    from bench.workers import affinity
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import adapters, cli, compare, results
+from bench import adapters, cli, compare, results, workers
 from bench.speed import harness, measure, speedprobe
 from bench.speed.cells import Cell
 from tests.test_speed_units import _record
@@ -205,17 +205,6 @@ def test_a_run_and_a_pytest_benchmark_file_are_not_matched(results_dir, tmp_path
         capsys.readouterr().err
 
 
-def test_slowdown_hook_parses_and_matches_cell_ids(monkeypatch):
-    monkeypatch.setenv(measure.SLOWDOWN_VARIABLE, "=0.25")
-    assert measure._slowdown_for("torch-mlp-small") == 0.25
-    monkeypatch.setenv(measure.SLOWDOWN_VARIABLE, "lstm=0.5")
-    assert measure._slowdown_for("torch-mlp-small") == 0.0
-    assert measure._slowdown_for("jax-lstm-small") == 0.5
-    monkeypatch.setenv(measure.SLOWDOWN_VARIABLE, "lstm=lots")
-    with pytest.raises(ValueError, match="expected <substring>=<fraction>"):
-        measure._slowdown_for("jax-lstm")
-
-
 INSTALLED = [fw for fw in ("jax", "torch", "tf") if adapters.installed(fw)]
 
 
@@ -228,9 +217,9 @@ def test_injected_slowdown_shows_in_a_real_cell(results_dir, monkeypatch):
     cell = Cell(fw, "mlp", "tiny", "compiled")
     plain = harness.run_cell(harness.new_run([cell], budget, 120.0, False, "plain"),
                              harness.load_run(harness.runs_dir() / "plain"), cell)
-    monkeypatch.setenv(measure.SLOWDOWN_VARIABLE, "=1.0")  # double: clear of the noise
     slow_dir = harness.new_run([cell], budget, 120.0, False, "slow")
-    slow = harness.run_cell(slow_dir, harness.load_run(slow_dir), cell)
+    slow = harness.run_cell(slow_dir, harness.load_run(slow_dir), cell,
+                            fault=workers.Fault("slow", fraction=1.0))  # double: clear of the noise
     assert slow["metrics"]["injected_slowdown"] == 1.0
     assert "injected_slowdown" not in plain["metrics"]
     # deterministic even on a loaded machine: every timed step holds the spin, which is

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from bench import adapters, cli, flops, results
+from bench import adapters, cli, flops, results, workers
 from bench.speed import cells, harness, measure
 from bench.speed.cells import Cell
 from tests.conftest import FRAMEWORKS
@@ -34,7 +34,7 @@ def test_every_mode_of_a_framework_measures(fw, results_dir):
     for cell, rec in zip(matrix, records):
         m = rec["metrics"]
         model_spec, train_spec = cell.specs()
-        assert rec["cell_id"] == cell.id and rec["affinity"] == harness.affinity(1)
+        assert rec["cell_id"] == cell.id and rec["affinity"] == workers.affinity(1)
         assert len(rec["samples_ms"]) == m["samples"] >= QUICK.min_samples
         assert all(s > 0 for s in rec["samples_ms"])
         assert m["q1_ms"] <= m["median_ms"] <= m["q3_ms"] <= m["p95_ms"]
@@ -86,24 +86,23 @@ def test_a_measured_cell_runs_nothing_of_its_own_beside_the_steps(results_dir):
 @needs_any
 @pytest.mark.parametrize("fault, status, text", [
     ("raise", "crash", "RuntimeError: injected fault"),
-    ("exit", "crash", "exited with status 3 and no record"),
+    ("exit", "crash", "exited with status 3 and no result"),
     ("kill", "killed", "killed by SIGKILL"),
     ("nan", "nan", "training loss is nan at step 0"),
     ("hang", "timeout", "no result after the"),
 ])
 @pytest.mark.slow
-def test_a_failing_cell_loses_nothing_else(fault, status, text, results_dir, monkeypatch):
+def test_a_failing_cell_loses_nothing_else(fault, status, text, results_dir):
     fw = INSTALLED[0]
     matrix = [Cell(fw, "mlp", "tiny", "eager"), Cell(fw, "lstm", "tiny", "eager"),
               Cell(fw, "attention", "tiny", "eager")]
-    monkeypatch.setenv(measure.FAULT_VARIABLE, f"-lstm-={fault}")
     # The timeout is per cell, so it must cover the healthy cells too (a tiny eager cell
     # of torch, the first framework tried, takes 2-4 s alone on 2 cores and up to ~8 s
     # beside another xdist worker; op-by-op JAX on a loaded machine took over 25 s). The
     # hanging cell waits all of it, so only there it is kept shorter.
     timeout_s = 60.0 if fault != "hang" or fw == "jax" else 30.0
     run_dir = harness.new_run(matrix, QUICK, timeout_s=timeout_s, tf32=False, name=fault)
-    records = harness.execute(run_dir)
+    records = harness.execute(run_dir, fault=workers.Fault(fault, "-lstm-"))
     assert [r["status"] for r in records] == ["ok", status, "ok"]
     assert text in records[1]["error"]
     assert records[1]["metrics"] == {} and records[1]["samples_ms"] == []
@@ -174,13 +173,12 @@ def test_show_without_runs_says_how_to_make_one(results_dir, capsys):
 
 @needs_any
 @pytest.mark.slow
-def test_run_and_show_from_the_command_line(results_dir, capsys, monkeypatch):
+def test_run_and_show_from_the_command_line(results_dir, capsys):
     fw = INSTALLED[0]
     argv = ["run", "--frameworks", fw, "--models", "mlp,lstm", "--modes", "eager",
             "--preset", "tiny", "--threads", "1", "--sample-seconds", "0.01",
             "--warmup-seconds", "0.01", "--min-samples", "3", "--repeats", "2", "--name", "cli",
-            "--no-scaling", "--no-graphs", "--no-parity"]
-    monkeypatch.setenv(measure.FAULT_VARIABLE, "-lstm-=raise")
+            "--no-scaling", "--no-graphs", "--no-parity", "--inject-fault", "raise:-lstm-"]
     assert cli.main(argv) == 1  # a failed cell makes the run fail, after measuring the rest
     out = capsys.readouterr()
     assert "1 cells measured, 1 failed" in out.out
@@ -190,7 +188,6 @@ def test_run_and_show_from_the_command_line(results_dir, capsys, monkeypatch):
     assert f"report: {results_dir / 'report' / 'report.html'}" in out.out
     assert "injected fault" in (results_dir / "report" / "report.md").read_text()
 
-    monkeypatch.delenv(measure.FAULT_VARIABLE)
     assert cli.main(["run", "--resume", "cli", "--retry-failed", "--no-report",
                      "--no-graphs", "--no-parity"]) == 0
     assert "2 of 4 cell processes to run (2 cells x 2 repeats" in capsys.readouterr().err

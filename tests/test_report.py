@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, cli, report
+from bench import adapters, cli, report, workers
 from bench.speed import cells, harness, measure
 from bench.speed.cells import Cell
 
@@ -57,15 +57,14 @@ def test_summary_says_no_clear_difference_where_intervals_include_1():
 
 @needs_any
 @pytest.mark.slow
-def test_report_from_a_real_run_with_a_failed_cell(results_dir, monkeypatch):
+def test_report_from_a_real_run_with_a_failed_cell(results_dir):
     fw = INSTALLED[0]
     matrix = [Cell(fw, "mlp", "tiny", "eager"), Cell(fw, "mlp", "tiny", "compiled"),
               Cell(fw, "lstm", "tiny", "eager")]
-    monkeypatch.setenv(measure.FAULT_VARIABLE, "-lstm-=raise")
     sweep = cells.scaling_cells([fw], ["mlp"], "tiny")  # batch 1, 10, 20 around the default 5
     run_dir = harness.new_run(matrix, QUICK, timeout_s=120.0, tf32=False, name="rep",
                               sweep=sweep)
-    harness.execute(run_dir)
+    harness.execute(run_dir, fault=workers.Fault("raise", "-lstm-"))
     assert cli.main(["report", "rep", "--graphs", "none", "--parity", "none"]) == 0
     out = results_dir / "report"
     md, page = (out / "report.md").read_text(), (out / "report.html").read_text()

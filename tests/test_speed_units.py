@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from bench import adapters, canonical, flops, models, results, spec
+from bench import adapters, canonical, flops, models, results, spec, workers
 from bench.speed import cells, harness, measure, records, show, stats
 from bench.speed.cells import Cell, MatrixError
+from bench.threads import device_env
 from tests.conftest import FRAMEWORKS
 
 
@@ -162,14 +163,14 @@ def test_modes_known_without_import_match_the_adapter(fw):
 
 
 def test_affinity_refuses_more_threads_than_cpus():
-    with pytest.raises(MatrixError, match="--threads 100000: only"):
-        harness.affinity(100000)
-    assert len(harness.affinity(1)) == 1
+    with pytest.raises(workers.WorkerError, match="--threads 100000: only"):
+        workers.affinity(100000)
+    assert len(workers.affinity(1)) == 1
 
 
 def test_cpu_cells_hide_gpus_and_gpu_cells_do_not_preallocate():
-    assert harness.device_env("cpu")["CUDA_VISIBLE_DEVICES"] == ""
-    gpu = harness.device_env("gpu")
+    assert device_env("cpu")["CUDA_VISIBLE_DEVICES"] == ""
+    gpu = device_env("gpu")
     assert gpu["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert gpu["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     env = harness.cell_env(Cell("tf", "mlp", "tiny", "eager", threads=2))
@@ -211,15 +212,6 @@ def test_sampling_rule_never_asks_fewer_than_min_samples_allows():
     budget = measure.Budget(sample_s=1.5, min_samples=2)
     assert measure.sampled_enough(2, 1.6, budget)
     assert not measure.sampled_enough(1, 30.0, budget)
-
-
-def test_fault_injection_matches_cell_ids(monkeypatch):
-    monkeypatch.setenv(measure.FAULT_VARIABLE, "lstm-tiny=nan")
-    assert measure.fault_for("torch-lstm-tiny-eager-cpu") == "nan"
-    assert measure.fault_for("torch-mlp-tiny-eager-cpu") is None
-    monkeypatch.setenv(measure.FAULT_VARIABLE, "lstm=explode")
-    with pytest.raises(ValueError, match="fault 'explode' not known"):
-        measure.fault_for("torch-lstm")
 
 
 def _fake_run(tmp_path, records, cells_in_order):

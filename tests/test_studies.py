@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, cli
-from bench.speed import measure
+from bench import adapters, cli, workers
 from bench.studies import fit, forecast, genz, runner, sweep
 from tests.conftest import FRAMEWORKS
 
@@ -234,16 +233,15 @@ def test_a_study_writes_tensorboard_curves_for_every_framework(fw, tiny_genz):
 
 
 @pytest.mark.slow
-def test_a_failing_item_loses_nothing_else(results_dir, monkeypatch):
+def test_a_failing_item_loses_nothing_else(results_dir):
     fw = next((f for f in ("torch", "jax", "tf") if adapters.installed(f)), None)
     if fw is None:
         pytest.skip("no framework installed")
     config = {**TINY_GENZ, "sizes": [10, 20, 30], "steps": 5}
     # n20 raises inside the worker: recorded, and the same process goes on.
-    monkeypatch.setenv(measure.FAULT_VARIABLE, "n20=raise")
     folder = runner.new_study("genz", [fw], overrides=config, threads=1)
     calls = []
-    runner.execute(folder, lambda *call: calls.append(call))
+    runner.execute(folder, lambda *call: calls.append(call), workers.Fault("raise", "n20"))
     assert calls[0] == (fw, 0, 3, None)
     assert calls[-1][:3] == (fw, 3, 3) and len(calls[-1][3]) == 3
     done = [c[1] for c in calls]
@@ -254,18 +252,16 @@ def test_a_failing_item_loses_nothing_else(results_dir, monkeypatch):
     assert len(list((folder / "logs").glob(f"{fw}.*.log"))) == 1
     # n20's process exits without a record, like a segfault: n20 is recorded as failed
     # and a fresh process trains n30.
-    monkeypatch.setenv(measure.FAULT_VARIABLE, "n20=exit")
     folder2 = runner.new_study("genz", [fw], overrides=config, threads=1, study_id="second")
-    runner.execute(folder2)
+    runner.execute(folder2, fault=workers.Fault("exit", "n20"))
     second = runner.load(folder2).set_index("n")
     assert list(second["status"]) == ["ok", "crash", "ok"]
     assert "exited with status 3" in second.loc[20, "error"]
     assert len(list((folder2 / "logs").glob(f"{fw}.*.log"))) == 2
     # An injected NaN is a divergence, recorded as such.
-    monkeypatch.setenv(measure.FAULT_VARIABLE, "n10=nan")
     folder3 = runner.new_study("genz", [fw], overrides={**config, "sizes": [10]}, threads=1,
                                study_id="third")
-    runner.execute(folder3)
+    runner.execute(folder3, fault=workers.Fault("nan", "n10"))
     third = runner.load(folder3).iloc[0]
     assert third["status"] == "nan" and "injected NaN" in third["error"]
     # Nothing left to do: a resume runs no process.

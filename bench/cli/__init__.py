@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from bench.cli import compare, graphs, parity, report, run, show, study
 from bench.cli.common import UsageError, format_table  # noqa: F401  (used by callers)
 from bench.speed.cells import MatrixError
+from bench.workers import WorkerError
 
 # In the order `fwbench --help` lists them.
 SUBCOMMANDS = (parity, run, graphs, report, compare, study, show)
@@ -30,6 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, MatrixError) as exc:
+    except (UsageError, MatrixError, WorkerError) as exc:
         parser.error(str(exc))  # exits with status 2 and the usage line
     return 2

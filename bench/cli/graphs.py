@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from bench import adapters, models, results
+from bench import adapters, models, results, workers
 from bench.cli.common import UsageError, format_table, note_missing, run_dir
 from bench.graphs import RETRACE_MODEL
 from bench.spec import DTYPES, PRESETS
@@ -58,7 +58,7 @@ def command(args: argparse.Namespace) -> int:
     if not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout}: must be > 0")
     threads = args.threads or len(os.sched_getaffinity(0))
-    harness.affinity(threads)
+    workers.affinity(threads)
     compile_run = None
     if "compile" in parts:
         matrix = graphstudy.compile_matrix(frameworks, args.preset, threads)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, results
+from bench import adapters, results, workers
 from bench.cli.common import format_table, latest, study_inputs
 from bench.cli.parity import run_checks
 from bench.cli.parity import summary as parity_summary
@@ -57,8 +57,10 @@ class Progress:
 
 
 def main_job(run_dir: Path, graphs: bool = True, parity: bool = True, report: bool = True,
-             retry_failed: bool = False, tensorboard: str | None = None) -> int:
-    """Run (or finish) the run in `run_dir`, then the phases asked for; the exit status."""
+             retry_failed: bool = False, tensorboard: str | None = None,
+             fault: workers.Fault | None = None) -> int:
+    """Run (or finish) the run in `run_dir`, then the phases asked for; the exit status.
+    `fault` (tests only) goes to the speed cells' jobs."""
     from bench.speed import harness
 
     run = harness.load_run(run_dir)
@@ -72,7 +74,7 @@ def main_job(run_dir: Path, graphs: bool = True, parity: bool = True, report: bo
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     try:
-        harness.execute(run_dir, retry_failed, Progress(total, total - len(todo), repeats))
+        harness.execute(run_dir, retry_failed, Progress(total, total - len(todo), repeats), fault)
     except KeyboardInterrupt:
         print(f"\ninterrupted; finished cells are kept. Resume with: "
               f"fwbench run --resume {run_dir}", file=sys.stderr)

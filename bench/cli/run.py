@@ -7,7 +7,7 @@ import argparse
 import os
 from typing import Any
 
-from bench import adapters
+from bench import adapters, workers
 from bench.cli import pipeline
 from bench.cli.common import UsageError, note_missing, run_dir
 from bench.spec import DTYPES, MODELS, PRESETS
@@ -66,7 +66,18 @@ def add_parser(sub: Any) -> None:
                    help="then run the float32 parity checks (fwbench parity) of its frameworks")
     p.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                    help="end by writing results/report/ (fwbench report) for this run")
+    # Tests only, so not in --help: a failure injected into the cells whose id contains
+    # TARGET (bench.workers.FAULTS), to check that a run loses nothing else.
+    p.add_argument("--inject-fault", type=fault_flag, default=None, metavar="KIND[:TARGET]",
+                   help=argparse.SUPPRESS)
     p.set_defaults(func=command)
+
+
+def fault_flag(text: str) -> workers.Fault:
+    try:
+        return workers.Fault.parse(text)
+    except workers.WorkerError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
 
 
 def matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]]]:
@@ -79,9 +90,8 @@ def matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]]
     batch_sizes = cells.parse_ints(args.batch_sizes, "--batch-sizes") if args.batch_sizes else None
     seq_lens = cells.parse_ints(args.seq_lens, "--seq-lens") if args.seq_lens else None
     threads = args.threads or len(os.sched_getaffinity(0))
-    from bench.speed import harness
 
-    harness.affinity(threads)  # more threads than CPUs is an error now, not in every cell
+    workers.affinity(threads)  # more threads than CPUs is an error now, not in every cell
     cells_ = cells.expand(frameworks, models, modes, args.preset, args.device, args.dtype,
                           threads, batch_sizes, seq_lens)
     sweep = (cells.scaling_cells(frameworks, models, args.preset, args.device, args.dtype,
@@ -119,4 +129,4 @@ def command(args: argparse.Namespace) -> int:
                                  args.repeats, sweep)
     return pipeline.main_job(folder, graphs=args.graphs, parity=args.parity,
                              report=args.report, retry_failed=args.retry_failed,
-                             tensorboard=args.tensorboard)
+                             tensorboard=args.tensorboard, fault=args.inject_fault)

@@ -18,21 +18,17 @@
 4. modes: eager == compiled: outputs, gradients and a 5-step trajectory of each mode
    against the framework's default mode (bench.parity, scope "modes").
 
-Parts 2 and 3 run one subprocess per (framework, setting or mode), with the harness's
-thread settings, through `python -m bench.graphs FRAMEWORK TASK JOB OUT`, which calls
-impls/<framework>/graphs.py. A process that crashes or times out becomes an error row;
-the other rows stand.
+Parts 2 and 3 run one process per (framework, setting or mode), with the harness's
+thread settings and cores, as bench.workers jobs whose task (graph_task) calls
+impls/<framework>/graphs.py. A process that raises, crashes or times out becomes an
+error row; the other rows stand.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
-import os
-import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from bench import adapters, frameworks, results
+from bench import adapters, frameworks, workers
 from bench.spec import preset
-from bench.speed import harness
 
 SCHEMA = "fwbench.graphs/1"
 PARTS = ("compile", "retrace", "control_flow", "modes")
@@ -215,45 +210,33 @@ def drive_control_flow(call: Callable[[Any], tuple[Any, Any, Any]],
 
 
 # --- the worker side ------------------------------------------------------------------
-def _worker_main(argv: list[str]) -> int:
-    framework, task, job_text, out_path = argv
-    job = json.loads(job_text)
-    if job.get("affinity"):
-        os.sched_setaffinity(0, job["affinity"])  # before any framework starts its threads
-    started = time.perf_counter()
-    try:
-        adapter = adapters.get(framework)
-        adapter.configure("cpu", job["threads"], False)
-        module = importlib.import_module(f"impls.{framework}.graphs")
-        payload = {"ok": True, "result": getattr(module, task)(job)}
-    except Exception as exc:  # noqa: BLE001 - the parent records it as this row's error
-        payload = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                   "traceback": traceback.format_exc(limit=-6)}
-    payload["wall_s"] = time.perf_counter() - started
-    results.write_json(Path(out_path), payload)
-    return 0
+def graph_task(args: dict[str, Any], fault: workers.Fault | None = None) -> Any:
+    """A bench.workers task: `args["task"]` of impls/<framework>/graphs.py on `args["job"]`,
+    in the framework's own process. `fault` (tests only) strikes on the job's name."""
+    framework, job = args["framework"], args["job"]
+    if workers.strike(fault, args["name"]):
+        raise ValueError(f"fault {fault.kind!r} does not apply to the graph study")
+    adapter = adapters.get(framework)
+    adapter.configure("cpu", job["threads"], False)
+    module = importlib.import_module(f"impls.{framework}.graphs")
+    return getattr(module, args["task"])(job)
 
 
 def run_job(framework: str, task: str, job: dict[str, Any], folder: Path,
-            name: str, timeout_s: float) -> dict[str, Any]:
-    """Run `task` of impls/<framework>/graphs.py on `job` in its own process; never raises.
-    Returns {"ok": True, "result": ...} or {"ok": False, "error": ...}."""
+            name: str, timeout_s: float, fault: workers.Fault | None = None) -> dict[str, Any]:
+    """Run `task` of impls/<framework>/graphs.py on `job` in its own process (bench.workers);
+    never raises. Returns {"ok": True, "result": ..., "wall_s"} or {"ok": False, "error"}
+    ("skipped": True when the framework is not installed)."""
     if not adapters.installed(framework):
         _, label, _, extra = adapters.REGISTRY[framework]
         return {"ok": False, "skipped": True,
                 "error": f"{label} is not installed; install it with: pip install 'fwbench[{extra}]'"}
     threads = job["threads"]
-    job = {**job, "affinity": harness.affinity(threads)}
-    out, log = folder / f"{name}.json", folder / "logs" / f"{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "bench.graphs", framework, task, json.dumps(job), str(out)]
-    env = harness.process_env(threads, "cpu")
-    started = time.perf_counter()
-    returncode = harness.run_process(cmd, env, log, timeout_s)
-    if out.exists():
-        return results.read_json(out)
-    wall = time.perf_counter() - started
-    why = (f"no result after the {timeout_s:.0f} s timeout" if returncode is None
-           else f"exited with status {returncode} and no result")
-    return {"ok": False, "error": f"{why}; log tail:\n{harness.log_tail(log)}", "wall_s": wall}
+    worker_job = workers.Job("bench.graphs:graph_task",
+                             {"framework": framework, "task": task, "job": job, "name": name},
+                             threads=threads, cores=tuple(workers.affinity(threads)),
+                             timeout_s=timeout_s, fault=fault)
+    outcome = workers.run(worker_job, folder / "logs" / f"{name}.log")
+    if outcome.ok:
+        return {"ok": True, "result": outcome.value, "wall_s": outcome.task_s}
+    return {"ok": False, "error": outcome.describe(), "wall_s": outcome.wall_s}

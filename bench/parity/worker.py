@@ -1,21 +1,17 @@
-"""The worker side of parity: runs inside one framework's own process
-(`python -m bench.parity.worker FRAMEWORK OUT ...`), computes raw results on fixed weights
-and data, and pickles them for the parent, which imports no framework."""
+"""The worker side of parity: runs inside one framework's own process (a bench.workers job
+whose task is bench.parity.worker:compute_task), computes raw results on fixed weights and
+data, and returns them to the parent, which imports no framework."""
 
 from __future__ import annotations
 
-import os
-import pickle
-import subprocess
-import sys
 import tempfile
-import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench import data
+from bench import data, workers
 from bench.canonical import Params
 from bench.parity.cases import (
     COMPILED_OPTIMIZER,
@@ -29,7 +25,6 @@ from bench.parity.cases import (
     optimizer_spec,
 )
 from bench.spec import DTYPES, LOSSES, OPTIMIZERS, OptimizerSpec
-from bench.threads import device_env, thread_env
 
 
 def _trajectory(adapter: Any, case: Case, params: Params, dtype: str, opt: OptimizerSpec,
@@ -60,11 +55,13 @@ def _in_mode(adapter: Any, case: Case, params: Params, dtype: str, mode: str,
 
 def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
             case_names: tuple[str, ...] | None = None, scope: str = "all",
-            device: str = "cpu") -> dict[str, Any]:
+            device: str = "cpu", fault: workers.Fault | None = None) -> dict[str, Any]:
     """All raw results of one framework on `device`. Errors are caught per item and
     recorded.
 
-    scope "modes": only what the eager-vs-compiled checks need (SCOPES)."""
+    scope "modes": only what the eager-vs-compiled checks need (SCOPES). `fault` (tests
+    only) strikes each item whose key, joined by "/" (float32/lstm/adam/default), contains
+    its target."""
     from bench import adapters
 
     adapter = adapters.get(framework)
@@ -85,6 +82,9 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
 
     def attempt(key: tuple, fn: Any) -> None:
         try:
+            left = workers.strike(fault, "/".join(key))
+            if left:  # nan and slow are the speed cells' and studies' faults
+                raise ValueError(f"fault {left!r} does not apply to parity")
             out["results"][key] = fn()
         except Exception as exc:  # recorded as an error row; the other items go on
             out["errors"][key] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
@@ -127,41 +127,26 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
     return out
 
 
+def compute_task(args: dict[str, Any], fault: workers.Fault | None = None) -> dict[str, Any]:
+    """`compute` as a bench.workers task: args framework, dtypes, case_names, scope, device."""
+    return compute(args["framework"], tuple(args["dtypes"]),
+                   tuple(args["case_names"]) if args.get("case_names") else None,
+                   args["scope"], args["device"], fault)
+
+
 def run_worker(framework: str, dtypes: tuple[str, ...], case_names: tuple[str, ...] | None,
-               threads: int = 1, scope: str = "all", device: str = "cpu") -> dict[str, Any]:
-    """Run `compute` for one framework in a subprocess; never raises."""
+               threads: int = 1, scope: str = "all", device: str = "cpu",
+               fault: workers.Fault | None = None) -> dict[str, Any]:
+    """Run `compute` for one framework in a process of its own; never raises. A worker
+    that fails as a whole gives {"framework", "fatal": why}."""
+    job = workers.Job("bench.parity.worker:compute_task",
+                      {"framework": framework, "dtypes": list(dtypes),
+                       "case_names": list(case_names or ()), "scope": scope, "device": device},
+                      threads=threads, device=device, timeout_s=WORKER_TIMEOUT_S, fault=fault,
+                      # float sums in a fixed order (oneDNN reorders them in TensorFlow)
+                      env={"TF_ENABLE_ONEDNN_OPTS": "0"})
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "raw.pkl")
-        env = {**os.environ, **thread_env(threads), **device_env(device),
-               "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2",
-               "PYTHONWARNINGS": "ignore"}
-        cmd = [sys.executable, "-m", "bench.parity.worker", framework, path, ",".join(dtypes),
-               ",".join(case_names or ()), scope, device]
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                                  timeout=WORKER_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            return {"framework": framework, "fatal": f"timed out after {WORKER_TIMEOUT_S} s"}
-        if proc.returncode != 0 or not os.path.exists(path):
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
-            return {"framework": framework,
-                    "fatal": f"worker exited with status {proc.returncode}: " + "\n".join(tail)}
-        with open(path, "rb") as f:
-            raw = pickle.load(f)
-        raw["seconds"] = time.perf_counter() - started
-        return raw
-
-
-def main(argv: list[str]) -> None:
-    framework, path, dtypes, names, scope, device = argv
-    case_names = tuple(n for n in names.split(",") if n) or None
-    raw = compute(framework, tuple(dtypes.split(",")), case_names, scope, device)
-    tmp = path + ".part"
-    with open(tmp, "wb") as f:
-        pickle.dump(raw, f)
-    os.replace(tmp, path)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+        outcome = workers.run(job, Path(tmp) / f"parity-{framework}.log")
+    if not outcome.ok:
+        return {"framework": framework, "fatal": f"worker {outcome.status}: {outcome.describe()}"}
+    return {**outcome.value, "seconds": outcome.wall_s}

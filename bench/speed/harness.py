@@ -1,8 +1,11 @@
-"""The speed harness: runs a matrix of cells, one subprocess each, into a run folder.
+"""The speed harness: runs a matrix of cells, one process each (bench.workers), into a
+run folder.
 
     results/runs/<run id>/run.json          the matrix, settings and environment
     results/runs/<run id>/cells/<cell>.r<k>.json  repeat k of a cell (bench.speed.measure.SCHEMA)
     results/runs/<run id>/logs/<cell>.r<k>.log    that process's stdout and stderr
+    results/runs/<run id>/logs/<cell>.r<k>.job.json  the job it ran (rerun by hand with
+                                                      python -m bench.workers JOB OUT)
 
 Cells run one after another, never side by side: two cells sharing the cores would
 measure each other. Every cell gets the same CPU affinity and thread variables, its own
@@ -18,23 +21,16 @@ the repeats of a cell into one row and reports the spread between them.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, environment, results
+from bench import adapters, environment, results, workers
 from bench.speed import measure
 from bench.speed.cells import Cell, MatrixError
 from bench.speed.measure import Budget
-from bench.threads import device_env, thread_env
 
 RUN_SCHEMA = "fwbench.run/1"
 DEFAULT_TIMEOUT_S = 300.0  # per cell; torch.compile of one small model takes ~30 s on 2 cores
@@ -50,51 +46,15 @@ STATUSES = {
     "skipped": "the framework is not installed",
     "unavailable": "the framework cannot see the requested device",
 }
-LOG_TAIL_LINES = 20
 
 
 def runs_dir() -> Path:
     return results.RESULTS_DIR / "runs"
 
 
-def affinity(threads: int) -> list[int]:
-    """The first `threads` CPUs this process may run on: every cell gets the same ones."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if threads > len(allowed):
-        raise MatrixError(f"--threads {threads}: only {len(allowed)} CPUs are available to this "
-                          f"process ({allowed})")
-    return allowed[:threads]
-
-
-def process_env(threads: int, device: str) -> dict[str, str]:
-    """Environment of a measured process: the same thread caps for every framework."""
-    return {**os.environ, **thread_env(threads), **device_env(device),
-            "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
-            "PYTHONUNBUFFERED": "1"}
-
-
 def cell_env(cell: Cell) -> dict[str, str]:
-    return process_env(cell.threads, cell.device)
-
-
-def run_process(cmd: list[str], env: dict[str, str], log: Path, timeout_s: float) -> int | None:
-    """Run `cmd` with its output in `log`; its exit status, or None if it ran past
-    `timeout_s` and was killed."""
-    with open(log, "w") as log_file:
-        # A session of its own, so a timeout kills the process's helpers too
-        # (torch.compile's compile workers).
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
-        try:
-            return proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return None
-        except BaseException:  # Ctrl-C: stop the process, record nothing for it
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
+    """Environment of a cell's process: the same thread caps for every framework."""
+    return workers.process_env(cell.threads, cell.device)
 
 
 def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
@@ -141,55 +101,35 @@ def cell_path(run_dir: Path, cell: Cell, repeat: int = 1) -> Path:
     return Path(run_dir) / "cells" / f"{cell.id}.r{repeat}.json"
 
 
-def _failure(cell: Cell, run_id: str, repeat: int, status: str, error: str,
-             wall_s: float) -> dict[str, Any]:
-    return {**measure.skeleton(cell, run_id, repeat, status, error), "wall_s": wall_s}
-
-
-def log_tail(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return "\n".join(lines[-LOG_TAIL_LINES:])
-
-
-def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1) -> dict[str, Any]:
-    """Measure `cell` in its own process and return its record (also written to disk)."""
+def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1,
+             fault: workers.Fault | None = None) -> dict[str, Any]:
+    """Measure `cell` in its own process (bench.workers) and return its record, also
+    written to disk. `fault`: a failure to inject (tests and calibration only)."""
     out = cell_path(run_dir, cell, repeat)
     if not adapters.installed(cell.framework):
         _, framework, _, extra = adapters.REGISTRY[cell.framework]
-        record = _failure(cell, run["run_id"], repeat, "skipped",
-                          f"{framework} is not installed; install it with: "
-                          f"pip install 'fwbench[{extra}]'", 0.0)
+        record = {**measure.skeleton(cell, run["run_id"], repeat, "skipped",
+                                     f"{framework} is not installed; install it with: "
+                                     f"pip install 'fwbench[{extra}]'"), "wall_s": 0.0}
         results.write_json(out, record)
         return record
-    log = Path(run_dir) / "logs" / f"{cell.id}.r{repeat}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    job = {"run_id": run["run_id"], "repeat": repeat, "cell": cell.to_dict(), "budget": run["budget"],
-           "tf32": run["tf32"], "affinity": affinity(cell.threads)}
-    cmd = [sys.executable, "-m", "bench.speed.measure", json.dumps(job), str(out)]
-    started = time.perf_counter()
-    returncode = run_process(cmd, cell_env(cell), log, run["timeout_s"])
-    wall_s = time.perf_counter() - started
-    if returncode is None:
-        record = _failure(cell, run["run_id"], repeat, "timeout",
-                          f"no result after the {run['timeout_s']:.0f} s timeout; "
-                          f"log tail:\n{log_tail(log)}", wall_s)
-    elif out.exists():
-        return results.read_json(out)
-    elif returncode < 0:
-        name = signal.Signals(-returncode).name
-        hint = " (SIGKILL: often the kernel's OOM killer)" if name == "SIGKILL" else ""
-        record = _failure(cell, run["run_id"], repeat, "killed",
-                          f"killed by {name}{hint}; log tail:\n{log_tail(log)}", wall_s)
+    job = workers.Job(
+        "bench.speed.measure:cell_task",
+        {"run_id": run["run_id"], "repeat": repeat, "cell": cell.to_dict(),
+         "budget": run["budget"], "tf32": run["tf32"]},
+        threads=cell.threads, device=cell.device, cores=tuple(workers.affinity(cell.threads)),
+        timeout_s=run["timeout_s"], fault=fault)
+    outcome = workers.run(job, Path(run_dir) / "logs" / f"{cell.id}.r{repeat}.log")
+    if outcome.ok:
+        record = outcome.value
     else:
-        record = _failure(cell, run["run_id"], repeat, "crash",
-                          f"exited with status {returncode} and no record; "
-                          f"log tail:\n{log_tail(log)}", wall_s)
+        # The task itself records every exception, so anything else ended the process.
+        status = {"timeout": "timeout", "killed": "killed"}.get(outcome.status, "crash")
+        record = {**measure.skeleton(cell, run["run_id"], repeat, status, outcome.describe()),
+                  "wall_s": outcome.wall_s}
     results.write_json(out, record)
-    return record
+    return results.read_json(out)
 
 
 def pending(run_dir: Path, run: dict[str, Any],
@@ -217,11 +157,12 @@ def process_count(run: dict[str, Any]) -> int:
 
 def execute(run_dir: Path, retry_failed: bool = False,
             on_cell: Callable[[int, int, Cell, int, dict[str, Any] | None], None] | None = None,
-            ) -> list[dict[str, Any]]:
+            fault: workers.Fault | None = None) -> list[dict[str, Any]]:
     """Run every pending (cell, repeat) of `run_dir` in order; returns their records.
 
     `on_cell(done, total, cell, repeat, record)` is called before each process (record
-    None) and after it, for progress display.
+    None) and after it, for progress display. `fault` is given to every cell's job (it
+    hits the cells whose id contains its target).
     """
     run = load_run(run_dir)
     todo = pending(run_dir, run, retry_failed)
@@ -229,7 +170,7 @@ def execute(run_dir: Path, retry_failed: bool = False,
     for i, (cell, repeat) in enumerate(todo):
         if on_cell:
             on_cell(i, len(todo), cell, repeat, None)
-        record = run_cell(run_dir, run, cell, repeat)
+        record = run_cell(run_dir, run, cell, repeat, fault)
         records.append(record)
         if on_cell:
             on_cell(i + 1, len(todo), cell, repeat, record)

@@ -1,12 +1,10 @@
-"""One speed cell, measured in a process of its own.
+"""One speed cell, measured in a process of its own (the task bench.speed.measure:cell_task).
 
-    python -m bench.speed.measure JOB_JSON OUT_JSON
-
-The harness (bench.speed.harness) starts one of these per cell with the cell's thread and
-device environment already set, so that no framework's state (thread pools, compile
-caches, allocator) leaks from one cell into the next. The worker writes one result file
-atomically, whatever happens inside it; if it dies before that (a segfault, the OOM
-killer, a timeout), the harness writes the record instead.
+The harness (bench.speed.harness) runs one worker (bench.workers) per cell with the cell's
+thread and device environment set, pinned to its cores, so that no framework's state
+(thread pools, compile caches, allocator) leaks from one cell into the next. The task
+returns the cell's record, whatever happens inside it; if the process dies before that (a
+segfault, the OOM killer, a timeout), the harness writes the record instead.
 
 What is timed, in this order (seconds from time.perf_counter):
 - import_s: importing the adapter and its framework;
@@ -20,13 +18,10 @@ What is timed, in this order (seconds from time.perf_counter):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import resource
-import signal
 import statistics
-import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -34,23 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, canonical, data, flops, results, spec
+from bench import adapters, canonical, data, flops, spec, workers
 from bench.speed import machineload, speedprobe, stats
 from bench.speed.cells import Cell
 
 SCHEMA = "fwbench.cell/1"
 DISTINCT_BATCHES = 4  # batches cycled through, all on the device before timing starts
-# Test hook, never set by the harness: "<substring of a cell id>=<fault>" makes matching
-# cells fail on purpose (raise, exit, kill, nan, hang), to check that nothing else is lost.
-FAULT_VARIABLE = "FWBENCH_INJECT_FAULT"
-FAULTS = ("raise", "exit", "kill", "nan", "hang")
-# Calibration hook (benchmarks/calibrate_compare.py), never set by the harness:
-# "<substring of a cell id>=<fraction>" makes every timed step of matching cells that much
-# slower, by spinning on the CPU for fraction x the warm-up's median step inside the timed
-# region, the way extra work in the step would. The record says so (injected_slowdown).
-SLOWDOWN_VARIABLE = "FWBENCH_INJECT_SLOWDOWN"
-
-
 @dataclass(frozen=True)
 class Budget:
     """How long a cell measures. The sample count adapts: slow cells get fewer samples."""
@@ -83,21 +67,6 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def quiet_helper_pools() -> None:
-    """Hold the BLAS pools loaded so far (NumPy's OpenBLAS, before any framework is
-    imported) to one thread, for the life of this process.
-
-    OpenBLAS's workers spin for 2^28 cycles (about 0.1 s here) after each call before
-    they sleep: woken by the harness's own NumPy work (building the batches, the
-    canonical weights), they compete with the framework's threads for the cell's cores.
-    With one thread NumPy computes on the calling thread and has no worker to wake. The
-    thread variables (OPENBLAS_NUM_THREADS, ...) stay the cell's: they are the
-    frameworks' settings too (torch's BLAS on ARM is OpenBLAS)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
-
-
 def helper_threadpools() -> list[dict[str, Any]]:
     """Every native thread pool loaded in this process, as threadpoolctl sees it: the
     framework's (torch's libgomp, ...) and the helper libraries' (NumPy's OpenBLAS),
@@ -117,47 +86,11 @@ def is_helper_pool(filepath: str) -> bool:
                         "scipy_openblas64") for part in Path(filepath).parts)
 
 
-def fault_for(target_id: str) -> str | None:
-    """The fault FAULT_VARIABLE ("<substring of an id>=<fault>") asks of `target_id` (a cell
-    id, or a study item id: bench.studies.runner uses the same hook), or None."""
-    spec_text = os.environ.get(FAULT_VARIABLE, "")
-    if "=" not in spec_text:
-        return None
-    pattern, fault = spec_text.rsplit("=", 1)
-    if fault not in FAULTS:
-        raise ValueError(f"{FAULT_VARIABLE}: fault {fault!r} not known; allowed {FAULTS}")
-    return fault if pattern in target_id else None
-
-
-def _slowdown_for(cell_id: str) -> float:
-    spec_text = os.environ.get(SLOWDOWN_VARIABLE, "")
-    if not spec_text:
-        return 0.0
-    pattern, _, fraction = spec_text.rpartition("=")
-    try:
-        value = float(fraction)
-    except ValueError:
-        raise ValueError(f"{SLOWDOWN_VARIABLE}={spec_text!r}: expected <substring>=<fraction>")
-    return value if pattern in cell_id and value > 0 else 0.0
-
-
 def _spin(seconds: float) -> None:
     """Busy-wait: CPU work of a known length (sleep would give the core away)."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
-
-
-def inject(fault: str | None) -> None:
-    """Raise, exit, kill this process or hang, as `fault` says (nan is applied to a loss)."""
-    if fault == "raise":
-        raise RuntimeError(f"injected fault ({FAULT_VARIABLE})")
-    if fault == "exit":
-        os._exit(3)
-    if fault == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    if fault == "hang":
-        time.sleep(10**6)
 
 
 def _checked(loss: float, step: int, fault: str | None) -> float:
@@ -198,15 +131,21 @@ def status_of(exc: BaseException) -> str:
     return "crash"
 
 
-def measure(cell: Cell, budget: Budget,
-            tf32: bool = False) -> tuple[dict[str, Any], dict[str, Any], list[float], dict[str, list[float]]]:
+Curves = dict[str, list[float]]
+
+
+def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault | None = None,
+            ) -> tuple[dict[str, Any], dict[str, Any], list[float], Curves]:
     """Run the cell; returns (metrics, framework facts, raw step times in ms, curves).
 
     curves: "loss", the loss of every step from the first (before its update), and
     "warmup_ms", the untimed warm-up steps' times, for TensorBoard (`--tensorboard`);
     "probe_ms" and "matmul_probe_ms", the machine-speed probes (bench.speed.speedprobe) of each
-    timed step."""
-    fault = fault_for(cell.id)
+    timed step. `fault` (tests and calibration only) strikes after the compile call: it
+    raises, exits, kills or hangs there, makes the first loss NaN, or ("slow") makes
+    every timed step `fault.fraction` slower by spinning on the CPU for that fraction of
+    the warm-up's median step inside the timed region, the way extra work in the step
+    would (the record says so: injected_slowdown)."""
     model_spec, train_spec = cell.specs()
     metrics: dict[str, Any] = {}
     facts: dict[str, Any] = {}
@@ -232,9 +171,9 @@ def measure(cell: Cell, budget: Budget,
     facts["compile_api"] = trainer.compile(batches[0])
     metrics["compile_s"] = time.perf_counter() - t if facts["compile_api"] else None
 
-    inject(fault)
+    struck = workers.strike(fault, cell.id)
     t = time.perf_counter()
-    first_loss = _checked(trainer.value(trainer.step(batches[0])), 0, fault)
+    first_loss = _checked(trainer.value(trainer.step(batches[0])), 0, struck)
     metrics["first_step_s"] = time.perf_counter() - t
     metrics["time_to_first_step_s"] = metrics["first_step_s"] + (metrics["compile_s"] or 0.0)
     losses = [first_loss]  # reading them costs nothing: each step's loss is read back anyway
@@ -250,7 +189,7 @@ def measure(cell: Cell, budget: Budget,
         step += 1
     metrics["warmup_steps"] = step - 1
     metrics["warmup_s"] = time.perf_counter() - warm_start
-    slowdown = _slowdown_for(cell.id)
+    slowdown = fault.fraction if struck == "slow" and fault is not None else 0.0
     # Sized from the warm-up's second half: its first steps are still slower than the
     # steady ones, and a spin sized from them overshot (+34% asked for +25%).
     steady_warm = warm_ms[len(warm_ms) // 2:]
@@ -332,8 +271,9 @@ def skeleton(cell: Cell, run_id: str | None, repeat: int, status: str = "ok",
             "metrics": {}, "framework": {}, "samples_ms": []}
 
 
-def record(job: dict[str, Any]) -> dict[str, Any]:
-    """Measure the job's cell; failures become a status and an error text, never a raise."""
+def cell_task(job: dict[str, Any], fault: workers.Fault | None = None) -> dict[str, Any]:
+    """Measure the job's cell (run_id, repeat, cell, budget, tf32) and return its record;
+    failures become a status and an error text, never a raise."""
     cell = Cell.from_dict(job["cell"])
     budget = Budget(**job.get("budget", {}))
     out = skeleton(cell, job.get("run_id"), job.get("repeat", 1))
@@ -342,7 +282,8 @@ def record(job: dict[str, Any]) -> dict[str, Any]:
                 "affinity": sorted(os.sched_getaffinity(0)), "pid": os.getpid()})
     started = time.perf_counter()
     try:
-        out["metrics"], out["framework"], out["samples_ms"], curves = measure(cell, budget, out["tf32"])
+        out["metrics"], out["framework"], out["samples_ms"], curves = measure(
+            cell, budget, out["tf32"], fault)
         out["losses"], out["warmup_ms"] = curves["loss"], curves["warmup_ms"]
         out["probe_ms"] = curves["probe_ms"]  # the machine-speed probes of each timed step
         out["matmul_probe_ms"] = curves["matmul_probe_ms"]
@@ -353,17 +294,3 @@ def record(job: dict[str, Any]) -> dict[str, Any]:
             out["error"] += "\n" + "".join(traceback.format_exc(limit=-6))
     out["wall_s"] = time.perf_counter() - started
     return out
-
-
-def main(argv: list[str]) -> int:
-    job_text, out_path = argv
-    job = json.loads(job_text)
-    if job.get("affinity"):
-        os.sched_setaffinity(0, job["affinity"])  # before any framework starts its threads
-    quiet_helper_pools()  # before any framework is imported: only NumPy's pool is affected
-    results.write_json(Path(out_path), record(job))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

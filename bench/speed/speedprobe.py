@@ -20,7 +20,7 @@ processes: torch's eager MLP 1.43 ms without probes, 2.26 ms with them, IQR 0.13
 ms; JAX's attention 10.2 to 15.9 ms; benchmarks/probe_interference.py, whose results
 are in results/reference/probe-interference-cpu-2core/). With OPENBLAS_THREAD_TIMEOUT=4
 (2^4 cycles of spinning) the same probe left torch's step alone (1.40 and 1.45 ms). The
-measured process now holds NumPy's BLAS to one thread (bench.speed.measure.quiet_helper_pools),
+measured process now holds NumPy's BLAS to one thread (bench.workers.quiet_helper_pools),
 so the probe computes on the calling thread and has no worker to wake: with the probes
 so held, the cells' medians were 0.98-1.03x those without any probe, inside the noise
 between processes (sd of log medians 0.003-0.07). The probes now run every BLOCK_S =

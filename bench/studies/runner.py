@@ -4,9 +4,12 @@
     results/studies/<study id>/records/<fw>.jsonl    one record per item, appended as it finishes
     results/studies/<study id>/logs/<fw>.<k>.log     stdout and stderr of its k-th process
 
-A framework's items run in one process, one after another, with the same thread caps and
-CPU affinity as the speed harness gives a cell (bench.speed.harness.process_env): starting a
-process per item would spend more time importing TensorFlow than training. An item that
+A framework's items run in one process (a bench.workers job whose task is
+bench.studies.runner:train_pending), one after another, with the same thread caps and
+CPU affinity as the speed harness gives a cell: starting a process per item would spend
+more time importing TensorFlow than training. The process's records stream to the
+framework's JSON-lines file as each item finishes, so a process that dies loses only
+the item it was on. An item that
 raises or diverges is recorded with its status and error and the process goes on; a
 process that dies or times out loses only the item it was on, which is recorded as
 failed, and a fresh process goes on with the rest; `resume` runs whatever has no record
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 import traceback
@@ -25,8 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from bench import adapters, environment, frameworks, results, studies
-from bench.speed import harness, measure
+from bench import adapters, environment, frameworks, results, studies, workers
+from bench.speed import measure
 from bench.speed.measure import Diverged
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ def new_study(name: str, frameworks: Sequence[str], quick: bool = False,
             raise StudyError(f"{name}: no setting {key!r}: allowed {', '.join(config)}")
         config[key] = value
     module.items(config)  # refuses a malformed configuration before anything runs
-    harness.affinity(threads)  # refuses more threads than CPUs
+    workers.affinity(threads)  # refuses more threads than CPUs
     study_id = study_id or f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     folder = studies_dir() / study_id
     if (folder / "study.json").exists():
@@ -160,9 +162,11 @@ class _Watcher:
         self.stop.set()
 
 
-def run_framework(folder: Path, framework: str, on_count: Any = None) -> list[dict[str, Any]]:
+def run_framework(folder: Path, framework: str, on_count: Any = None,
+                  fault: workers.Fault | None = None) -> list[dict[str, Any]]:
     """Run `framework`'s pending items in a process of their own (a fresh one after a
-    process dies); returns the records it added."""
+    process dies); returns the records it added. `fault` (tests only) strikes the items
+    whose id contains its target."""
     study = load_study(folder)
     before = len(read_records(folder, framework))
     todo = pending(folder, study, framework)
@@ -175,37 +179,40 @@ def run_framework(folder: Path, framework: str, on_count: Any = None) -> list[di
                 study, framework, item, "skipped",
                 f"{name} is not installed; install it with: pip install 'fwbench[{extra}]'"))
         return read_records(folder, framework)[before:]
-    logs = Path(folder) / "logs"
+    logs = Path(folder).resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     first = len(list(logs.glob(f"{framework}.*.log"))) + 1  # a resume keeps earlier logs
-    cmd = [sys.executable, "-m", "bench.studies.runner", str(folder), framework]
-    env = harness.process_env(study["threads"], "cpu")
+    job = workers.Job("bench.studies.runner:train_pending",
+                      {"folder": str(Path(folder).resolve()), "framework": framework},
+                      threads=study["threads"], cores=tuple(workers.affinity(study["threads"])),
+                      timeout_s=study["timeout_s"], fault=fault)
     # Each pass either finishes the items or records the one its process died on as
     # failed, so a fresh process goes on with the rest: at most one pass per item.
     for attempt in range(first, first + len(todo)):
-        log = logs / f"{framework}.{attempt}.log"
         with _Watcher(folder, framework, on_count):
-            returncode = harness.run_process(cmd, env, log, study["timeout_s"])
+            outcome = workers.run(job, logs / f"{framework}.{attempt}.log")
         left = pending(folder, study, framework)
         if not left:
             break
-        if returncode is None:
-            status, why = "timeout", f"the process ran past its {study['timeout_s']:.0f} s timeout"
-        else:
-            status, why = "crash", f"the process exited with status {returncode}"
-        tail = harness.log_tail(log)
+        status = "timeout" if outcome.status == "timeout" else "crash"
+        why = (f"the process ran past its {study['timeout_s']:.0f} s timeout"
+               if outcome.status == "timeout" else f"the process {outcome.error}")
+        detail = (f"{outcome.error}\n{outcome.traceback}" if outcome.status == "error"
+                  else f"log tail:\n{outcome.log_tail}")
         _append(folder, framework, _failure(study, framework, left[0], status,
-                                            f"{why} while training it; log tail:\n{tail}"))
+                                            f"{why} while training it; {detail}"))
         if len(left) == 1:
             break
     return read_records(folder, framework)[before:]
 
 
-def execute(folder: Path, on_framework: Any = None) -> dict[str, list[dict[str, Any]]]:
+def execute(folder: Path, on_framework: Any = None,
+            fault: workers.Fault | None = None) -> dict[str, list[dict[str, Any]]]:
     """Run every framework's pending items, one framework at a time.
 
     on_framework(framework, done, total, added): before a framework (added None), as its
-    records grow (added None, done counts them) and after it (added: its new records)."""
+    records grow (added None, done counts them) and after it (added: its new records).
+    `fault`: as for run_framework."""
     study = load_study(folder)
     module = studies.get(study["study"])
     total = len(module.items(study["config"]))
@@ -214,35 +221,37 @@ def execute(folder: Path, on_framework: Any = None) -> dict[str, list[dict[str, 
         if on_framework:
             on_framework(framework, total - len(pending(folder, study, framework)), total, None)
         on_count = (lambda n, fw=framework: on_framework(fw, n, total, None)) if on_framework else None
-        added[framework] = run_framework(folder, framework, on_count)
+        added[framework] = run_framework(folder, framework, on_count, fault)
         if on_framework:
             on_framework(framework, total, total, added[framework])
     return added
 
 
-def _worker(folder: Path, framework: str) -> int:
-    """The framework's process: train every pending item, appending a record for each."""
+def train_pending(args: dict[str, Any], fault: workers.Fault | None = None) -> int:
+    """The framework's process (a bench.workers task; args folder, framework): train
+    every pending item, appending a record for each; returns how many it trained."""
+    folder, framework = Path(args["folder"]), args["framework"]
     study = load_study(folder)
     module = studies.get(study["study"])
     mode = study["modes"][framework]
     adapter = adapters.get(framework)
     adapter.configure("cpu", threads=study["threads"])
     versions = ", ".join(f"{k} {v}" for k, v in adapter.versions().items())
-    os.sched_setaffinity(0, harness.affinity(study["threads"]))
     writer = None
     if study.get("tensorboard"):
         from bench import tensorboard
         writer = tensorboard.StudyWriter(Path(study["tensorboard"]), study["study_id"], framework)
+    trained = 0
     for item in pending(folder, study, framework):
         started = time.perf_counter()
-        # The speed harness's fault hook (measure.FAULT_VARIABLE), matched to item ids.
-        fault = measure.fault_for(module.item_id(item))
         record = {"item_id": module.item_id(item), "item": item, "framework": framework,
                   "mode": mode, "status": "ok", "error": None, "versions": versions}
         try:
-            measure.inject(fault)  # raise, exit, kill or hang
-            if fault == "nan":
-                raise Diverged(f"injected NaN ({measure.FAULT_VARIABLE})")
+            struck = workers.strike(fault, module.item_id(item))  # raises, exits, kills, hangs
+            if struck == "nan":
+                raise Diverged("injected NaN (fault 'nan')")
+            if struck:
+                raise ValueError(f"fault {struck!r} does not apply to a study")
             out = module.run_item(adapter, item, study["config"], mode)
             record["metrics"] = out["metrics"]
             if out.get("outputs") is not None:
@@ -257,7 +266,8 @@ def _worker(folder: Path, framework: str) -> int:
         record["wall_s"] = time.perf_counter() - started
         _append(folder, framework, record)
         print(f"{record['item_id']}: {record['status']} {record['wall_s']:.1f} s", flush=True)
-    return 0
+        trained += 1
+    return trained
 
 
 def load(paths: Any = None) -> "pd.DataFrame":
@@ -300,6 +310,3 @@ def latest(name: str | None = None) -> Path | None:
              if name is None or results.read_json(p).get("study") == name]
     return max(found, key=lambda p: (p / "study.json").stat().st_mtime) if found else None
 
-
-if __name__ == "__main__":
-    sys.exit(_worker(Path(sys.argv[1]), sys.argv[2]))

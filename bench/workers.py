@@ -1,0 +1,305 @@
+"""The one protocol by which fwbench runs work in a process of its own: speed cells,
+parity workers, the graph study's workers and study processes.
+
+    python -m bench.workers JOB_JSON RESULT_PICKLE
+
+The parent describes the job as data (Job): the task to call ("package.module:function"),
+its arguments (JSON data), the compute threads, the CPU cores, the device, extra
+environment variables, a timeout, and optionally a Fault to inject. `run` writes the job
+to a file beside the process's log, starts the worker in a session of its own, waits for
+it, and reads back its one result file:
+
+- the worker pins itself to the job's cores and holds NumPy's BLAS pool to one thread
+  before anything imports a framework (quiet_helper_pools), calls the task, and writes
+  {"ok": True, "value": ...} or, if the task raised, {"ok": False, "error", "traceback"}
+  atomically, with the task's own seconds;
+- whatever ends the worker before it writes (a segfault, the OOM killer, os._exit, the
+  timeout) is told apart by the parent from the exit status: Outcome.status "crash",
+  "killed" or "timeout", with the tail of the log;
+- a timeout or an interrupt of the parent (Ctrl-C) kills the worker's whole process
+  group: torch.compile's compile workers and any other helper go with it.
+
+The result is a pickle because parity's raw results are NumPy arrays under tuple keys;
+it is a private channel between a parent and the child it started, read once and
+removed. The job file stays beside the log: `python -m bench.workers <job file> out.pkl`
+runs the same work again by hand.
+
+Written by hand because no library does this: multiprocessing and concurrent.futures
+start workers by fork (unsafe after a framework's threads exist) or keep a pool of them
+alive between tasks (what one cell leaves in its framework would reach the next), and
+neither times out a task by killing its process group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.threads import device_env, thread_env
+
+ROOT = Path(__file__).resolve().parent.parent  # the folder holding bench/ and impls/
+LOG_TAIL_LINES = 20
+
+# What a Fault can do to the item it hits. Test and calibration hooks: nothing in a
+# normal run sets one.
+FAULTS = {
+    "raise": "the task raises RuntimeError",
+    "exit": "the process exits at once with status 3, writing nothing (like a segfault)",
+    "kill": "the process sends itself SIGKILL (like the OOM killer)",
+    "hang": "the process sleeps until its timeout",
+    "nan": "the training loss becomes NaN",
+    "slow": "every timed step of a speed cell takes `fraction` more time (CPU spin)",
+}
+
+
+class WorkerError(ValueError):
+    """A job or fault that cannot be run as given."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A failure injected on purpose into the items whose id contains `target` (every
+    item when it is empty): `kind` is one of FAULTS; `fraction` is the slowdown of
+    "slow"."""
+
+    kind: str
+    target: str = ""
+    fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULTS:
+            raise WorkerError(f"fault {self.kind!r} not known: allowed {', '.join(FAULTS)}")
+        if self.kind == "slow" and not self.fraction > 0:
+            raise WorkerError(f"fault 'slow' needs a fraction > 0, not {self.fraction!r}")
+
+    def hits(self, item_id: str) -> bool:
+        return self.target in item_id
+
+    @classmethod
+    def parse(cls, text: str) -> "Fault":
+        """KIND or KIND:TARGET or slow=FRACTION[:TARGET], the form of a command-line flag."""
+        kind, _, target = text.partition(":")
+        fraction = 0.0
+        if kind.startswith("slow="):
+            kind, value = kind.split("=", 1)
+            try:
+                fraction = float(value)
+            except ValueError:
+                raise WorkerError(f"fault {text!r}: the slowdown {value!r} is not a number")
+        return cls(kind, target, fraction)
+
+
+def strike(fault: Fault | None, item_id: str) -> str | None:
+    """Carry out `fault` on the item `item_id` if it hits it: raise, exit, kill this
+    process or hang here. Returns the kind the caller must apply itself ("nan",
+    "slow"), or None."""
+    if fault is None or not fault.hits(item_id):
+        return None
+    if fault.kind == "raise":
+        raise RuntimeError(f"injected fault (raise, on {item_id})")
+    if fault.kind == "exit":
+        os._exit(3)
+    if fault.kind == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fault.kind == "hang":
+        time.sleep(10**6)
+    return fault.kind
+
+
+@dataclass(frozen=True)
+class Job:
+    """One process's work. `task` names a function `f(args, fault)` in a module of this
+    project; `args` must be JSON data. `cores`: the CPUs the process is pinned to (None
+    leaves it where the parent is: parity's workers run side by side)."""
+
+    task: str
+    args: Mapping[str, Any]
+    threads: int = 1
+    device: str = "cpu"
+    cores: tuple[int, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 300.0
+    fault: Fault | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "args": dict(self.args), "env": dict(self.env),
+                "cores": list(self.cores) if self.cores is not None else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Job":
+        fault = Fault(**data["fault"]) if data.get("fault") else None
+        cores = tuple(data["cores"]) if data.get("cores") is not None else None
+        return cls(**{**data, "fault": fault, "cores": cores})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came back from a worker. status: "ok" (the task returned `value`), "error"
+    (the task raised: `error` is its message, `traceback` its traceback), "crash" (the
+    process exited without a result), "killed" (by a signal), "timeout" (killed at the
+    job's timeout). `error` says what happened in one line; `log_tail` is the end of
+    the process's output."""
+
+    status: str
+    value: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    returncode: int | None = None
+    wall_s: float = 0.0          # the process, from start to exit
+    task_s: float | None = None  # the task inside it
+    log_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def describe(self) -> str:
+        """The error with the log's tail, for a record: what a user needs to see why."""
+        if self.status == "error":
+            return f"{self.error}\n{self.traceback or ''}".strip()
+        return f"{self.error}; log tail:\n{self.log_tail}"
+
+
+def affinity(threads: int) -> list[int]:
+    """The first `threads` CPUs this process may run on: every measured process gets the
+    same ones."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads > len(allowed):
+        raise WorkerError(f"--threads {threads}: only {len(allowed)} CPUs are available to "
+                          f"this process ({allowed})")
+    return allowed[:threads]
+
+
+def process_env(threads: int, device: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment of a worker: the same thread caps and device settings for every
+    framework, quiet framework logs, unbuffered output (the log is read after a kill)."""
+    return {**os.environ, **thread_env(threads), **device_env(device),
+            "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore", "PYTHONUNBUFFERED": "1",
+            **(extra or {})}
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def run(job: Job, log: Path) -> Outcome:
+    """Run `job` in a process of its own, its output in `log` and the job beside it
+    (<log>.job.json); never raises for anything the worker does (an interrupt of this
+    process kills the worker, then goes on up)."""
+    log = Path(log).resolve()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    job_path = log.with_name(log.stem + ".job.json")
+    result_path = log.with_name(log.stem + ".result.pkl")
+    job_path.write_text(json.dumps(job.to_dict(), indent=1))
+    result_path.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "bench.workers", str(job_path), str(result_path)]
+    started = time.perf_counter()
+    with open(log, "w") as log_file:
+        # A session of its own, so that a timeout kills the process's helpers too.
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env=process_env(job.threads, job.device, job.env),
+                                start_new_session=True)
+        try:
+            returncode: int | None = proc.wait(timeout=job.timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            returncode = None
+        except BaseException:  # Ctrl-C: stop the worker, record nothing for it
+            _kill_group(proc)
+            raise
+    wall_s = time.perf_counter() - started
+    if returncode is not None and result_path.exists():
+        with open(result_path, "rb") as f:
+            payload = pickle.load(f)
+        result_path.unlink()
+        if payload["ok"]:
+            return Outcome("ok", payload["value"], returncode=returncode, wall_s=wall_s,
+                           task_s=payload["task_s"])
+        return Outcome("error", error=payload["error"], traceback=payload["traceback"],
+                       returncode=returncode, wall_s=wall_s, task_s=payload["task_s"],
+                       log_tail=log_tail(log))
+    tail = log_tail(log)
+    if returncode is None:
+        return Outcome("timeout", error=f"no result after the {job.timeout_s:.0f} s timeout",
+                       wall_s=wall_s, log_tail=tail)
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        hint = " (SIGKILL: often the kernel's OOM killer)" if name == "SIGKILL" else ""
+        return Outcome("killed", error=f"killed by {name}{hint}", returncode=returncode,
+                       wall_s=wall_s, log_tail=tail)
+    return Outcome("crash", error=f"exited with status {returncode} and no result",
+                   returncode=returncode, wall_s=wall_s, log_tail=tail)
+
+
+def quiet_helper_pools() -> None:
+    """Hold the BLAS pools loaded so far (NumPy's OpenBLAS, before any framework is
+    imported) to one thread, for the life of this process.
+
+    OpenBLAS's workers spin for 2^28 cycles (about 0.1 s here) after each call before
+    they sleep: woken by the harness's own NumPy work (building the batches, the
+    canonical weights), they compete with the framework's threads for the process's
+    cores. With one thread NumPy computes on the calling thread and has no worker to
+    wake. The thread variables (OPENBLAS_NUM_THREADS, ...) stay the job's: they are the
+    frameworks' settings too (torch's BLAS on ARM is OpenBLAS)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def task_function(task: str) -> Any:
+    """The function a task names ("package.module:function")."""
+    module_name, _, name = task.partition(":")
+    if not module_name or not name:
+        raise WorkerError(f"task {task!r}: expected 'package.module:function'")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def _write(path: Path, payload: dict[str, Any]) -> None:
+    part = path.with_name(path.name + ".part")
+    with open(part, "wb") as f:
+        pickle.dump(payload, f)
+    os.replace(part, path)
+
+
+def main(argv: list[str]) -> int:
+    job_path, result_path = argv
+    job = Job.from_dict(json.loads(Path(job_path).read_text()))
+    if job.cores is not None:
+        os.sched_setaffinity(0, job.cores)  # before any framework starts its threads
+    quiet_helper_pools()  # before any framework is imported: only NumPy's pool is affected
+    started = time.perf_counter()
+    try:
+        payload = {"ok": True, "value": task_function(job.task)(job.args, job.fault)}
+    except Exception as exc:  # noqa: BLE001 - the parent records it, by kind
+        payload = {"ok": False, "error": f"{type(exc).__name__}: {exc}".strip(),
+                   "traceback": traceback.format_exc(limit=-6)}
+    payload["task_s"] = time.perf_counter() - started
+    _write(Path(result_path), payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,33 @@
+"""Tasks for tests/test_workers.py: framework-free functions a bench.workers process can
+call ("tests.worker_tasks:<name>")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import workers
+
+
+def echo(args: dict[str, Any], fault: workers.Fault | None = None) -> dict[str, Any]:
+    """Strikes `fault` on args["id"], then returns what the process saw."""
+    left = workers.strike(fault, args.get("id", ""))
+    return {"args": args, "left": left, "pid": os.getpid(),
+            "cores": sorted(os.sched_getaffinity(0)),
+            "env": {k: os.environ.get(k) for k in args.get("env_keys", [])}}
+
+
+def spawn_and_hang(args: dict[str, Any], fault: workers.Fault | None = None) -> None:
+    """Starts a helper process (as torch.compile starts its compile workers), writes its
+    pid to args["pid_file"], then hangs."""
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)"])
+    Path(args["pid_file"]).write_text(str(helper.pid))
+    time.sleep(1000)
+
+
+def unpicklable(args: dict[str, Any], fault: workers.Fault | None = None) -> Any:
+    return lambda: None
