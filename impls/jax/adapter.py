@@ -17,12 +17,13 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from bench import adapters, canonical  # noqa: E402
+from bench import adapters, binding, canonical  # noqa: E402
+from bench.binding import Binding  # noqa: E402
 from bench.canonical import Params  # noqa: E402
 from bench.spec import ModelSpec  # noqa: E402
 from impls.jax import runtime  # noqa: E402
-from impls.jax.models import Binding, bindings, build_module, from_tree, to_tree  # noqa: E402
 from impls.jax.models import alignments as model_alignments  # noqa: E402
+from impls.jax.models import bindings, build_module, lookup, store_into  # noqa: E402
 from impls.jax.train import Trainer, make_loss, to_target  # noqa: E402
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -82,18 +83,21 @@ class Adapter(adapters.Adapter):
         self._check_build(spec, params, dtype, device)
         target = jax.devices("gpu" if device == "gpu" else "cpu")[0]
         binds = bindings(spec)
-        # names here; the stored shapes are checked against Flax's own tree below
-        shapes = canonical.param_shapes(spec)
-        canonical.check_bound(spec, {b.name: shapes.get(b.name, ()) for b in binds}, "jax")
-        tree = to_tree(binds, {k: np.asarray(v, dtype=dtype) for k, v in params.items()})
         module = build_module(spec, DTYPES[dtype])
-        self._check_tree(module, spec, tree, dtype)
+        # the slots' shapes are those of the tree Flax's own init would create
+        expected = _expected_tree(module, spec.input_shape, dtype)
+        shape_of = lambda path: tuple(lookup(expected, path).shape)  # noqa: E731
+        binding.check(spec, binds, shape_of, "jax")
+        tree: dict[str, Any] = {}
+        binding.write(binds, canonical.cast(params, dtype), shape_of,
+                      lambda path, value: store_into(tree, path, value))
+        self._check_tree(spec, expected, tree)
         return Model(spec, module, jax.device_put(tree, target), binds, DTYPES[dtype], target)
 
     @staticmethod
-    def _check_tree(module: Any, spec: ModelSpec, tree: dict, dtype: str) -> None:
-        """The tree we load must have exactly the structure and shapes Flax would create."""
-        expected = _expected_tree(module, spec.input_shape, dtype)
+    def _check_tree(spec: ModelSpec, expected: Any, tree: dict) -> None:
+        """The tree we load must have exactly the structure, shapes and dtypes Flax would
+        create: no leaf of Flax's left out."""
         got = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
         if jax.tree.structure(expected) != jax.tree.structure(got) or \
                 jax.tree.leaves(expected) != jax.tree.leaves(got):
@@ -121,10 +125,10 @@ class Adapter(adapters.Adapter):
                     model.params, xj, target_j)
         else:
             value, grads = _jitted_value_and_grad(model.module, loss)(model.params, xj, target_j)
-        return float(value), from_tree(model.bindings, grads)
+        return float(value), binding.read(model.bindings, lambda path: lookup(grads, path))
 
     def get_params(self, model: Model) -> Params:
-        return from_tree(model.bindings, model.params)
+        return binding.read(model.bindings, lambda path: lookup(model.params, path))
 
     def param_count(self, model: Model) -> int:
         return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(model.params))

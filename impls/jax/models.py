@@ -15,7 +15,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from bench import adapters, models
+from bench import adapters, binding, models
+from bench.binding import Binding
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
@@ -139,35 +140,25 @@ class Attention(nn.Module):
 GATES = ("i", "f", "g", "o")  # canonical gate blocks, in order along the last axis
 
 
-@dataclass
-class Binding:
-    """Canonical `name` is stored at `paths` of the Flax tree, split by `split`, joined by `join`."""
-
-    name: str
-    paths: list[tuple[str, ...]]
-    split: Callable[[np.ndarray], list[np.ndarray]]
-    join: Callable[[list[np.ndarray]], np.ndarray]
+# A binding's slot in Flax is a path of keys into the parameter tree.
+Path = tuple[str, ...]
 
 
-def _dense(name: str, path: tuple[str, ...]) -> list[Binding]:
+def _dense(name: str, path: Path) -> list[Binding]:
     return [_plain(f"{name}.kernel", path + ("kernel",)), _plain(f"{name}.bias", path + ("bias",))]
 
 
-def _plain(name: str, path: tuple[str, ...]) -> Binding:
-    return Binding(name, [path], lambda a: [a], lambda parts: parts[0])
+def _plain(name: str, path: Path) -> Binding:
+    return Binding(name, (path,))
 
 
-def _reshaped(name: str, path: tuple[str, ...], stored: tuple[int, ...],
-              canonical: tuple[int, ...]) -> Binding:
-    return Binding(name, [path], lambda a: [a.reshape(stored)],
-                   lambda parts: parts[0].reshape(canonical))
+def _reshaped(name: str, path: Path, canonical: tuple[int, ...]) -> Binding:
+    return Binding(name, (path,), binding.reshaped(canonical))
 
 
-def _gates(name: str, paths: list[tuple[str, ...]], hidden: int) -> Binding:
+def _gates(name: str, paths: list[Path]) -> Binding:
     """(n, 4H) canonical array <-> four (n, H) arrays, one per gate, in order i, f, g, o."""
-    return Binding(name, paths,
-                   lambda a: [a[..., k * hidden:(k + 1) * hidden] for k in range(4)],
-                   lambda parts: np.concatenate(parts, axis=-1))
+    return Binding(name, tuple(paths), binding.SPLIT_LAST_AXIS)
 
 
 def bind_mlp(spec: MLPSpec) -> list[Binding]:
@@ -175,31 +166,30 @@ def bind_mlp(spec: MLPSpec) -> list[Binding]:
 
 
 def bind_lstm(spec: LSTMSpec) -> list[Binding]:
-    h = spec.hidden_size
     out: list[Binding] = []
     for layer in range(spec.num_layers):
         cell = (f"lstm_{layer}",)
         # OptimizedLSTMCell keeps LSTMCell's tree: dense `i<gate>` (input, no bias) and
         # `h<gate>` (hidden, with the gate's bias), fused into one matmul when run.
-        out += [_gates(f"lstm.{layer}.kernel", [cell + (f"i{g}", "kernel") for g in GATES], h),
+        out += [_gates(f"lstm.{layer}.kernel", [cell + (f"i{g}", "kernel") for g in GATES]),
                 _gates(f"lstm.{layer}.recurrent_kernel",
-                       [cell + (f"h{g}", "kernel") for g in GATES], h),
-                _gates(f"lstm.{layer}.bias", [cell + (f"h{g}", "bias") for g in GATES], h)]
+                       [cell + (f"h{g}", "kernel") for g in GATES]),
+                _gates(f"lstm.{layer}.bias", [cell + (f"h{g}", "bias") for g in GATES])]
     return out + _dense("head", ("head",))
 
 
 def bind_attention(spec: AttentionSpec) -> list[Binding]:
-    d, heads, hd = spec.d_model, spec.num_heads, spec.head_dim
+    d = spec.d_model
     out = _dense("embed", ("embed",))
     for b in range(spec.num_blocks):
         blk = f"blocks_{b}"
         for proj, flax_name in (("q", "query"), ("k", "key"), ("v", "value")):
+            # (d, heads, head_dim) kernels and (heads, head_dim) biases, row-major
             out += [_reshaped(f"blocks.{b}.attn.{proj}.kernel", (blk, "attn", flax_name, "kernel"),
-                              (d, heads, hd), (d, d)),
+                              (d, d)),
                     _reshaped(f"blocks.{b}.attn.{proj}.bias", (blk, "attn", flax_name, "bias"),
-                              (heads, hd), (d,))]
-        out += [_reshaped(f"blocks.{b}.attn.o.kernel", (blk, "attn", "out", "kernel"),
-                          (heads, hd, d), (d, d)),
+                              (d,))]
+        out += [_reshaped(f"blocks.{b}.attn.o.kernel", (blk, "attn", "out", "kernel"), (d, d)),
                 _plain(f"blocks.{b}.attn.o.bias", (blk, "attn", "out", "bias"))]
         for norm in ("ln1", "ln2"):
             out += [_plain(f"blocks.{b}.{norm}.scale", (blk, norm, "scale")),
@@ -259,30 +249,18 @@ def bindings(spec: ModelSpec) -> list[Binding]:
     return _builder(spec).bind(spec)
 
 
-def to_tree(binds: list[Binding], params: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Canonical parameters -> nested dict of NumPy arrays in Flax's layout."""
-    tree: dict[str, Any] = {}
-    for b in binds:
-        for path, part in zip(b.paths, b.split(params[b.name])):
-            node = tree
-            for key in path[:-1]:
-                node = node.setdefault(key, {})
-            node[path[-1]] = np.ascontiguousarray(part)
+def lookup(tree: Any, path: Path) -> Any:
+    """The leaf at `path` of a nested parameter tree."""
+    for key in path:
+        tree = tree[key]
     return tree
 
 
-def from_tree(binds: list[Binding], tree: Any) -> dict[str, np.ndarray]:
-    """Nested dict in Flax's layout (any array type) -> canonical NumPy arrays."""
-    out = {}
-    for b in binds:
-        parts = []
-        for path in b.paths:
-            node = tree
-            for key in path:
-                node = node[key]
-            parts.append(np.asarray(node))
-        out[b.name] = np.array(b.join(parts))
-    return out
+def store_into(tree: dict[str, Any], path: Path, value: np.ndarray) -> None:
+    """Put `value` at `path` of a nested dict, making the levels it needs."""
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
 
 
 def build_module(spec: ModelSpec, dtype: Any) -> nn.Module:

@@ -13,12 +13,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench import adapters, canonical  # noqa: E402
+from bench import adapters, binding, canonical  # noqa: E402
+from bench.binding import Binding  # noqa: E402
 from bench.canonical import Params  # noqa: E402
 from bench.spec import ModelSpec  # noqa: E402
 from impls.tf import runtime  # noqa: E402
-from impls.tf.models import Binding, bindings, build_model  # noqa: E402
 from impls.tf.models import alignments as model_alignments  # noqa: E402
+from impls.tf.models import bindings, build_model, fetch, shape_of, store  # noqa: E402
 from impls.tf.train import Trainer, compiled_as, loss_fn, to_target  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
@@ -66,12 +67,8 @@ class Adapter(adapters.Adapter):
         with tf.device(tf_device):
             model = build_model(spec, dtype)
             binds = bindings(spec, model)
-            # a stored size that differs shows as its own shape (a reshape would fail)
-            canonical.check_bound(spec, {b.name: b.canonical if np.prod(b.variable.shape) ==
-                                         np.prod(b.canonical) else tuple(b.variable.shape)
-                                         for b in binds}, "tf")
-            for b in binds:
-                b.write(np.asarray(params[b.name], dtype=dtype))
+            binding.check(spec, binds, shape_of, "tf")
+            binding.write(binds, canonical.cast(params, dtype), shape_of, store)
         return Model(spec, model, binds, dtype, tf_device)
 
     def forward(self, model: Model, x: np.ndarray, mode: str | None = None) -> np.ndarray:
@@ -83,7 +80,7 @@ class Adapter(adapters.Adapter):
                        loss: str = "cross_entropy",
                        mode: str | None = None) -> tuple[float, Params]:
         self._check_loss(loss)
-        variables = [b.variable for b in model.bindings]
+        variables = [b.slots[0] for b in model.bindings]
 
         def value_and_grads(x: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, list]:
             with tf.GradientTape() as tape:
@@ -94,10 +91,11 @@ class Adapter(adapters.Adapter):
         with tf.device(model.device):
             value, grads = fn(tf.convert_to_tensor(np.asarray(x, dtype=model.dtype)),
                               to_target(loss, target, model.dtype))
-        return float(value.numpy()), {b.name: b.read(g) for b, g in zip(model.bindings, grads)}
+        grad_of = {id(v): g for v, g in zip(variables, grads)}
+        return float(value.numpy()), binding.read(model.bindings, lambda v: fetch(grad_of[id(v)]))
 
     def get_params(self, model: Model) -> Params:
-        return {b.name: b.read(b.variable) for b in model.bindings}
+        return binding.read(model.bindings, fetch)
 
     def param_count(self, model: Model) -> int:
         return int(sum(np.prod(v.shape) for v in model.keras.trainable_variables))

@@ -13,7 +13,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from bench import adapters, models
+from bench import adapters, binding, models
+from bench.binding import Binding
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
@@ -94,24 +95,13 @@ def _dense_layer(units: int, name: str, dtype: str, act: Any = None) -> Any:
     return keras.layers.Dense(units, activation=act, dtype=dtype, name=name)
 
 
-@dataclass
-class Binding:
-    """Canonical `name` lives in `variable`, stored with shape `stored`."""
-
-    name: str
-    variable: Any
-    canonical: tuple[int, ...]
-
-    def read(self, value: Any) -> np.ndarray:
-        return np.array(keras.ops.convert_to_numpy(value)).reshape(self.canonical)
-
-    def write(self, value: np.ndarray) -> None:
-        self.variable.assign(np.asarray(value).reshape(tuple(self.variable.shape)))
+def _bind(name: str, variable: Any, transform: binding.Transform = binding.SAME) -> Binding:
+    """A binding's slot in Keras is one variable."""
+    return Binding(name, (variable,), transform)
 
 
 def _dense(name: str, layer: Any) -> list[Binding]:
-    return [Binding(f"{name}.kernel", layer.kernel, tuple(layer.kernel.shape)),
-            Binding(f"{name}.bias", layer.bias, tuple(layer.bias.shape))]
+    return [_bind(f"{name}.kernel", layer.kernel), _bind(f"{name}.bias", layer.bias)]
 
 
 def _recurrent(name: str, spec: Any, model: keras.Model) -> list[Binding]:
@@ -123,7 +113,7 @@ def _recurrent(name: str, spec: Any, model: keras.Model) -> list[Binding]:
         cell = model.get_layer(f"{name}_{layer}").cell
         for attr in ("kernel", "recurrent_kernel", "bias"):
             var = getattr(cell, attr)
-            out.append(Binding(f"{name}.{layer}.{attr}", var, tuple(var.shape)))
+            out.append(_bind(f"{name}.{layer}.{attr}", var))
     return out
 
 
@@ -180,12 +170,12 @@ def bind_attention(spec: AttentionSpec, model: keras.Model) -> list[Binding]:
                             ("v", blk.attn.value_dense), ("o", blk.attn.output_dense)):
             # EinsumDense kernels are (d, heads, head_dim) for q, k, v and
             # (heads, head_dim, d) for the output; row-major reshape gives (d, d).
-            out += [Binding(f"blocks.{b}.attn.{proj}.kernel", layer.kernel, (d, d)),
-                    Binding(f"blocks.{b}.attn.{proj}.bias", layer.bias, (d,))]
+            out += [_bind(f"blocks.{b}.attn.{proj}.kernel", layer.kernel, binding.reshaped((d, d))),
+                    _bind(f"blocks.{b}.attn.{proj}.bias", layer.bias, binding.reshaped((d,)))]
         for norm in ("ln1", "ln2"):
             layer = getattr(blk, norm)
-            out += [Binding(f"blocks.{b}.{norm}.scale", layer.gamma, (d,)),
-                    Binding(f"blocks.{b}.{norm}.bias", layer.beta, (d,))]
+            out += [_bind(f"blocks.{b}.{norm}.scale", layer.gamma),
+                    _bind(f"blocks.{b}.{norm}.bias", layer.beta)]
         out += _dense(f"blocks.{b}.ffn.0", blk.ffn0)
         out += _dense(f"blocks.{b}.ffn.1", blk.ffn1)
     return out + _dense("head", model.get_layer("head"))
@@ -254,3 +244,16 @@ def build_model(spec: ModelSpec, dtype: str) -> keras.Model:
 def bindings(spec: ModelSpec, model: keras.Model) -> list[Binding]:
     """Where each canonical parameter lives in `model`."""
     return _builder(spec).bind(spec, model)
+
+
+def shape_of(variable: Any) -> tuple[int, ...]:
+    return tuple(variable.shape)
+
+
+def store(variable: Any, value: np.ndarray) -> None:
+    variable.assign(value)
+
+
+def fetch(value: Any) -> np.ndarray:
+    """A variable's or a gradient tensor's value, as NumPy."""
+    return keras.ops.convert_to_numpy(value)

@@ -8,12 +8,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import adapters, canonical
+from bench import adapters, binding, canonical
+from bench.binding import Binding
 from bench.canonical import Params
 from bench.spec import ModelSpec
 from impls.torch import runtime
-from impls.torch.models import Binding, bindings, build_module
 from impls.torch.models import alignments as model_alignments
+from impls.torch.models import bindings, build_module, fetch_grad, fetch_value, shape_of, store
 from impls.torch.train import Trainer, loss_fn, to_target
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -53,10 +54,8 @@ class Adapter(adapters.Adapter):
         target = torch.device("cuda" if device == "gpu" else "cpu")
         module = build_module(spec).to(device=target, dtype=DTYPES[dtype])
         model = Model(spec, module, bindings(spec, module), DTYPES[dtype], target)
-        canonical.check_bound(spec, {b.name: b.read(b.tensor).shape for b in model.bindings},
-                              "torch")
-        for b in model.bindings:
-            b.write(np.asarray(params[b.name], dtype=dtype))
+        binding.check(spec, model.bindings, shape_of, "torch")
+        binding.write(model.bindings, canonical.cast(params, dtype), shape_of, store)
         return model
 
     def _module(self, model: Model, mode: str | None) -> nn.Module:
@@ -82,12 +81,12 @@ class Adapter(adapters.Adapter):
         xt = torch.as_tensor(np.asarray(x), dtype=model.dtype, device=model.device)
         value = loss_fn(loss, module(xt), to_target(loss, target, model.dtype, model.device))
         value.backward()
-        grads = {b.name: b.read(b.tensor.grad) for b in model.bindings}
+        grads = binding.read(model.bindings, fetch_grad)
         model.module.zero_grad(set_to_none=True)
         return float(value.item()), grads
 
     def get_params(self, model: Model) -> Params:
-        return {b.name: b.read(b.tensor) for b in model.bindings}
+        return binding.read(model.bindings, fetch_value)
 
     def param_count(self, model: Model) -> int:
         return sum(p.numel() for p in model.module.parameters() if p.requires_grad)

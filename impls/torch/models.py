@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import adapters, models
+from bench import adapters, binding, models
+from bench.binding import Binding
 from bench.reference import positional_encoding
 from bench.spec import AttentionSpec, LSTMSpec, MLPSpec, ModelSpec
 
@@ -29,28 +30,22 @@ ACTIVATIONS = {
 }
 
 
-@dataclass
-class Binding:
-    """Canonical `name` lives in `tensor[rows]`, transposed when `transpose`."""
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """A binding's slot in torch: rows `rows` of a parameter tensor (all by default)."""
 
-    name: str
     tensor: torch.Tensor
     rows: slice = field(default_factory=lambda: slice(None))
-    transpose: bool = False
 
-    def read(self, source: torch.Tensor) -> np.ndarray:
-        part = source.detach()[self.rows]
-        return (part.T if self.transpose else part).cpu().numpy().copy()
 
-    def write(self, value: np.ndarray) -> None:
-        data = torch.from_numpy(np.ascontiguousarray(value.T if self.transpose else value))
-        with torch.no_grad():
-            self.tensor[self.rows].copy_(data)
+def _bind(name: str, tensor: torch.Tensor, rows: slice = slice(None),
+          transform: binding.Transform = binding.SAME) -> Binding:
+    return Binding(name, (Rows(tensor, rows),), transform)
 
 
 def _dense(name: str, layer: nn.Linear) -> list[Binding]:
-    return [Binding(f"{name}.kernel", layer.weight, transpose=True),
-            Binding(f"{name}.bias", layer.bias)]
+    return [_bind(f"{name}.kernel", layer.weight, transform=binding.TRANSPOSED),
+            _bind(f"{name}.bias", layer.bias)]
 
 
 
@@ -122,12 +117,13 @@ class Attention(nn.Module):
             attn = block.self_attn  # q, k, v packed as rows of in_proj_weight
             for i, proj in enumerate(("q", "k", "v")):
                 rows = slice(i * d, (i + 1) * d)
-                out += [Binding(f"blocks.{b}.attn.{proj}.kernel", attn.in_proj_weight, rows, True),
-                        Binding(f"blocks.{b}.attn.{proj}.bias", attn.in_proj_bias, rows)]
+                out += [_bind(f"blocks.{b}.attn.{proj}.kernel", attn.in_proj_weight, rows,
+                              binding.TRANSPOSED),
+                        _bind(f"blocks.{b}.attn.{proj}.bias", attn.in_proj_bias, rows)]
             out += _dense(f"blocks.{b}.attn.o", attn.out_proj)
             for norm, layer in (("ln1", block.norm1), ("ln2", block.norm2)):
-                out += [Binding(f"blocks.{b}.{norm}.scale", layer.weight),
-                        Binding(f"blocks.{b}.{norm}.bias", layer.bias)]
+                out += [_bind(f"blocks.{b}.{norm}.scale", layer.weight),
+                        _bind(f"blocks.{b}.{norm}.bias", layer.bias)]
             out += _dense(f"blocks.{b}.ffn.0", block.linear1)
             out += _dense(f"blocks.{b}.ffn.1", block.linear2)
         return out + _dense("head", self.head)
@@ -162,10 +158,11 @@ def _recurrent(name: str, rnn: nn.RNNBase) -> list[Binding]:
     """`{name}.{l}.kernel`, `recurrent_kernel` and `bias` of a torch recurrent layer, whose
     gate blocks (if any) are already in the canonical order."""
     return [b for layer in range(rnn.num_layers) for b in (
-        Binding(f"{name}.{layer}.kernel", getattr(rnn, f"weight_ih_l{layer}"), transpose=True),
-        Binding(f"{name}.{layer}.recurrent_kernel", getattr(rnn, f"weight_hh_l{layer}"),
-                transpose=True),
-        Binding(f"{name}.{layer}.bias", getattr(rnn, f"bias_ih_l{layer}")))]
+        _bind(f"{name}.{layer}.kernel", getattr(rnn, f"weight_ih_l{layer}"),
+              transform=binding.TRANSPOSED),
+        _bind(f"{name}.{layer}.recurrent_kernel", getattr(rnn, f"weight_hh_l{layer}"),
+              transform=binding.TRANSPOSED),
+        _bind(f"{name}.{layer}.bias", getattr(rnn, f"bias_ih_l{layer}")))]
 
 
 def alignments() -> list[dict[str, str]]:
@@ -191,6 +188,23 @@ BUILDERS: dict[str, type[nn.Module]] = {"mlp": MLP, "lstm": LSTM, "attention": A
 def bindings(spec: ModelSpec, module: nn.Module) -> list[Binding]:
     """Where each canonical parameter lives in `module`."""
     return module.bindings()
+
+
+def shape_of(slot: Rows) -> tuple[int, ...]:
+    return tuple(slot.tensor[slot.rows].shape)
+
+
+def store(slot: Rows, value: np.ndarray) -> None:
+    with torch.no_grad():
+        slot.tensor[slot.rows].copy_(torch.from_numpy(value))
+
+
+def fetch_value(slot: Rows) -> np.ndarray:
+    return slot.tensor.detach()[slot.rows].cpu().numpy()
+
+
+def fetch_grad(slot: Rows) -> np.ndarray:
+    return slot.tensor.grad[slot.rows].cpu().numpy()
 
 
 def build_module(spec: ModelSpec) -> nn.Module:
