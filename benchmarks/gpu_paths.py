@@ -5,8 +5,8 @@ Run on a machine with a GPU (PyTorch and/or JAX installed; TensorFlow too if pre
     python benchmarks/gpu_paths.py [--frameworks torch,jax] [--models mlp,lstm,attention]
         [--preset small] [--device gpu] [--output results/gpu_paths.json]
 
-Per framework, each check in its own process (the cells' environment and settings, as
-`fwbench run` gives them):
+Per framework, each check in its own process (a bench.workers job: the cells' environment
+and settings, as `fwbench run` gives them; logs beside --output):
 
 - sync: is every timed step the device's work? For each model in compiled mode: the
   median of per-step times with the loss read back after each step (what `fwbench run`
@@ -36,7 +36,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,10 +44,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import adapters, canonical, data  # noqa: E402
+from bench import adapters, canonical, data, frameworks, workers  # noqa: E402
 from bench.spec import MODELS  # noqa: E402
 from bench.speed.cells import Cell  # noqa: E402
-from bench.speed.harness import cell_env  # noqa: E402
 
 SYNC_STEPS = 30          # steps per timing of the sync check
 WARMUP_STEPS = 5         # untimed steps first (compilation, autotuning)
@@ -121,7 +119,8 @@ def check_sync(framework: str, model: str, preset: str, device: str) -> dict[str
 
 
 def adapter_compiled(framework: str) -> str:
-    return "xla" if framework == "tf" else "compiled"
+    """The framework's most compiled mode (its record lists the modes from eager on)."""
+    return frameworks.FRAMEWORKS[framework].modes[-1]
 
 
 def check_kernels(model: str, preset: str, device: str) -> dict[str, Any]:
@@ -173,24 +172,7 @@ def check_tf32(framework: str, device: str) -> dict[str, Any]:
     out = {}
     for tf32 in (False, True):
         adapter.configure(device, 1, tf32)
-        if framework == "torch":
-            import torch
-
-            target = "cuda" if device == "gpu" else "cpu"
-            got = (torch.as_tensor(a, dtype=torch.float32, device=target)
-                   @ torch.as_tensor(b, dtype=torch.float32, device=target)).cpu().numpy()
-        elif framework == "jax":
-            import jax
-            import jax.numpy as jnp
-
-            target = jax.devices(device)[0]
-            got = np.asarray(jax.jit(jnp.matmul)(jax.device_put(a.astype(np.float32), target),
-                                                 jax.device_put(b.astype(np.float32), target)))
-        else:
-            import tensorflow as tf
-
-            with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
-                got = tf.matmul(tf.constant(a, tf.float32), tf.constant(b, tf.float32)).numpy()
+        got = adapter.runtime.matmul_float32(a, b, device)
         error = float(np.max(np.abs(got - exact)) / np.max(np.abs(exact)))
         out["tf32_on" if tf32 else "tf32_off"] = error
     return out
@@ -204,37 +186,48 @@ CHECKS = {
 }
 
 
+# Checks of one framework's own machinery (torch's profiler and kernels, JAX's cuDNN
+# attention), with the models they apply to (None: once per framework). The others run
+# on every framework.
+OWN_CHECKS: dict[str, list[tuple[str, tuple[str, ...] | None]]] = {
+    "torch": [("kernels", ("lstm", "attention"))],
+    "jax": [("attention_cudnn", None)],
+}
+OWN_CHECK_NEEDS = {"attention_cudnn": "attention"}  # a model the check is about
+
+
 def jobs(frameworks: list[str], models: list[str]) -> list[tuple[str, str, str | None]]:
     out: list[tuple[str, str, str | None]] = []
     for fw in frameworks:
         out += [("sync", fw, m) for m in models]
-        if fw == "torch":
-            out += [("kernels", fw, m) for m in models if m in ("lstm", "attention")]
-        if fw == "jax" and "attention" in models:
-            out.append(("attention_cudnn", fw, None))
+        for check, applies_to in OWN_CHECKS.get(fw, []):
+            if applies_to is not None:
+                out += [(check, fw, m) for m in models if m in applies_to]
+            elif check not in OWN_CHECK_NEEDS or OWN_CHECK_NEEDS[check] in models:
+                out.append((check, fw, None))
         out.append(("tf32", fw, None))
     return out
 
 
+def check_task(args: dict[str, Any], fault: Any = None) -> dict[str, Any]:
+    """One check, as a bench.workers task (args: check, framework, model, preset, device)."""
+    return CHECKS[args["check"]](args["framework"], args["model"], args["preset"], args["device"])
+
+
 def run_job(check: str, framework: str, model: str | None, preset: str, device: str,
-            timeout_s: float) -> dict[str, Any]:
-    """One check in its own process, with a cell's environment; never raises."""
-    cell = Cell(framework, model or "mlp", preset, adapter_compiled(framework), device=device)
-    cmd = [sys.executable, __file__, "--worker", json.dumps([check, framework, model, preset,
-                                                            device])]
-    row: dict[str, Any] = {"check": check, "framework": framework, "model": model}
-    started = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, env=cell_env(cell), capture_output=True, text=True,
-                              timeout=timeout_s, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {**row, "error": f"timed out after {timeout_s:.0f} s"}
-    row["seconds"] = round(time.perf_counter() - started, 1)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
-        return {**row, "error": f"exit status {proc.returncode}: " + " | ".join(tail)}
-    return {**row, "result": json.loads(lines[-1])}
+            timeout_s: float, logs: Path) -> dict[str, Any]:
+    """One check in its own process (bench.workers), with a cell's environment; never
+    raises."""
+    job = workers.Job("benchmarks.gpu_paths:check_task",
+                      {"check": check, "framework": framework, "model": model,
+                       "preset": preset, "device": device},
+                      threads=1, device=device, timeout_s=timeout_s)
+    outcome = workers.run(job, logs / f"{check}-{framework}-{model or 'all'}.log")
+    row: dict[str, Any] = {"check": check, "framework": framework, "model": model,
+                           "seconds": round(outcome.wall_s, 1)}
+    if not outcome.ok:
+        return {**row, "error": f"{outcome.status}: {outcome.describe()}"}
+    return {**row, "result": outcome.value}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,12 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", default=",".join(CHECKS), help="comma-separated subset")
     parser.add_argument("--timeout", type=float, default=300.0, help="per check process (s)")
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "gpu_paths.json")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        check, fw, model, preset, device = json.loads(args.worker)
-        print(json.dumps(CHECKS[check](fw, model, preset, device)))
-        return 0
     frameworks = [f for f in args.frameworks.split(",") if f]
     models = [m for m in args.models.split(",") if m]
     unknown = sorted(set(frameworks) - set(adapters.FRAMEWORKS)) + sorted(set(models) - set(MODELS))
@@ -269,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     for check, fw, model in jobs([f for f in frameworks if adapters.installed(f)], models):
         if check not in checks:
             continue
-        row = run_job(check, fw, model, args.preset, args.device, args.timeout)
+        row = run_job(check, fw, model, args.preset, args.device, args.timeout,
+                      args.output.parent / "gpu_paths_logs")
         print(json.dumps(row), flush=True)
         rows.append(row)
     args.output.parent.mkdir(parents=True, exist_ok=True)

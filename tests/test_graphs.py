@@ -335,3 +335,10 @@ def measure_skeleton(cell, run_id):
     from bench.speed import measure
 
     return measure.skeleton(cell, run_id, 1, "crash", "not measured in this test")
+
+
+def test_the_former_module_name_still_loads_a_study():
+    """The README documented bench.graphstudy.load(path) before the study moved."""
+    import bench.graphstudy
+
+    assert bench.graphstudy.load is graphstudy.load

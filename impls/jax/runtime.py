@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import jax
+import numpy as np
 
 from bench.adapters import DeviceUnavailable
 
@@ -40,3 +41,13 @@ def peak_memory_bytes(device: str) -> int | None:
         return None
     stats = jax.devices("gpu")[0].memory_stats() or {}
     return stats.get("peak_bytes_in_use")
+
+
+def matmul_float32(a: np.ndarray, b: np.ndarray, device: str) -> np.ndarray:
+    """a @ b in float32 on `device`, at the matmul precision configure() set (the TF32
+    check of benchmarks/gpu_paths.py)."""
+    import jax.numpy as jnp
+
+    target = jax.devices(device)[0]
+    return np.asarray(jax.jit(jnp.matmul)(jax.device_put(np.float32(a), target),
+                                          jax.device_put(np.float32(b), target)))

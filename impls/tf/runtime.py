@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from bench.adapters import DeviceUnavailable
@@ -47,3 +48,10 @@ def peak_memory_bytes(device: str) -> int | None:
     if device != "gpu":
         return None
     return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
+def matmul_float32(a: np.ndarray, b: np.ndarray, device: str) -> np.ndarray:
+    """a @ b in float32 on `device`, at the matmul precision configure() set (the TF32
+    check of benchmarks/gpu_paths.py)."""
+    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+        return tf.matmul(tf.constant(a, tf.float32), tf.constant(b, tf.float32)).numpy()

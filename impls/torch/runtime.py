@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench.adapters import DeviceUnavailable
@@ -43,3 +44,11 @@ def peak_memory_bytes(device: str) -> int | None:
     if device != "gpu":
         return None
     return int(torch.cuda.max_memory_allocated())
+
+
+def matmul_float32(a: np.ndarray, b: np.ndarray, device: str) -> np.ndarray:
+    """a @ b in float32 on `device`, at the matmul precision configure() set (the TF32
+    check of benchmarks/gpu_paths.py)."""
+    target = "cuda" if device == "gpu" else "cpu"
+    return (torch.as_tensor(a, dtype=torch.float32, device=target)
+            @ torch.as_tensor(b, dtype=torch.float32, device=target)).cpu().numpy()
