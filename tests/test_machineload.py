@@ -67,10 +67,10 @@ WORKER_TICKS = """if True:
     before = set(os.listdir("/proc/self/task"))
     import numpy as np
     workers = set(os.listdir("/proc/self/task")) - before  # OpenBLAS's, made at load
-    from bench import workers
-    from bench.speed import speedprobe
+    from bench.speed import measure, speedprobe
+    from bench.workers import quiet_helper_pools
     if sys.argv[1] == "quiet":
-        workers.quiet_helper_pools()  # as every bench.workers process does at start
+        quiet_helper_pools()  # as every bench.workers process does at start
     def ticks():
         total = 0
         for tid in workers:
