@@ -7,13 +7,12 @@
 A framework's items run in one process (a bench.workers job whose task is
 bench.studies.runner:train_pending), one after another, with the same thread caps and
 CPU affinity as the speed harness gives a cell: starting a process per item would spend
-more time importing TensorFlow than training. The process's records stream to the
-framework's JSON-lines file as each item finishes, so a process that dies loses only
-the item it was on. An item that
-raises or diverges is recorded with its status and error and the process goes on; a
-process that dies or times out loses only the item it was on, which is recorded as
-failed, and a fresh process goes on with the rest; `resume` runs whatever has no record
-yet (after an interrupt).
+more time importing TensorFlow than training. Its records stream to the framework's
+JSON-lines file as each item finishes (the job's one result is the count it trained).
+An item that raises or diverges is recorded with its status and error and the process
+goes on; a process that dies or times out loses only the item it was on, which is
+recorded as failed, and a fresh process goes on with the rest; `resume` runs whatever
+has no record yet (after an interrupt).
 """
 
 from __future__ import annotations
