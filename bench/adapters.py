@@ -33,7 +33,13 @@ MODES: dict[str, tuple[str, ...]] = {f.name: f.modes for f in frameworks.FRAMEWO
 
 
 class FrameworkNotInstalled(ImportError):
-    """The framework behind an adapter cannot be imported."""
+    """The framework behind an adapter is absent: a module its record requires cannot be
+    found (cells of it are `skipped`)."""
+
+
+class FrameworkBroken(RuntimeError):
+    """The framework is installed, but it or its adapter (impls/<name>/) fails to import:
+    a broken wheel or a bug, which is a failure with its traceback, never `skipped`."""
 
 
 class DeviceUnavailable(RuntimeError):
@@ -195,16 +201,22 @@ def get(name: str) -> Adapter:
         module_name, framework, _, extra = REGISTRY[name]
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise FrameworkNotInstalled(
-                f"{framework} is needed for the {name!r} adapter but cannot be imported "
-                f"({exc}); install it with: pip install 'fwbench[{extra}]'") from exc
+        except Exception as exc:  # noqa: BLE001 - absent or broken, told apart below
+            if not installed(name):
+                raise FrameworkNotInstalled(
+                    f"{framework} is needed for the {name!r} adapter but cannot be imported "
+                    f"({exc}); install it with: pip install 'fwbench[{extra}]'") from exc
+            raise FrameworkBroken(
+                f"{framework} is installed, but importing the {name!r} adapter "
+                f"({module_name}) failed: {type(exc).__name__}: {exc}") from exc
         _loaded[name] = module.Adapter()
     return _loaded[name]
 
 
 def installed(name: str) -> bool:
-    """Whether the framework behind `name` can be imported, without importing it."""
+    """Whether the framework behind `name` is installed (every module its record requires
+    can be found), without importing it. Installed is not importable: a broken wheel is
+    installed, and adapters.get raises FrameworkBroken for it."""
     if name not in REGISTRY:
         raise UnknownFramework(f"unknown framework {name!r}: known frameworks are "
                                f"{', '.join(FRAMEWORKS)}")

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from bench import adapters, cli, flops, results, workers
+from bench import adapters, cli, flops, frameworks, results, workers
 from bench.speed import cells, harness, measure
 from bench.speed.cells import Cell
 from tests.conftest import FRAMEWORKS
@@ -207,3 +207,29 @@ def test_gpu_cells_without_a_gpu_say_so(fw, results_dir):
     (record,) = harness.execute(run_dir)
     assert record["status"] == "unavailable", record["error"]
     assert record["error"].startswith("DeviceUnavailable: device gpu:")
+
+
+@needs_any
+@pytest.mark.slow
+def test_a_broken_framework_is_a_failure_with_its_traceback_not_skipped(results_dir, tmp_path,
+                                                                         monkeypatch, capsys):
+    """Installed but failing to import (a broken wheel, a bug in impls/): the cell
+    crashes with the real error and the run exits 1; parity says so too. A module of the
+    framework is shadowed, for the child processes only, by one that raises."""
+    fw = INSTALLED[0]
+    shadow = tmp_path / "shadow" / frameworks.get(fw).requires[-1]
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('this wheel is broken (a test)')\n")
+    monkeypatch.setenv("PYTHONPATH", str(shadow.parent))
+    assert cli.main(["run", "--frameworks", fw, "--models", "mlp", "--modes", "eager",
+                     "--preset", "tiny", "--threads", "1", "--repeats", "1", "--name", "broken",
+                     "--no-scaling", "--no-graphs", "--no-parity", "--no-report"]) == 1
+    assert "1 failed" in capsys.readouterr().out
+    row = results.load(results_dir / "runs" / "broken").iloc[0]
+    assert row["status"] == "crash"
+    assert f"{frameworks.get(fw).title} is installed, but importing" in row["error"]
+    assert "this wheel is broken (a test)" in row["error"] and "Traceback" in row["error"]
+    from bench import parity
+
+    fatal = parity.run_workers((fw,), ("float32",))[fw]["fatal"]
+    assert "FrameworkBroken" in fatal and "this wheel is broken (a test)" in fatal

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from bench import adapters, frameworks
+from bench.speed import measure
 from tests.conftest import FRAMEWORKS
 
 FRAMEWORK_MODULES = ("torch", "tensorflow", "jax", "flax", "keras", "optax")
@@ -31,6 +32,20 @@ def test_missing_framework_names_the_extra(monkeypatch):
     with pytest.raises(adapters.FrameworkNotInstalled) as info:
         adapters.get("fake")
     assert "FakeFlow" in str(info.value) and "pip install 'fwbench[fake]'" in str(info.value)
+
+
+def test_an_installed_framework_that_fails_to_import_is_broken_not_missing(monkeypatch):
+    # installed: every module the record requires is found; the adapter module is not
+    monkeypatch.setitem(adapters.REGISTRY, "fake",
+                        ("impls.fake_not_there.adapter", "FakeFlow", ("json",), "fake"))
+    assert adapters.installed("fake")
+    with pytest.raises(adapters.FrameworkBroken) as info:
+        adapters.get("fake")
+    assert str(info.value).startswith("FakeFlow is installed, but importing the 'fake' adapter "
+                                      "(impls.fake_not_there.adapter) failed: ModuleNotFoundError")
+    assert not isinstance(info.value, ImportError)  # nothing may take it for "not installed"
+    assert measure.status_of(info.value) == "crash"
+    assert measure.status_of(adapters.FrameworkNotInstalled("x")) == "skipped"
 
 
 def test_get_imports_only_the_asked_framework():

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, cli, workers
+from bench import adapters, cli, frameworks, workers
 from bench.studies import fit, forecast, genz, runner, sweep
 from tests.conftest import FRAMEWORKS
 
@@ -266,6 +266,28 @@ def test_a_failing_item_loses_nothing_else(results_dir):
     assert third["status"] == "nan" and "injected NaN" in third["error"]
     # Nothing left to do: a resume runs no process.
     assert runner.execute(folder2) == {fw: []}
+
+
+@pytest.mark.slow
+def test_a_broken_framework_fails_every_item_from_one_process(results_dir, tmp_path,
+                                                              monkeypatch):
+    """Installed but failing to import: every item is a crash with the real error (not
+    skipped), and no second process is started for the same failure."""
+    fw = next((f for f in ("torch", "jax", "tf") if adapters.installed(f)), None)
+    if fw is None:
+        pytest.skip("no framework installed")
+    shadow = tmp_path / "shadow" / frameworks.get(fw).requires[-1]
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('this wheel is broken (a test)')\n")
+    monkeypatch.setenv("PYTHONPATH", str(shadow.parent))
+    folder = runner.new_study("genz", [fw], overrides={**TINY_GENZ, "sizes": [10, 20]},
+                              threads=1)
+    runner.execute(folder)
+    frame = runner.load(folder)
+    assert list(frame["status"]) == ["crash", "crash"]
+    assert all("this wheel is broken (a test)" in e and "is installed, but importing" in e
+               for e in frame["error"])
+    assert len(list((folder / "logs").glob(f"{fw}.*.log"))) == 1
 
 
 def test_a_framework_that_is_not_installed_is_recorded_as_skipped(results_dir, monkeypatch):

@@ -193,13 +193,21 @@ def run_framework(folder: Path, framework: str, on_count: Any = None,
         left = pending(folder, study, framework)
         if not left:
             break
+        if outcome.status == "error":
+            # The process failed before its items (a framework that fails to import, a
+            # bad study folder): every item left fails with that error; no fresh process
+            # would fare better.
+            for item in left:
+                _append(folder, framework, _failure(
+                    study, framework, item, "crash",
+                    f"the framework's process failed before training: {outcome.describe()}"))
+            break
         status = "timeout" if outcome.status == "timeout" else "crash"
         why = (f"the process ran past its {study['timeout_s']:.0f} s timeout"
                if outcome.status == "timeout" else f"the process {outcome.error}")
-        detail = (f"{outcome.error}\n{outcome.traceback}" if outcome.status == "error"
-                  else f"log tail:\n{outcome.log_tail}")
         _append(folder, framework, _failure(study, framework, left[0], status,
-                                            f"{why} while training it; {detail}"))
+                                            f"{why} while training it; log tail:\n"
+                                            f"{outcome.log_tail}"))
         if len(left) == 1:
             break
     return read_records(folder, framework)[before:]
