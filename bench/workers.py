@@ -32,6 +32,7 @@ neither times out a task by killing its process group.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -39,9 +40,10 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,6 +173,66 @@ class Outcome:
         return f"{self.error}; log tail:\n{self.log_tail}"
 
 
+# Workers running now, from any thread (parity runs its frameworks' workers side by side):
+# a stop signal kills every one of their process groups. Reentrant, because the signal
+# handler runs in the main thread, which may hold the lock when the signal arrives.
+_live: set[subprocess.Popen] = set()
+_live_lock = threading.RLock()
+_stopped_by: int | None = None  # the signal this process was stopped by, once it was
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """This process was asked to stop (SIGINT, SIGTERM or SIGHUP) and has killed its
+    workers. A KeyboardInterrupt, so Ctrl-C's handlers take it; exit with exit_status."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+def stop_workers() -> None:
+    """Kill the process group of every worker running now."""
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While inside: SIGINT, SIGTERM and SIGHUP kill every worker's process group (their
+    own sessions keep them from the terminal's signals), then raise Stopped in the main
+    thread, so the command keeps what finished and says how to resume. The previous
+    handlers come back on leaving. Outside the main thread (signal handlers cannot be set
+    there) it changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: Any) -> None:
+        global _stopped_by
+        _stopped_by = signum
+        stop_workers()
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        global _stopped_by
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stopped_by = None
+
+
 def affinity(threads: int) -> list[int]:
     """The first `threads` CPUs this process may run on: every measured process gets the
     same ones."""
@@ -217,19 +279,31 @@ def run(job: Job, log: Path) -> Outcome:
     result_path.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "bench.workers", str(job_path), str(result_path)]
     started = time.perf_counter()
-    with open(log, "w") as log_file:
+    with open(log, "w") as log_file, _live_lock:
+        if _stopped_by is not None:  # stopped while this thread was getting here
+            raise Stopped(_stopped_by)
         # A session of its own, so that a timeout kills the process's helpers too.
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
                                 env=process_env(job.threads, job.device, job.env),
                                 start_new_session=True)
         try:
-            returncode: int | None = proc.wait(timeout=job.timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            returncode = None
-        except BaseException:  # Ctrl-C: stop the worker, record nothing for it
+            _live.add(proc)
+            if _stopped_by is not None:  # the main thread was stopped meanwhile
+                raise Stopped(_stopped_by)
+        except BaseException:
             _kill_group(proc)
             raise
+    try:
+        returncode: int | None = proc.wait(timeout=job.timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        returncode = None
+    except BaseException:  # a stop signal or Ctrl-C: stop the worker, record nothing
+        _kill_group(proc)
+        raise
+    finally:
+        with _live_lock:
+            _live.discard(proc)
     wall_s = time.perf_counter() - started
     if returncode is not None and result_path.exists():
         with open(result_path, "rb") as f:

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from bench import workers
 from bench.workers import Fault, Job
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(tmp_path, task="echo", args=None, **job):
@@ -111,3 +117,48 @@ def test_fault_targets_match_substrings_of_item_ids():
     assert Fault("nan").hits("anything")
     assert workers.strike(None, "x") is None
     assert workers.strike(Fault("raise", "lstm"), "mlp") is None
+
+
+STOPPABLE_PARENT = """if True:
+    import sys
+    from pathlib import Path
+    from bench import workers
+    try:
+        with workers.stop_on_signals():
+            workers.run(workers.Job("tests.worker_tasks:spawn_and_hang",
+                                    {"pid_file": sys.argv[1]}), Path(sys.argv[2]))
+    except workers.Stopped as exc:
+        print(exc, flush=True)
+        sys.exit(exc.exit_status)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_kills_every_worker_group_then_stops_the_parent(tmp_path, sig):
+    pid_file = tmp_path / "helper.pid"
+    parent = subprocess.Popen([sys.executable, "-c", STOPPABLE_PARENT, str(pid_file),
+                               str(tmp_path / "w.log")], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    for _ in range(300):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    helper = int(pid_file.read_text())
+    parent.send_signal(sig)
+    out, _ = parent.communicate(timeout=30)
+    assert parent.returncode == 128 + sig
+    assert f"stopped by {signal.Signals(sig).name}" in out
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{helper}") or \
+                open(f"/proc/{helper}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the worker's helper {helper} outlived its stopped parent")
+
+
+def test_signal_handlers_come_back_after_the_command():
+    before = {s: signal.getsignal(s) for s in workers.STOP_SIGNALS}
+    with workers.stop_on_signals():
+        assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
+    assert {s: signal.getsignal(s) for s in workers.STOP_SIGNALS} == before

@@ -6,8 +6,10 @@ function that runs it."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
+from bench import workers
 from bench.cli import compare, graphs, parity, report, run, show, study
 from bench.cli.common import UsageError, format_table  # noqa: F401  (used by callers)
 from bench.speed.cells import MatrixError
@@ -30,7 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with workers.stop_on_signals():
+            return args.func(args)
     except (UsageError, MatrixError, WorkerError) as exc:
         parser.error(str(exc))  # exits with status 2 and the usage line
+    except workers.Stopped as exc:  # the subcommands that can resume say how themselves
+        print(f"\nfwbench {args.command}: {exc}; its worker processes are stopped",
+              file=sys.stderr)
+        return exc.exit_status
     return 2

@@ -60,7 +60,19 @@ def main_job(run_dir: Path, graphs: bool = True, parity: bool = True, report: bo
              retry_failed: bool = False, tensorboard: str | None = None,
              fault: workers.Fault | None = None) -> int:
     """Run (or finish) the run in `run_dir`, then the phases asked for; the exit status.
-    `fault` (tests only) goes to the speed cells' jobs."""
+    `fault` (tests only) goes to the speed cells' jobs. Stopped (Ctrl-C, SIGTERM,
+    SIGHUP) in any phase, it keeps what finished and says how to resume."""
+    try:
+        return _main_job(run_dir, graphs, parity, report, retry_failed, tensorboard, fault)
+    except KeyboardInterrupt as exc:
+        why = str(exc) or "interrupted"
+        print(f"\n{why}; finished cells are kept. Resume with: "
+              f"fwbench run --resume {run_dir}", file=sys.stderr)
+        return getattr(exc, "exit_status", 130)
+
+
+def _main_job(run_dir: Path, graphs: bool, parity: bool, report: bool, retry_failed: bool,
+              tensorboard: str | None, fault: workers.Fault | None) -> int:
     from bench.speed import harness
 
     run = harness.load_run(run_dir)
@@ -73,12 +85,7 @@ def main_job(run_dir: Path, graphs: bool = True, parity: bool = True, report: bo
           file=sys.stderr)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    try:
-        harness.execute(run_dir, retry_failed, Progress(total, total - len(todo), repeats), fault)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished cells are kept. Resume with: "
-              f"fwbench run --resume {run_dir}", file=sys.stderr)
-        return 130
+    harness.execute(run_dir, retry_failed, Progress(total, total - len(todo), repeats), fault)
     seconds["speed"] = time.perf_counter() - started
     if tensorboard:
         from bench import tensorboard as tb

@@ -83,10 +83,10 @@ def command(args: argparse.Namespace) -> int:
 
     try:
         runner.execute(folder, progress)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; finished items are kept. Resume with: fwbench study "
-              f"{study['study']} --resume {folder}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"\n{str(exc) or 'interrupted'}; finished items are kept. Resume with: "
+              f"fwbench study {study['study']} --resume {folder}", file=sys.stderr)
+        return getattr(exc, "exit_status", 130)
     frame = runner.load(folder)
     print(module.summary(frame))
     failed = frame[~frame["status"].isin(["ok", "skipped"])]
