@@ -91,7 +91,7 @@ def test_compare_finds_the_slower_cell_and_exits_1(results_dir, capsys, tmp_path
     assert cli.main(["compare", "base", "new", "--threshold", "0.1",
                      "--markdown", str(summary)]) == 1
     out = capsys.readouterr().out
-    assert "2 cells in both: **1 slower**, 0 faster, 1 no clear change (threshold 10%" in out
+    assert "2 cells: **1 slower**, 0 faster, 1 no clear change (threshold 10%" in out
     assert "Regressions: torch/mlp/compiled 1.3" in out  # e.g. 1.31x
     assert summary.read_text().startswith("### fwbench compare: new against base")
     # the same run against itself: nothing to report, exit 0
@@ -263,7 +263,7 @@ def test_pytest_benchmark_suite_runs_and_feeds_compare(tmp_path, capsys):
         assert info["flops_per_step"] > 0 and info["batch_size"] == 5
         assert {"cpu", "cpu_count", "threads"} <= set(info["environment"])
     assert cli.main(["compare", str(out), str(out)]) == 0
-    assert "2 cells in both: **0 slower**" in capsys.readouterr().out
+    assert "2 cells: **0 slower**" in capsys.readouterr().out
 
 
 def benchmark_module(name):
@@ -321,3 +321,108 @@ def test_calibration_refuses_an_unknown_step_choice_or_condition_before_measurin
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert f"{flag}: {value.split(',')[1]} not known" in proc.stderr
         assert not (tmp_path / "runs").exists()  # nothing measured
+
+
+LOST_CELLS = [Cell("torch", "mlp", "tiny", "compiled", threads=2),
+              Cell("jax", "mlp", "tiny", "compiled", threads=2),
+              Cell("torch", "lstm", "tiny", "compiled", threads=2),
+              Cell("jax", "lstm", "tiny", "compiled", threads=2)]
+
+
+def _partial_run(root, name, statuses, seed=0):
+    """A fake 2-repeat run of LOST_CELLS; statuses[i] gives each repeat's status of cell i
+    ("ok", a failure, or None: no record at all)."""
+    rng = np.random.default_rng(seed)
+    run_dir = root / "runs" / name
+    results.write_json(run_dir / "run.json", {
+        "schema": harness.RUN_SCHEMA, "run_id": name, "tf32": False, "environment": ENV,
+        "cells": [c.to_dict() for c in LOST_CELLS], "cell_ids": [c.id for c in LOST_CELLS],
+        "repeats": 2})
+    for cell, repeats in zip(LOST_CELLS, statuses):
+        for repeat, status in enumerate(repeats, start=1):
+            if status is None:
+                continue
+            if status == "ok":
+                record = _record(cell, samples=tuple(10 * (1 + 0.03 * rng.standard_normal(200))),
+                                 repeat=repeat)
+            else:
+                record = {**measure.skeleton(cell, name, repeat, status,
+                                             f"{status} of {cell.framework} {cell.model}"),
+                          "wall_s": 1.0}
+            record.update(run_id=name)
+            results.write_json(run_dir / "cells" / f"{cell.id}.r{repeat}.json", record)
+    return run_dir
+
+
+def test_compare_names_every_cell_the_current_run_lost_and_exits_1(results_dir, capsys):
+    _partial_run(results_dir, "base", [["ok", "ok"]] * 4)
+    # torch mlp: one repeat crashed (compared on the other); jax mlp crashed in both;
+    # torch lstm timed out in both; jax lstm has no record (the run was interrupted)
+    _partial_run(results_dir, "cur", [["ok", "crash"], ["crash", "crash"],
+                                      ["timeout", "timeout"], [None, None]], seed=1)
+    assert cli.main(["compare", "base", "cur"]) == 1
+    out = capsys.readouterr().out
+    assert "4 cells: **0 slower**, 0 faster, 1 no clear change, **2 failed**, **1 missing**" in out
+    lost = out.split("Not measured in the current run although the baseline measured them: ")[1]
+    assert "jax/mlp/compiled/5 (failed: current: crash: repeat 1 of 2: crash of jax mlp)" in lost
+    assert "torch/lstm/compiled/4/6 (failed: current: timeout: repeat 1 of 2: timeout of " \
+        "torch lstm)" in lost
+    assert "jax/lstm/compiled/4/6 (missing: current: missing: no record" in lost
+    table = compare.compare(compare.load(results_dir / "runs" / "base"),
+                            compare.load(results_dir / "runs" / "cur"))
+    partial = table[(table["framework"] == "torch") & (table["model"] == "mlp")].iloc[0]
+    assert partial["verdict"] == "no clear change" and partial["processes"] == "2/1"
+    assert partial["detail"] == \
+        "current: 1 of 2 processes measured (crash: repeat 2 of 2: crash of torch mlp)"
+    assert list(table["lost"]) == [False, True, True, True]
+    # told to, it lists them and passes; the other way round nothing was lost
+    assert cli.main(["compare", "base", "cur", "--allow-missing"]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", "cur", "base"]) == 0
+    assert "Not measured in the current run" not in capsys.readouterr().out
+
+
+def test_a_cell_missing_some_repeats_is_marked(results_dir):
+    _partial_run(results_dir, "base", [["ok", "ok"]] * 4)
+    _partial_run(results_dir, "cut", [["ok", None]] + [["ok", "ok"]] * 3, seed=1)
+    table = compare.compare(compare.load(results_dir / "runs" / "base"),
+                            compare.load(results_dir / "runs" / "cut"))
+    row = table.iloc[0]
+    assert row["processes"] == "2/1" and row["verdict"] == "no clear change"
+    assert row["detail"] == "current: 1 of 2 processes measured (missing: 1 of 2 repeats not recorded)"
+
+
+def test_baseline_save_refuses_an_incomplete_run_and_replaces_the_old_one_whole(
+        results_dir, capsys, monkeypatch):
+    _partial_run(results_dir, "cut", [["ok", "crash"], ["ok", "ok"], ["ok", "ok"], [None, None]])
+    with pytest.raises(SystemExit) as info:
+        cli.main(["baseline", "save", "cut"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "2 cell(s) failed or are missing (torch/mlp/compiled: crash; jax/lstm/compiled: " \
+           "missing); a baseline without them never catches their regressions" in err
+    assert not compare.baselines_dir().exists()
+    assert cli.main(["baseline", "save", "cut", "--allow-incomplete"]) == 0
+    folder = next(compare.baselines_dir().glob("*/run.json")).parent
+    _partial_run(results_dir, "full", [["ok", "ok"]] * 4, seed=3)
+    # a copy that fails half way (a full disk) leaves the old baseline as it was
+    import shutil
+
+    real_copy, calls = shutil.copy2, []
+
+    def failing_copy(src, dst):
+        calls.append(src)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(shutil, "copy2", failing_copy)
+    with pytest.raises(OSError):
+        compare.save_baseline(results_dir / "runs" / "full", force=True)
+    monkeypatch.setattr(shutil, "copy2", real_copy)
+    assert results.read_json(folder / "run.json")["run_id"] == "cut"
+    assert sorted(p.name for p in compare.baselines_dir().iterdir()) == [folder.name]
+    assert cli.main(["baseline", "save", "full", "--force"]) == 0
+    assert results.read_json(folder / "run.json")["run_id"] == "full"
+    assert len(list((folder / "cells").glob("*.json"))) == 8
+    assert sorted(p.name for p in compare.baselines_dir().iterdir()) == [folder.name]

@@ -13,7 +13,8 @@ def add_parser(sub: Any) -> None:
     from bench.compare import DEFAULT_ALPHA, DEFAULT_STEPS, DEFAULT_THRESHOLD, STEP_CHOICES
 
     p = sub.add_parser("compare", help="per cell: slower, faster or no clear change, "
-                       "beyond the noise; exit status 1 on a regression")
+                       "beyond the noise, or failed / missing; exit status 1 on a "
+                       "regression or a cell the current run lost")
     p.add_argument("baseline", help="run folder or id, baseline folder, pytest-benchmark "
                    "JSON, or 'stored' (the committed baseline for CURRENT's environment)")
     p.add_argument("current", help="run folder or id, 'latest', or pytest-benchmark JSON")
@@ -31,6 +32,9 @@ def add_parser(sub: Any) -> None:
                    "bench.speed.speedprobe)")
     p.add_argument("--markdown", default=None, metavar="FILE",
                    help="also append the Markdown to FILE (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="exit 0 although cells the baseline measured failed or are missing "
+                   "in the current run (they are still listed)")
     p.set_defaults(func=command)
 
     p = sub.add_parser("baseline", help="save a run as this environment's baseline, or "
@@ -38,6 +42,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("action", choices=["save", "path"])
     p.add_argument("run", nargs="?", default=None, help="run folder or id (default: latest)")
     p.add_argument("--force", action="store_true", help="replace an existing baseline")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="save a run with failed or missing cells anyway")
     p.set_defaults(func=baseline_command)
 
 
@@ -59,7 +65,7 @@ def command(args: argparse.Namespace) -> int:
     if args.markdown:
         with open(args.markdown, "a") as f:  # append: $GITHUB_STEP_SUMMARY collects steps
             f.write(text + "\n")
-    return 1 if (table["verdict"] == "slower").any() else 0
+    return 1 if len(compare.failing(table, args.allow_missing)) else 0
 
 
 def baseline_command(args: argparse.Namespace) -> int:
@@ -67,7 +73,8 @@ def baseline_command(args: argparse.Namespace) -> int:
 
     if args.action == "save":
         try:
-            folder = compare.save_baseline(run_dir(args.run or "latest"), args.force)
+            folder = compare.save_baseline(run_dir(args.run or "latest"), args.force,
+                                           args.allow_incomplete)
         except compare.CompareError as exc:
             raise UsageError(str(exc)) from None
         print(f"baseline saved: {folder} (commit it to keep it)")

@@ -93,23 +93,61 @@ def compare(base: Side, current: Side, threshold: float = DEFAULT_THRESHOLD,
                            + "; ".join(differences) + "); timings from different machines "
                            "or settings are not comparable. Pass --allow-env-diff to "
                            "compare anyway.")
-    shared = [k for k in current.cells if k in base.cells]
-    if not shared:
+    keys = list(dict.fromkeys([*base.cells, *current.cells]))
+    if not any(base.cells[k].processes and current.cells[k].processes
+               for k in keys if k in base.cells and k in current.cells):
         raise CompareError(f"no cell was measured in both {base.name} and {current.name}")
-    rows = []
-    for key in shared:
-        a, b = base.cells[key], current.cells[key]
-        found = cell_statistics(a, b, steps)
-        used = found.pop("steps")
-        rows.append({**b.label, **found,
-                     "processes": f"{len(a.processes)}/{len(b.processes)}",
-                     # processes sampled on a loaded machine, baseline/current
-                     "loaded": f"{sum(bool(v) for v in a.loaded)}/{sum(bool(v) for v in b.loaded)}",
-                     "verdict": verdict(found["ratio"], found["low"], found["high"],
-                                        found["p slower"], found["p faster"], threshold, alpha),
-                     "from": "summary stats" if a.summary_only or b.summary_only else "samples",
-                     "steps": used})
+    rows = [_row(base.cells.get(key), current.cells.get(key), threshold, alpha, steps)
+            for key in keys]
     return pd.DataFrame(rows)
+
+
+def _row(a: Cell | None, b: Cell | None, threshold: float, alpha: float,
+         steps: str) -> dict[str, Any]:
+    """One cell's row. A cell that did not measure on a side (absent, failed in every
+    repeat, never recorded) gets verdict "missing" or "failed" and says which side and
+    why; `lost` marks the ones the baseline measured and the current run did not (a
+    failure of the comparison). A cell with some failed repeats is compared on the others
+    and `detail` says so."""
+    label = (b or a).label
+    blank = {"base ms": math.nan, "current ms": math.nan, "ratio": math.nan, "low": math.nan,
+             "high": math.nan, "p slower": math.nan, "p faster": math.nan}
+    processes = f"{len(a.processes) if a else 0}/{len(b.processes) if b else 0}"
+    gone = [(side, c) for side, c in (("baseline", a), ("current", b))
+            if c is None or not c.processes]
+    if gone:
+        cell = gone[-1][1]  # the current run's side when it lacks the cell
+        what = "missing" if cell is None or cell.status == "missing" else "failed"
+        why = "; ".join(f"{side}: not in the run" if c is None else
+                        f"{side}: {c.status}: {_first_line(c.error)}" for side, c in gone)
+        return {**label, **blank, "processes": processes, "loaded": "", "verdict": what,
+                "from": "", "steps": "", "lost": bool(a and a.processes),
+                "detail": why}
+    found = cell_statistics(a, b, steps)
+    used = found.pop("steps")
+    partial = [f"{side}: {len(c.processes)} of {c.repeats} processes measured ({c.status}: "
+               f"{_first_line(c.error)})" for side, c in (("baseline", a), ("current", b))
+               if c.status != "ok"]
+    return {**label, **found, "processes": processes,
+            # processes sampled on a loaded machine, baseline/current
+            "loaded": f"{sum(bool(v) for v in a.loaded)}/{sum(bool(v) for v in b.loaded)}",
+            "verdict": verdict(found["ratio"], found["low"], found["high"],
+                               found["p slower"], found["p faster"], threshold, alpha),
+            "from": "summary stats" if a.summary_only or b.summary_only else "samples",
+            "steps": used, "lost": False, "detail": "; ".join(partial)}
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def failing(table: "pandas.DataFrame", allow_missing: bool = False) -> "pandas.DataFrame":  # noqa: F821
+    """The rows that make a comparison fail: slower, and (unless `allow_missing`) cells
+    the baseline measured that the current run lost (failed or missing)."""
+    bad = table["verdict"] == "slower"
+    if not allow_missing:
+        bad |= table["lost"]
+    return table[bad]
 
 
 # --- output ---------------------------------------------------------------------------
@@ -126,10 +164,13 @@ def markdown(table: "pandas.DataFrame", base: Side, current: Side,  # noqa: F821
     """A Markdown summary for a CI job: the counts, the slower cells first, then all."""
     counts = table["verdict"].value_counts()
     slower = table[table["verdict"] == "slower"]
+    lost = table[table["lost"]] if "lost" in table else table.iloc[:0]
+    unmeasured = (f", **{counts.get('failed', 0)} failed**, **{counts.get('missing', 0)} "
+                  f"missing**" if counts.get("failed", 0) or counts.get("missing", 0) else "")
     head = (f"### fwbench compare: {current.name} against {base.name}\n\n"
-            f"{len(table)} cells in both: **{counts.get('slower', 0)} slower**, "
+            f"{len(table)} cells: **{counts.get('slower', 0)} slower**, "
             f"{counts.get('faster', 0)} faster, {counts.get('no clear change', 0)} no clear "
-            f"change (threshold {threshold:.0%}, alpha {alpha}).\n")
+            f"change{unmeasured} (threshold {threshold:.0%}, alpha {alpha}).\n")
     notes = []
     if differences:
         notes.append("Environments differ (compared anyway): " + "; ".join(differences) + ".")
@@ -157,17 +198,32 @@ def markdown(table: "pandas.DataFrame", base: Side, current: Side,  # noqa: F821
     if (table["from"] == "summary stats").any():
         notes.append("Rows marked 'summary stats' had no raw samples (pytest-benchmark without "
                      "--benchmark-save-data): their interval comes from the quartiles.")
-    columns = [c for c in table.columns if c not in ("p faster",)]
-    ordered = table.assign(_o=table["verdict"].map({"slower": 0, "faster": 1}).fillna(2)) \
+    columns = [c for c in table.columns if c not in ("p faster", "lost")]
+    if len(lost):
+        notes.append("Not measured in the current run although the baseline measured them: "
+                     + "; ".join(f"{_name(r)} ({r['verdict']}: {r['detail']})"
+                                 for _, r in lost.iterrows()) + ".")
+    ordered = table.assign(_o=table["verdict"].map(
+        {"failed": 0, "missing": 0, "slower": 1, "faster": 2}).fillna(3)) \
         .sort_values(["_o", "ratio"], ascending=[True, False]).drop(columns="_o")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |"
               for row in ordered[columns].itertuples(index=False)]
     body = "\n".join(lines)
-    regressions = ("\nRegressions: " + ", ".join(
-        f"{'/'.join(str(r[c]) for c in ('framework', 'model', 'mode', 'test') if c in r and r[c])} "
-        f"{r['ratio']:.2f}x" for _, r in slower.iterrows()) + "\n") if len(slower) else ""
+    regressions = ""
+    if len(slower):
+        regressions = "\nRegressions: " + ", ".join(
+            f"{_name(r, sizes=False)} {r['ratio']:.2f}x" for _, r in slower.iterrows()) + "\n"
     return head + "".join(f"\n{n}\n" for n in notes) + regressions + "\n" + body + "\n"
+
+
+def _name(row: Any, sizes: bool = True) -> str:
+    """A cell's short name in a table row: framework/model/mode[/batch/length] (or the
+    test's name)."""
+    keys = ("framework", "model", "mode", *(("batch_size", "seq_len") if sizes else ()), "test")
+    return "/".join(_fmt(int(row[c]) if isinstance(row[c], float) and float(row[c]).is_integer()
+                         else row[c]) for c in keys
+                    if c in row and row[c] is not None and str(row[c]) not in ("", "nan"))
 
 
 def _fewer_than_calibrated(processes: str) -> bool:

@@ -40,6 +40,11 @@ class Cell:
     # Per process: whether it sampled on a loaded machine (bench.speed.machineload); None where
     # the record is older than the load counters.
     loaded: list[bool | None] = field(default_factory=list)
+    # "ok", or the cell's failure: a status of bench.speed.harness.STATUSES (some of its
+    # repeats may still have measured: `processes`), or "missing" (planned, never recorded)
+    status: str = "ok"
+    error: str | None = None
+    repeats: int = 1                # processes planned for the cell
 
 
 @dataclass
@@ -83,19 +88,34 @@ def _from_run(run_dir: Path) -> Side:
         for item in str(text).split(", "):
             name, _, version = item.partition(" ")
             side.versions[name] = version
-    for _, row in frame[frame["status"] == "ok"].iterrows():
+    repeats = run.get("repeats", 1)
+    for _, row in frame.iterrows():
         label = {k: (None if _missing(row[k]) else _plain(row[k])) for k in MATCH_KEYS}
         key = "/".join(str(label[k]) for k in MATCH_KEYS)
+        planned = repeats if row.get("sweep_axis") in (None, "") or _missing(
+            row.get("sweep_axis")) else 1
         kept = [(samples, probes, matmuls) for samples, probes, matmuls in
                 zip(row["process_samples_ms"], _probes_of(row, "process_probe_ms"),
                     _probes_of(row, "process_matmul_probe_ms")) if len(samples)]
         version = row.get("matmul_probe_version")  # absent before version 2
         loaded = [None if _missing(v) else bool(v) for v in _listed(row.get("process_loaded"))]
+        if row["status"] != "ok" and not row.get("repeats_ok"):
+            kept, loaded = [], []  # a failed process's record has no samples to compare
+        recorded = int(row["repeats"]) if not _missing(row.get("repeats")) else 1
+        status, error = row["status"], None if _missing(row["error"]) else row["error"]
+        if status == "ok" and recorded < planned:  # interrupted between its repeats
+            status, error = "missing", f"{planned - recorded} of {planned} repeats not recorded"
         side.cells[key] = Cell(key, label, [[float(v) for v in s] for s, _, _ in kept],
                                probes=[[float(v) for v in p] for _, p, _ in kept],
                                matmul_probes=[[float(v) for v in m] for _, _, m in kept],
                                matmul_probe_version=1 if _missing(version) else int(version),
-                               loaded=loaded)
+                               loaded=loaded, status=status, error=error, repeats=planned)
+    for label, planned in _planned(run):
+        key = "/".join(str(label[k]) for k in MATCH_KEYS)
+        if key not in side.cells:
+            side.cells[key] = Cell(key, label, [], status="missing", repeats=planned,
+                                   error="no record: the run did not measure it "
+                                         "(interrupted? `fwbench run --resume`)")
     env = run.get("environment", {})
     side.environment = {
         "cpu": env.get("cpu"), "cpu_count": env.get("cpu_count"),
@@ -105,6 +125,23 @@ def _from_run(run_dir: Path) -> Side:
         "onednn": (env.get("variables") or {}).get("TF_ENABLE_ONEDNN_OPTS", "unset"),
         "python": env.get("python")}
     return side
+
+
+def _planned(run: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
+    """(label, processes) of every cell the run planned: its matrix, each `repeats` times,
+    and its scaling sweep's points, once each."""
+    from bench.speed import cells, measure
+
+    out = []
+    points = [(c, run.get("repeats", 1)) for c in run.get("cells", [])]
+    points += [(p["cell"], 1) for p in run.get("sweep", [])]
+    for data, processes in points:
+        record = measure.skeleton(cells.Cell.from_dict(data), None, 1)
+        label = {k: data.get(k) for k in MATCH_KEYS}
+        label["batch_size"] = record["train"].get("batch_size")
+        label["seq_len"] = record["spec"].get("seq_len")
+        out.append((label, processes))
+    return out
 
 
 def _probes_of(row: Any, column: str) -> list[list[float]]:
@@ -213,22 +250,43 @@ def stored_baseline(current: Side) -> Path:
     return folder
 
 
-def save_baseline(run_dir: Path, force: bool = False) -> Path:
+def save_baseline(run_dir: Path, force: bool = False, allow_incomplete: bool = False) -> Path:
     """Copy a finished run's run.json and cell records (not its logs) to
-    results/baselines/<environment key>/; refuses to overwrite unless `force`."""
+    results/baselines/<environment key>/. Refuses to overwrite unless `force`, and a run
+    with failed or missing cells unless `allow_incomplete` (a baseline without a cell
+    never catches that cell's regression). The new baseline is complete on disk before
+    the old one is removed."""
     import shutil
 
     side = _from_run(run_dir)
-    if not side.cells:
+    if not any(c.processes for c in side.cells.values()):
         raise CompareError(f"{run_dir}: no measured cell to keep as a baseline")
+    incomplete = [c for c in side.cells.values() if c.status != "ok"]
+    if incomplete and not allow_incomplete:
+        listed = "; ".join(f"{'/'.join(str(c.label[k]) for k in ('framework', 'model', 'mode'))}"
+                           f": {c.status}" for c in incomplete[:5])
+        raise CompareError(
+            f"{run_dir}: {len(incomplete)} cell(s) failed or are missing ({listed}"
+            f"{'; ...' if len(incomplete) > 5 else ''}); a baseline without them never "
+            f"catches their regressions. Finish the run (fwbench run --resume RUN "
+            f"--retry-failed) or pass --allow-incomplete")
     folder = baselines_dir() / environment_key(side.environment)
+    if folder.exists() and not force:
+        raise CompareError(f"a baseline exists for this environment ({folder}); pass "
+                           f"--force to replace it")
+    new, old = folder.with_name(folder.name + ".new"), folder.with_name(folder.name + ".old")
+    for leftover in (new, old):  # from a save that was cut short
+        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        (new / "cells").mkdir(parents=True)
+        shutil.copy2(run_dir / "run.json", new / "run.json")
+        for f in (run_dir / "cells").glob("*.json"):
+            shutil.copy2(f, new / "cells" / f.name)
+    except BaseException:  # a full disk, an interrupt: the old baseline stays as it was
+        shutil.rmtree(new, ignore_errors=True)
+        raise
     if folder.exists():
-        if not force:
-            raise CompareError(f"a baseline exists for this environment ({folder}); pass "
-                               f"--force to replace it")
-        shutil.rmtree(folder)
-    (folder / "cells").mkdir(parents=True)
-    shutil.copy2(run_dir / "run.json", folder / "run.json")
-    for f in (run_dir / "cells").glob("*.json"):
-        shutil.copy2(f, folder / "cells" / f.name)
+        folder.rename(old)
+    new.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
     return folder

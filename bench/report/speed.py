@@ -347,8 +347,7 @@ def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
     for other in others:
         report.heading(f"{other.name} against {base.name}", 3)
         try:
-            # The speed probes (bench.speed.speedprobe) describe one machine: across
-            # environments every step is compared as measured.
+            # Probes (bench.speed.speedprobe) describe one machine: else compare every step.
             same_machine = not compare.environment_differences(base, other)
             table = compare.compare(base, other, allow_env_diff=True,
                                     steps=compare.DEFAULT_STEPS if same_machine else "all")
@@ -356,9 +355,12 @@ def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
             report.text(f"Not compared: {exc}.")
             continue
         counts = table["verdict"].value_counts()
-        report.text(f"{len(table)} cells in both runs: "
-                    + ", ".join(f"{counts.get(v, 0)} {v}" for v in
-                                ("slower", "faster", "no clear change"))
+        compared = table[table["verdict"].isin(["slower", "faster", "no clear change"])]
+        report.text(f"{len(compared)} cells in both runs: "
+                    + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("slower", "faster",
+                                                                     "no clear change"))
+                    + "".join(f"; {counts[v]} {v} (see detail)" for v in ("failed", "missing")
+                              if counts.get(v, 0))
                     + f". Ratio: {other.name} median / {base.name} median, with the 95% "
                     f"bootstrap interval over processes and steps; a cell is slower only when "
                     f"the ratio exceeds 1 + {compare.DEFAULT_THRESHOLD:g}, the interval lies "
@@ -368,7 +370,7 @@ def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
                        if same_machine else "The environments differ: every step is compared "
                        "as measured."))
         name = f"compare_{other.name}"
-        fig = _interval_plot(table.rename(columns={"ratio": "value"}), "value",
+        fig = _interval_plot(compared.rename(columns={"ratio": "value"}), "value",
                              f"{other.name} / {base.name} (log)")
         save_figure(fig, out, name)
         report.figure(name, f"Step time of {other.name} over {base.name} per cell, with "
