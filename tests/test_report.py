@@ -232,3 +232,43 @@ def test_a_gpu_run_reports_device_memory_and_gpu_parity(tmp_path):
     assert "164 of 164 checks pass" in text and "on the GPU with TF32 off" in text
     frame = pd.read_csv(tmp_path / "tables" / "speed.csv")
     assert set(frame["framework"]) == {"torch", "jax"} and len(frame) == 12
+
+
+def _two_mode_run(root, name, eager_ms, compiled_ms, seed):
+    """A fake run of torch's tiny MLP, eager and compiled, one repeat each."""
+    from tests.test_speed_units import _record
+
+    rng = np.random.default_rng(seed)
+    matrix = [Cell("torch", "mlp", "tiny", "eager"), Cell("torch", "mlp", "tiny", "compiled")]
+    run_dir = root / "runs" / name
+    from bench import results
+
+    results.write_json(run_dir / "run.json", {
+        "schema": harness.RUN_SCHEMA, "run_id": name, "tf32": False, "repeats": 1,
+        "environment": {"cpu": "x", "cpu_count": 2}, "budget": {}, "timeout_s": 1.0,
+        "cells": [c.to_dict() for c in matrix], "cell_ids": [c.id for c in matrix]})
+    for cell, ms in zip(matrix, (eager_ms, compiled_ms)):
+        record = _record(cell, samples=tuple(ms * (1 + 0.01 * rng.standard_normal(100))))
+        record["run_id"] = name
+        results.write_json(run_dir / "cells" / f"{cell.id}.r1.json", record)
+    return run_dir
+
+
+def test_a_report_of_several_runs_never_divides_one_run_by_another(results_dir):
+    # run a: compiling pays 20x; run b: 2x. Mixed, b's compiled over a's eager gives 20x.
+    a = _two_mode_run(results_dir, "a", 20.0, 1.0, seed=0)
+    b = _two_mode_run(results_dir, "b", 2.0, 1.0, seed=1)
+    (results_dir / "figures").mkdir(exist_ok=True)
+    doc = report.Report("t")
+    report._runs(doc, [a, b], results_dir, merge=False)
+    speedups = next(blk[2] for blk in doc.blocks if blk[:2] == ("table", "speedup"))
+    got = dict(zip(speedups["framework"], speedups["speedup"].round(1)))
+    assert got == {"torch (a)": 20.0, "torch (b)": 2.0}
+    texts = [blk[1] for blk in doc.blocks if blk[0] == "p"]
+    assert any(t.startswith("Run a: mlp: only torch was measured") for t in texts)
+    assert any(t.startswith("Run b: mlp: only torch was measured") for t in texts)
+    # merged on request, the report says what it put together
+    merged = report.Report("m")
+    report._runs(merged, [a, b], results_dir, merge=True)
+    assert any("Runs a, b are merged (--merge)" in blk[1] for blk in merged.blocks
+               if blk[0] == "p")

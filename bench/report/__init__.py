@@ -20,11 +20,10 @@ from pathlib import Path
 from bench import results
 from bench.report.checks import MODE_CHECKS, _graphs, _parity, _paths, parity_heat  # noqa: F401
 from bench.report.document import Report, save_figure, to_html, to_markdown  # noqa: F401
-from bench.report.speed import (  # noqa: F401
+from bench.report.speed import _comparison, _runs  # noqa: F401
+from bench.report.summary import (  # noqa: F401
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
-    _comparison,
-    _runs,
     fastest,
     ratio_interval,
     summary_lines,
