@@ -6,6 +6,8 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,46 @@ import numpy as np
 RECORDED_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                       "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS",
                       "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES")
+
+
+# The frameworks' distributions, whose versions a run records without importing them.
+PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "torch", "jax", "jaxlib", "flax", "optax")
+# What a resumed run must share with the run it finishes (differences are refused).
+RESUME_KEYS = ("python", "numpy", "packages", "cpu", "cpu_count", "affinity", "gpus",
+               "git_commit", "variables")
+
+
+def packages() -> dict[str, str]:
+    """Installed versions of the frameworks' distributions (absent ones left out)."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def differences(before: Mapping[str, Any], now: Mapping[str, Any],
+                keys: tuple[str, ...] = RESUME_KEYS) -> list[str]:
+    """'key: before -> now' for every key (and every entry of a dict-valued key, as
+    key.entry) that differs; a key `before` does not have (an older record) is skipped."""
+    out = []
+    for key in keys:
+        if key not in before:
+            continue
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for entry in sorted(set(a) | set(b)):
+                if a.get(entry) != b.get(entry):
+                    out.append(f"{key}.{entry}: {_shown(a.get(entry))} -> {_shown(b.get(entry))}")
+        elif a != b:
+            out.append(f"{key}: {_shown(a)} -> {_shown(b)}")
+    return out
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else repr(value)
 
 
 def cpu_model() -> str:
@@ -73,4 +115,5 @@ def describe() -> dict[str, Any]:
         "git_commit": git_commit(),
         "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
         "variables": {k: os.environ[k] for k in RECORDED_VARIABLES if k in os.environ},
+        "packages": packages(),
     }

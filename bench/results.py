@@ -106,7 +106,11 @@ def _row(record: dict[str, Any], run: dict[str, Any],
     # The axis a scaling-sweep point varies (batch_size or seq_len); None for matrix cells.
     row["sweep_axis"] = sweep_axes.get(record["cell_id"])
     env = run.get("environment", {})
-    row.update(cpu=env.get("cpu"), git_commit=env.get("git_commit"),
+    # The commit(s) the cell's processes ran at (a resumed run's may differ from the
+    # run's), or the run's for records older than that stamp.
+    commits = record.get("commits") or [(record.get("ran_under") or {}).get("git_commit")]
+    row.update(cpu=env.get("cpu"),
+               git_commit=", ".join(c for c in commits if c) or env.get("git_commit"),
                python=env.get("python"), run_created=run.get("created"))
     return row
 

@@ -155,6 +155,9 @@ def test_repeats_run_round_robin_and_resume_measures_only_missing_ones(results_d
     (["--sample-max-seconds", "-1"], "--sample-max-seconds -1.0: must be > 0"),
     (["--repeats", "0"], "repeats=0 must be a whole number >= 1"),
     (["--resume", "no-such-run"], "run 'no-such-run' not found"),
+    (["--resume", "x", "--models", "mlp", "--repeats", "3"],
+     "--resume takes the matrix and budget from the run; --models, --repeats given"),
+    (["--allow-changes"], "--allow-changes and --retry-failed go with --resume"),
 ])
 def test_bad_run_flags_fail_before_anything_runs(argv, message, results_dir, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -233,3 +236,35 @@ def test_a_broken_framework_is_a_failure_with_its_traceback_not_skipped(results_
 
     fatal = parity.run_workers((fw,), ("float32",))[fw]["fatal"]
     assert "FrameworkBroken" in fatal and "this wheel is broken (a test)" in fatal
+
+
+def test_resume_refuses_another_environment_unless_told_and_cells_record_theirs(
+        results_dir, capsys, monkeypatch):
+    from bench import environment
+
+    matrix = [Cell("torch", "mlp", "tiny", "eager")]
+    run_dir = harness.new_run(matrix, QUICK, timeout_s=60.0, tf32=False, name="moved")
+    run = results.read_json(run_dir / "run.json")
+    run["environment"]["git_commit"] = "0" * 40
+    run["environment"]["variables"] = {**run["environment"]["variables"],
+                                       "TF_ENABLE_ONEDNN_OPTS": "1"}
+    run["environment"]["packages"] = {**run["environment"]["packages"], "torch": "1.0"}
+    results.write_json(run_dir / "run.json", run)
+    flags = ["run", "--resume", "moved", "--no-graphs", "--no-parity", "--no-report"]
+    with pytest.raises(SystemExit) as info:
+        cli.main(flags)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    now = environment.describe()
+    assert f"git_commit: '{'0' * 40}' -> '{now['git_commit']}'" in err
+    assert "variables.TF_ENABLE_ONEDNN_OPTS: '1' -> " in err
+    assert f"packages.torch: '1.0' -> {environment._shown(now['packages'].get('torch'))}" in err
+    assert not (run_dir / "cells").exists()  # refused before anything ran
+    # told to go on, it does, and the cell says what it ran under (no process: the
+    # framework reads as absent, so the cell is recorded as skipped at once)
+    monkeypatch.setattr(adapters, "installed", lambda name: False)
+    assert cli.main([*flags, "--allow-changes"]) == 0
+    assert "resuming under changes (--allow-changes): packages.torch" in capsys.readouterr().err
+    record = results.read_json(harness.cell_path(run_dir, matrix[0]))
+    assert record["ran_under"]["git_commit"] == now["git_commit"]
+    assert results.load(run_dir).iloc[0]["git_commit"] == now["git_commit"]

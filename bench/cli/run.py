@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from bench import adapters, workers
@@ -52,6 +53,10 @@ def add_parser(sub: Any) -> None:
                    "the matrix flags are then taken from the run")
     p.add_argument("--retry-failed", action="store_true",
                    help="with --resume: measure failed cells again")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: go on although the commit, packages, thread or "
+                   "precision variables differ from the run's (each cell records what it "
+                   "ran under)")
     p.add_argument("--tensorboard", default=None, metavar="DIR",
                    help="also write every cell process's loss curve and step times as "
                    "TensorBoard event files under DIR/<run id>/")
@@ -71,6 +76,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--inject-fault", type=fault_flag, default=None, metavar="KIND[:TARGET]",
                    help=argparse.SUPPRESS)
     p.set_defaults(func=command)
+    DEFAULTS.update({dest: p.get_default(dest) for dest, _ in RUN_DEFINING})
+
+
+# The flags that define a run (its matrix and budget), which --resume takes from the run.
+RUN_DEFINING = (("frameworks", "--frameworks"), ("models", "--models"), ("modes", "--modes"),
+                ("device", "--device"), ("preset", "--preset"), ("dtype", "--dtype"),
+                ("threads", "--threads"), ("batch_sizes", "--batch-sizes"),
+                ("seq_lens", "--seq-lens"), ("sample_seconds", "--sample-seconds"),
+                ("warmup_seconds", "--warmup-seconds"), ("min_samples", "--min-samples"),
+                ("sample_max_seconds", "--sample-max-seconds"), ("repeats", "--repeats"),
+                ("timeout", "--timeout"), ("tf32", "--tf32"), ("name", "--name"),
+                ("scaling", "--scaling/--no-scaling"))
+DEFAULTS: dict[str, object] = {}  # their defaults, filled in by add_parser
 
 
 def fault_flag(text: str) -> workers.Fault:
@@ -121,8 +139,23 @@ def command(args: argparse.Namespace) -> int:
     from bench.speed import harness
 
     if args.resume:
+        given = [flag for dest, flag in RUN_DEFINING if getattr(args, dest) != DEFAULTS[dest]]
+        if given:
+            raise UsageError(f"--resume takes the matrix and budget from the run; "
+                             f"{', '.join(given)} given: drop them, or start a new run")
         folder = run_dir(args.resume)
+        changed = harness.resume_differences(harness.load_run(folder))
+        if changed and not args.allow_changes:
+            raise UsageError(f"--resume {folder.name}: this is not the environment the run "
+                             f"was started in ({'; '.join(changed)}); resume where it was "
+                             f"started, or pass --allow-changes (each cell then records "
+                             f"what it ran under)")
+        if changed:
+            print(f"resuming under changes (--allow-changes): {'; '.join(changed)}",
+                  file=sys.stderr)
     else:
+        if args.allow_changes or args.retry_failed:
+            raise UsageError("--allow-changes and --retry-failed go with --resume")
         (cells_, sweep), budget_ = matrix(args), budget(args)
         note_missing(sorted({c.framework for c in cells_}), "cells are")
         folder = harness.new_run(cells_, budget_, args.timeout, args.tf32, args.name,

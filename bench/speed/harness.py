@@ -101,16 +101,33 @@ def cell_path(run_dir: Path, cell: Cell, repeat: int = 1) -> Path:
     return Path(run_dir) / "cells" / f"{cell.id}.r{repeat}.json"
 
 
+def resume_differences(run: dict[str, Any]) -> list[str]:
+    """How this process's environment differs from the one `run` was started in (commit,
+    packages, thread and precision variables, CPU, ...: environment.RESUME_KEYS)."""
+    return environment.differences(run.get("environment", {}), environment.describe())
+
+
+def ran_under() -> dict[str, Any]:
+    """What a cell's record says it ran under: the parent's environment now, in the keys
+    a resume must keep (the cell's thread and device variables are set on top)."""
+    now = environment.describe()
+    return {k: now.get(k) for k in environment.RESUME_KEYS}
+
+
 def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1,
-             fault: workers.Fault | None = None) -> dict[str, Any]:
+             fault: workers.Fault | None = None,
+             under: dict[str, Any] | None = None) -> dict[str, Any]:
     """Measure `cell` in its own process (bench.workers) and return its record, also
-    written to disk. `fault`: a failure to inject (tests and calibration only)."""
+    written to disk with `under` (ran_under(), by default now) as "ran_under". `fault`: a
+    failure to inject (tests and calibration only)."""
     out = cell_path(run_dir, cell, repeat)
+    under = under if under is not None else ran_under()
     if not adapters.installed(cell.framework):
         _, framework, _, extra = adapters.REGISTRY[cell.framework]
         record = {**measure.skeleton(cell, run["run_id"], repeat, "skipped",
                                      f"{framework} is not installed; install it with: "
-                                     f"pip install 'fwbench[{extra}]'"), "wall_s": 0.0}
+                                     f"pip install 'fwbench[{extra}]'"), "wall_s": 0.0,
+                  "ran_under": under}
         results.write_json(out, record)
         return record
     out.unlink(missing_ok=True)
@@ -128,6 +145,7 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1,
         status = {"timeout": "timeout", "killed": "killed"}.get(outcome.status, "crash")
         record = {**measure.skeleton(cell, run["run_id"], repeat, status, outcome.describe()),
                   "wall_s": outcome.wall_s}
+    record["ran_under"] = under
     results.write_json(out, record)
     return results.read_json(out)
 
@@ -166,11 +184,12 @@ def execute(run_dir: Path, retry_failed: bool = False,
     """
     run = load_run(run_dir)
     todo = pending(run_dir, run, retry_failed)
+    under = ran_under()
     records = []
     for i, (cell, repeat) in enumerate(todo):
         if on_cell:
             on_cell(i, len(todo), cell, repeat, None)
-        record = run_cell(run_dir, run, cell, repeat, fault)
+        record = run_cell(run_dir, run, cell, repeat, fault, under)
         records.append(record)
         if on_cell:
             on_cell(i + 1, len(todo), cell, repeat, record)

@@ -40,6 +40,9 @@ def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(ok[0] if ok else records[0])
     out["repeats"] = len(records)
     out["repeats_ok"] = len(ok)
+    # the commits its processes ran at (more than one only in a resume with --allow-changes)
+    out["commits"] = sorted({(r.get("ran_under") or {}).get("git_commit") for r in records}
+                            - {None})
     if failed:
         first = failed[0]
         out["status"] = first["status"]
