@@ -32,19 +32,69 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+class ResultFileError(ValueError):
+    """A results file that cannot be read (missing, truncated, corrupt, of an unknown
+    schema) or written (a full disk): the message names the file."""
+
+
+# Record schemas this version reads; a record of another schema is refused, not guessed at.
+CELL_SCHEMA = "fwbench.cell/1"
+PARITY_SCHEMA = "fwbench.parity/1"
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    """Write `payload` to `path` atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    with os.fdopen(fd, "w") as f:
-        json.dump(_clean(payload), f, indent=1)
-    os.replace(tmp, path)
+    """Write `payload` to `path` atomically (a reader never sees half a file). A write
+    that fails (a full disk) leaves the file as it was and no temporary file behind."""
+    path = Path(path)
+    text = json.dumps(_clean(payload), indent=1)  # before touching the disk
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    except OSError as exc:
+        raise ResultFileError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ResultFileError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        raise
     return path
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    with open(path) as f:
-        return json.load(f)
+    """A results file's JSON object; ResultFileError, naming the file, if it is missing,
+    not JSON (truncated, corrupt, empty) or not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(f"{path}: not readable JSON ({exc.msg} at line {exc.lineno}, "
+                              f"column {exc.colno}): truncated or corrupt") from exc
+    except UnicodeDecodeError as exc:
+        raise ResultFileError(f"{path}: not readable JSON (not UTF-8 text): corrupt") from exc
+    except OSError as exc:
+        raise ResultFileError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if not isinstance(doc, dict):
+        raise ResultFileError(f"{path}: expected a JSON object, found {type(doc).__name__}")
+    return doc
+
+
+def read_document(path: Path, schema: str) -> dict[str, Any]:
+    """A results file checked to be of `schema` (ResultFileError, naming the file and
+    the schema it has, for any other: a newer version's file is refused, not guessed at)."""
+    doc = read_json(path)
+    if doc.get("schema") != schema:
+        raise ResultFileError(f"{path}: schema {doc.get('schema')!r}, but this version "
+                              f"reads {schema!r} here")
+    return doc
+
+
+def read_cell_record(path: Path) -> dict[str, Any]:
+    """A cell record, checked to be of the schema this version reads."""
+    return read_document(path, CELL_SCHEMA)
 
 
 def read_folder_file(folder: Path, name: str, schema: str, error: type[Exception],
@@ -142,7 +192,7 @@ def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imp
         order = {cell_id: i for i, cell_id in enumerate([*run.get("cell_ids", []), *sweep_axes])}
         by_cell: dict[str, list[dict[str, Any]]] = {}
         for f in (run_dir / "cells").glob("*.json"):
-            record = read_json(f)
+            record = read_cell_record(f)
             by_cell.setdefault(record["cell_id"], []).append(record)
         # Matrix order (framework, model, mode, ...), as the run measured them.
         for cell_id in sorted(by_cell, key=lambda c: (order.get(c, len(order)), c)):

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import workers
+from bench import results, workers
 from bench.cli import compare, graphs, parity, report, run, show, study
 from bench.cli.common import UsageError, format_table  # noqa: F401  (used by callers)
 from bench.speed.cells import MatrixError
@@ -36,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except (UsageError, MatrixError, WorkerError) as exc:
         parser.error(str(exc))  # exits with status 2 and the usage line
+    except results.ResultFileError as exc:  # a bad input or a full disk: one line, no traceback
+        print(f"fwbench {args.command}: {exc}", file=sys.stderr)
+        return 2
     except workers.Stopped as exc:  # the subcommands that can resume say how themselves
         print(f"\nfwbench {args.command}: {exc}; its worker processes are stopped",
               file=sys.stderr)

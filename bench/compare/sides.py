@@ -63,7 +63,11 @@ def load(source: str | Path) -> Side:
     if path.is_file():
         doc = results.read_json(path)
         if "benchmarks" in doc and "machine_info" in doc:
-            return _from_pytest_benchmark(path, doc)
+            try:
+                return _from_pytest_benchmark(path, doc)
+            except (TypeError, KeyError, AttributeError, ValueError) as exc:
+                raise CompareError(f"{path}: a pytest-benchmark file this version cannot "
+                                   f"read ({type(exc).__name__}: {exc})") from exc
         raise CompareError(f"{path}: neither a fwbench run folder nor pytest-benchmark JSON "
                            f"(no 'benchmarks' and 'machine_info')")
     if not (path / "run.json").exists():

@@ -90,9 +90,7 @@ def load(path: Path) -> dict[str, "pandas.DataFrame"]:  # noqa: F821 - pandas is
     import pandas as pd
 
     path = Path(path)
-    doc = results.read_json(path / "graphs.json" if path.is_dir() else path)
-    if doc.get("schema") != graphs.SCHEMA:
-        raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {graphs.SCHEMA!r}")
+    doc = results.read_document(path / "graphs.json" if path.is_dir() else path, graphs.SCHEMA)
     return {part: pd.DataFrame(rows) for part, rows in doc["tables"].items()}
 
 

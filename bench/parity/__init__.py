@@ -34,6 +34,7 @@ from bench.parity.cases import (  # noqa: F401
 )
 from bench.parity.checks import Row, _form_drift, compare, summarize  # noqa: F401
 from bench.parity.worker import compute, run_worker  # noqa: F401
+from bench.results import PARITY_SCHEMA
 from bench.spec import DTYPES
 
 
@@ -72,7 +73,7 @@ def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
     return rows, meta
 
 
-SCHEMA = "fwbench.parity/1"
+SCHEMA = PARITY_SCHEMA  # the readers (the report) check it
 
 
 def write(path: Any, rows: list[Row], meta: dict[str, Any], seconds: float,

@@ -25,15 +25,14 @@ def _paths(value: Path | Sequence[Path] | None) -> list[Path]:
 def _graph_docs(value: Path | Sequence[Path]) -> list[dict[str, Any]]:
     docs = []
     for path in _paths(value):
-        doc = results.read_json(path / "graphs.json" if path.is_dir() else path)
-        if doc.get("schema") != graphs.SCHEMA:
-            raise ValueError(f"{path}: schema {doc.get('schema')!r}, expected {graphs.SCHEMA!r}")
-        docs.append(doc)
+        docs.append(results.read_document(path / "graphs.json" if path.is_dir() else path,
+                                          graphs.SCHEMA))
     return docs
 
 
 def _parity_records(value: Path | Sequence[Path]) -> list[dict[str, Any]]:
-    return [r for path in _paths(value) for r in results.read_json(path)["records"]]
+    return [r for path in _paths(value)
+            for r in results.read_document(path, results.PARITY_SCHEMA)["records"]]
 
 
 def _graphs(report: Report, path: Path | Sequence[Path],
@@ -85,7 +84,7 @@ def _parity(report: Report, path: Path | Sequence[Path], out: Path) -> None:
     import pandas as pd
     import seaborn as sns
 
-    docs = [results.read_json(p) for p in _paths(path)]
+    docs = [results.read_document(p, results.PARITY_SCHEMA) for p in _paths(path)]
     rows = pd.DataFrame([r for doc in docs for r in doc["records"]])
     report.heading("Parity")
     passed = int(rows["passed"].sum())

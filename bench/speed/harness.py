@@ -163,7 +163,13 @@ def pending(run_dir: Path, run: dict[str, Any],
         path = cell_path(run_dir, cell, repeat)
         if not path.exists():
             todo.append((cell, repeat))
-        elif retry_failed and results.read_json(path).get("status") != OK:
+            continue
+        try:
+            status = results.read_cell_record(path).get("status")
+        except results.ResultFileError:  # truncated, corrupt: measured again
+            todo.append((cell, repeat))
+            continue
+        if retry_failed and status != OK:
             todo.append((cell, repeat))
     return todo
 

@@ -29,11 +29,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, canonical, data, flops, spec, workers
+from bench import adapters, canonical, data, flops, results, spec, workers
 from bench.speed import machineload, speedprobe, stats
 from bench.speed.cells import Cell
 
-SCHEMA = "fwbench.cell/1"
+SCHEMA = results.CELL_SCHEMA
 DISTINCT_BATCHES = 4  # batches cycled through, all on the device before timing starts
 @dataclass(frozen=True)
 class Budget:

@@ -110,8 +110,15 @@ def read_records(folder: Path, framework: str) -> list[dict[str, Any]]:
 def _append(folder: Path, framework: str, record: dict[str, Any]) -> None:
     path = records_path(folder, framework)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A process killed mid-line leaves a partial last line: end it first, so that this
+    # record is a line of its own (the partial one is skipped when read).
+    cut = False
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
     with open(path, "a") as f:
-        f.write(json.dumps(results._clean(record)) + "\n")
+        f.write(("\n" if cut else "") + json.dumps(results._clean(record)) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
