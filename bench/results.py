@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,39 @@ class ResultFileError(ValueError):
 # Record schemas this version reads; a record of another schema is refused, not guessed at.
 CELL_SCHEMA = "fwbench.cell/1"
 PARITY_SCHEMA = "fwbench.parity/1"
+
+
+# A run, study or graph-study name: one folder name, nothing that leaves the results folder.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+
+def check_name(name: str, what: str, error: type[Exception] = ValueError) -> str:
+    """`name` if it can name a folder under results/ (letters, digits, . _ + -, not
+    starting with a dot, no path separator, at most 128 characters); `error` otherwise."""
+    if not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise error(f"{what} name {name!r} is not allowed: use letters, digits and . _ + - "
+                    f"(no path separators, no '..', not starting with '.' or '-')")
+    return name
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path, what: str, error: type[Exception] = ValueError) -> Iterator[None]:
+    """Hold `folder`'s lock (<folder>/.lock) while inside: a second fwbench process that
+    would write the same run or study at the same time is refused (`error`) instead of
+    interleaving its records with this one's."""
+    from filelock import FileLock, Timeout
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / ".lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise error(f"{what} {folder.name!r} is being written by another fwbench process "
+                    f"({folder}); wait for it, or stop it first") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:

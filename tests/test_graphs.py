@@ -161,7 +161,8 @@ def test_bad_flags_exit_2_before_anything_runs(results_dir, capsys):
                            (["--retrace-model", "mlp"], "sequence model"),
                            (["--frameworks", "mxnet"], "mxnet"),
                            (["--parity-dtypes", "float16"], "float16"),
-                           (["--preset", "huge"], "huge")):
+                           (["--preset", "huge"], "huge"),
+                           (["--name", "../g"], "graph study name '../g' is not allowed")):
         with pytest.raises(SystemExit) as exc:
             cli.main(["graphs", *flags])
         assert exc.value.code == 2

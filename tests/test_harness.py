@@ -158,6 +158,9 @@ def test_repeats_run_round_robin_and_resume_measures_only_missing_ones(results_d
     (["--resume", "x", "--models", "mlp", "--repeats", "3"],
      "--resume takes the matrix and budget from the run; --models, --repeats given"),
     (["--allow-changes"], "--allow-changes and --retry-failed go with --resume"),
+    (["--name", "../outside"], "run name '../outside' is not allowed"),
+    (["--name", "a/b"], "run name 'a/b' is not allowed"),
+    (["--name", ".hidden"], "run name '.hidden' is not allowed"),
 ])
 def test_bad_run_flags_fail_before_anything_runs(argv, message, results_dir, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -268,3 +271,32 @@ def test_resume_refuses_another_environment_unless_told_and_cells_record_theirs(
     record = results.read_json(harness.cell_path(run_dir, matrix[0]))
     assert record["ran_under"]["git_commit"] == now["git_commit"]
     assert results.load(run_dir).iloc[0]["git_commit"] == now["git_commit"]
+
+
+def test_a_run_is_written_by_one_process_at_a_time(results_dir, capsys):
+    from bench import results as results_module
+
+    run_dir = harness.new_run([Cell("torch", "mlp", "tiny", "eager")], QUICK, 60.0, False,
+                              name="busy")
+    with results_module.exclusive(run_dir, "run"):  # another fwbench process, say
+        with pytest.raises(cells.MatrixError, match="run 'busy' is being written by another "
+                                                    "fwbench process"):
+            harness.execute(run_dir)
+        with pytest.raises(SystemExit) as info:
+            cli.main(["run", "--resume", "busy", "--no-graphs", "--no-parity", "--no-report"])
+        assert info.value.code == 2
+    assert not (run_dir / "cells").exists()
+
+
+def test_runs_started_in_the_same_second_get_different_ids(results_dir, monkeypatch):
+    import datetime as dt
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2026, 12, 2, 9, 30, 0, tzinfo=tz)
+
+    monkeypatch.setattr(harness, "datetime", Frozen)
+    matrix = [Cell("torch", "mlp", "tiny", "eager")]
+    ids = [harness.new_run(matrix, QUICK, 60.0, False).name for _ in range(3)]
+    assert ids == ["20261202-093000", "20261202-093000-2", "20261202-093000-3"]

@@ -304,6 +304,7 @@ def test_a_framework_that_is_not_installed_is_recorded_as_skipped(results_dir, m
     (["study", "genz", "--mode", "xla", "--frameworks", "torch"], "--mode 'xla' is not offered"),
     (["study", "genz", "--threads", "999"], "--threads 999"),
     (["study", "wavelets"], "invalid choice: 'wavelets'"),
+    (["study", "genz", "--id", "../up"], "study name '../up' is not allowed"),
 ])
 def test_bad_study_flags_fail_before_anything_runs(argv, message, results_dir, capsys):
     with pytest.raises(SystemExit) as exc:

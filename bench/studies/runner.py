@@ -70,6 +70,8 @@ def new_study(name: str, frameworks: Sequence[str], quick: bool = False,
         config[key] = value
     module.items(config)  # refuses a malformed configuration before anything runs
     workers.affinity(threads)  # refuses more threads than CPUs
+    if study_id is not None:
+        results.check_name(study_id, "study", StudyError)
     study_id = study_id or f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     folder = studies_dir() / study_id
     if (folder / "study.json").exists():
@@ -231,13 +233,21 @@ def execute(folder: Path, on_framework: Any = None,
     module = studies.get(study["study"])
     total = len(module.items(study["config"]))
     added = {}
-    for framework in study["frameworks"]:
-        if on_framework:
-            on_framework(framework, total - len(pending(folder, study, framework)), total, None)
-        on_count = (lambda n, fw=framework: on_framework(fw, n, total, None)) if on_framework else None
-        added[framework] = run_framework(folder, framework, on_count, fault)
-        if on_framework:
-            on_framework(framework, total, total, added[framework])
+    with results.exclusive(Path(folder), "study", StudyError):
+        for framework in study["frameworks"]:
+            added[framework] = _execute_framework(folder, study, framework, total,
+                                                  on_framework, fault)
+    return added
+
+
+def _execute_framework(folder: Path, study: dict[str, Any], framework: str, total: int,
+                       on_framework: Any, fault: workers.Fault | None) -> list[dict[str, Any]]:
+    if on_framework:
+        on_framework(framework, total - len(pending(folder, study, framework)), total, None)
+    on_count = (lambda n: on_framework(framework, n, total, None)) if on_framework else None
+    added = run_framework(folder, framework, on_count, fault)
+    if on_framework:
+        on_framework(framework, total, total, added)
     return added
 
 
