@@ -42,6 +42,7 @@ class ResultFileError(ValueError):
 
 # Record schemas this version reads; a record of another schema is refused, not guessed at.
 CELL_SCHEMA = "fwbench.cell/1"
+RUN_SCHEMA = "fwbench.run/1"
 PARITY_SCHEMA = "fwbench.parity/1"
 
 
@@ -223,7 +224,7 @@ def load(paths: Any = None) -> "pandas.DataFrame":  # noqa: F821 - pandas is imp
         paths = [paths]
     rows = []
     for run_dir in (d for p in paths for d in _run_dirs(Path(p))):
-        run = read_json(run_dir / "run.json")
+        run = read_document(run_dir / "run.json", RUN_SCHEMA)
         sweep_axes = {p["cell_id"]: p["axis"] for p in run.get("sweep", [])}
         order = {cell_id: i for i, cell_id in enumerate([*run.get("cell_ids", []), *sweep_axes])}
         by_cell: dict[str, list[dict[str, Any]]] = {}

@@ -126,3 +126,11 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_one(tmp_path, m
         results.write_json(target, {"a": 2})
     assert results.read_json(target) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_a_spoiled_study_file_is_named(how, results_dir, capsys):
+    folder = runner.new_study("genz", ["torch"], quick=True, threads=1, study_id="spoiled")
+    _spoil(folder / "study.json", how)
+    _one_line_exit_2(["study", "genz", "--resume", "spoiled"], capsys,
+                     str(folder / "study.json"))

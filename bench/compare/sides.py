@@ -84,7 +84,7 @@ def load(source: str | Path) -> Side:
 def _from_run(run_dir: Path) -> Side:
     """A run's measured cells from results.load (the common DataFrame), with the raw
     samples of each repeat's process kept apart."""
-    run = results.read_json(run_dir / "run.json")
+    run = results.read_document(run_dir / "run.json", results.RUN_SCHEMA)
     frame = results.load(run_dir)
     side = Side(name=run.get("run_id", run_dir.name), kind="fwbench",
                 environment={}, versions={})

@@ -32,7 +32,7 @@ from bench.speed import measure
 from bench.speed.cells import Cell, MatrixError
 from bench.speed.measure import Budget
 
-RUN_SCHEMA = "fwbench.run/1"
+RUN_SCHEMA = results.RUN_SCHEMA
 DEFAULT_TIMEOUT_S = 300.0  # per cell; torch.compile of one small model takes ~30 s on 2 cores
 OK = "ok"
 # Every status a cell record can have, and what it means.
