@@ -134,3 +134,17 @@ def test_a_spoiled_study_file_is_named(how, results_dir, capsys):
     _spoil(folder / "study.json", how)
     _one_line_exit_2(["study", "genz", "--resume", "spoiled"], capsys,
                      str(folder / "study.json"))
+
+
+def test_a_full_disk_while_writing_the_report_is_one_line(results_dir, capsys, monkeypatch):
+    import matplotlib.figure
+
+    _run(results_dir, "good", [1.0, 1.0])
+
+    def full(self, fname, *args, **kwargs):
+        raise OSError(28, "No space left on device", str(fname))
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    err = _one_line_exit_2(["report", "good", "--graphs", "none", "--parity", "none"], capsys,
+                           "No space left on device")
+    assert "cannot write" in err and "step_time" in err and "what was written before is kept" in err

@@ -6,6 +6,7 @@ function that runs it."""
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +15,9 @@ from bench.cli import compare, graphs, parity, report, run, show, study
 from bench.cli.common import UsageError, format_table  # noqa: F401  (used by callers)
 from bench.speed.cells import MatrixError
 from bench.workers import WorkerError
+
+# Errors of a disk that cannot take more (full, over quota, read-only, not ours).
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 # In the order `fwbench --help` lists them.
 SUBCOMMANDS = (parity, run, graphs, report, compare, study, show)
@@ -38,6 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))  # exits with status 2 and the usage line
     except results.ResultFileError as exc:  # a bad input or a full disk: one line, no traceback
         print(f"fwbench {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        # what was written before stays: every record is its own file, written atomically
+        print(f"fwbench {args.command}: cannot write {exc.filename or 'a file'}: "
+              f"{exc.strerror}; what was written before is kept", file=sys.stderr)
         return 2
     except workers.Stopped as exc:  # the subcommands that can resume say how themselves
         print(f"\nfwbench {args.command}: {exc}; its worker processes are stopped",
