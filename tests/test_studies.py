@@ -305,6 +305,8 @@ def test_a_framework_that_is_not_installed_is_recorded_as_skipped(results_dir, m
     (["study", "genz", "--threads", "999"], "--threads 999"),
     (["study", "wavelets"], "invalid choice: 'wavelets'"),
     (["study", "genz", "--id", "../up"], "study name '../up' is not allowed"),
+    (["study", "genz", "--resume", "x", "--quick", "--threads", "1"],
+     "--resume takes the study's settings from its folder; --quick, --threads given"),
 ])
 def test_bad_study_flags_fail_before_anything_runs(argv, message, results_dir, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -427,3 +429,18 @@ def test_framework_gap_is_measured_item_by_item():
     gap = framework_gap(ok, "value")
     assert gap.to_dict() == {("s", "a"): 1.0, ("s", "b"): 0.0}  # c: one framework only
     assert framework_gap(ok, "value", relative=True)[("s", "a")] == pytest.approx(1.0)
+
+
+def test_study_resume_refuses_another_environment_unless_told(results_dir, capsys):
+    from bench import results
+
+    folder = runner.new_study("genz", ["torch"], quick=True, threads=1, study_id="moved")
+    study = results.read_json(folder / "study.json")
+    study["environment"]["git_commit"] = "0" * 40
+    results.write_json(folder / "study.json", study)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["study", "genz", "--resume", "moved"])
+    assert exc.value.code == 2
+    assert f"this is not the environment the study was started in (git_commit: '{'0' * 40}'" \
+        in capsys.readouterr().err
+    assert not (folder / "records").exists()

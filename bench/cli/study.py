@@ -37,7 +37,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--id", default=None, help="study id (default: <name>-<UTC time>)")
     p.add_argument("--resume", default=None, metavar="STUDY",
                    help="finish an interrupted study (folder or id)")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: go on although the commit, packages, thread or "
+                   "precision variables differ from the study's")
     p.set_defaults(func=command)
+    DEFAULTS.update({dest: p.get_default(dest) for dest, _ in STUDY_DEFINING})
+
+
+# The flags that define a study, which --resume takes from the study.
+STUDY_DEFINING = (("quick", "--quick"), ("frameworks", "--frameworks"), ("seeds", "--seeds"),
+                  ("mode", "--mode"), ("threads", "--threads"), ("timeout", "--timeout"),
+                  ("tensorboard", "--tensorboard"), ("id", "--id"))
+DEFAULTS: dict[str, object] = {}  # their defaults, filled in by add_parser
 
 
 def command(args: argparse.Namespace) -> int:
@@ -47,7 +58,19 @@ def command(args: argparse.Namespace) -> int:
 
     try:
         if args.resume:
+            given = [flag for dest, flag in STUDY_DEFINING if getattr(args, dest) != DEFAULTS[dest]]
+            if given:
+                raise UsageError(f"--resume takes the study's settings from its folder; "
+                                 f"{', '.join(given)} given: drop them, or start a new study")
             folder = study_dir(args.resume)
+            from bench import environment
+
+            changed = environment.differences(runner.load_study(folder).get("environment", {}),
+                                              environment.describe())
+            if changed and not args.allow_changes:
+                raise UsageError(f"--resume {folder.name}: this is not the environment the "
+                                 f"study was started in ({'; '.join(changed)}); resume where "
+                                 f"it was started, or pass --allow-changes")
         else:
             overrides = {}
             if args.seeds:
