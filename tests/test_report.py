@@ -186,7 +186,7 @@ def test_parity_heat_map_is_per_check_framework_and_model_and_shows_exact_failur
 def _parity_file(path, framework, passed=True):
     row = {"check": "forward", "framework": framework, "model": "mlp", "dtype": "float32",
            "error": 1e-7 if passed else 1e-3, "tolerance": 1e-5, "passed": passed, "note": ""}
-    path.write_text(json.dumps({"created": path.stem, "records": [row]}))
+    path.write_text(json.dumps({"schema": "fwbench.parity/1", "created": path.stem, "records": [row]}))
     return path
 
 
