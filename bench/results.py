@@ -59,6 +59,29 @@ def check_name(name: str, what: str, error: type[Exception] = ValueError) -> str
     return name
 
 
+def new_folder(parent: Path, name: str | None, stem: str, marker: str, what: str,
+               error: type[Exception] = ValueError) -> Path:
+    """A fresh folder under `parent` for a new run, study or graph study: `name` if given
+    (checked; `error` if a `marker` file says it is taken), else `stem` (a UTC time),
+    made by an atomic mkdir, so that two started in the same second get `stem`-2, -3..."""
+    if name is not None:
+        check_name(name, what, error)
+        folder = Path(parent) / name
+        if (folder / marker).exists():
+            raise error(f"{what} {name!r} exists already ({folder}); resume it or pick a name")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        folder = Path(parent) / (stem if k == 1 else f"{stem}-{k}")
+        try:
+            folder.mkdir()  # atomic: of two processes, one gets each name
+            return folder
+        except FileExistsError:
+            continue
+    raise error(f"no free {what} name for {stem} under {parent}")
+
+
 @contextlib.contextmanager
 def exclusive(folder: Path, what: str, error: type[Exception] = ValueError) -> Iterator[None]:
     """Hold `folder`'s lock (<folder>/.lock) while inside: a second fwbench process that

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, frameworks
+from bench import adapters, frameworks, results
 from bench.cli.common import UsageError, study_dir
 from bench.speed import cells
 from bench.studies import STUDIES
@@ -81,6 +81,8 @@ def command(args: argparse.Namespace) -> int:
                                       args.threads or len(os.sched_getaffinity(0)), args.timeout,
                                       str(Path(args.tensorboard).resolve()) if args.tensorboard
                                       else None, args.id)
+    except results.ResultFileError:
+        raise  # one line naming the file (bench.cli.main)
     except (studies.UnknownStudy, runner.StudyError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     study = runner.load_study(folder)

@@ -48,13 +48,10 @@ def run(frameworks: Sequence[str], parts: Sequence[str] = graphs.PARTS, preset: 
         timeout_s: float = 300.0, name: str | None = None,
         progress: Progress = lambda _: None) -> Path:
     """Run `parts` of the study; returns the path of the graphs.json written."""
-    if name is not None:
-        results.check_name(name, "graph study", cells.MatrixError)
-    study_id = name or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    folder = graphs_dir() / study_id
-    if (folder / "graphs.json").exists():
-        raise cells.MatrixError(f"graphs study {study_id!r} exists already ({folder}); pick a name")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = results.new_folder(graphs_dir(), name,
+                                datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
+                                "graphs.json", "graph study", cells.MatrixError)
+    study_id = folder.name
     order = graphs.retrace_order()
     doc: dict[str, Any] = {
         "schema": graphs.SCHEMA, "id": study_id,

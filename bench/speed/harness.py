@@ -69,24 +69,10 @@ def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
         raise MatrixError("the matrix is empty: nothing to run")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise MatrixError(f"repeats={repeats!r} must be a whole number >= 1")
-    if name is not None:
-        results.check_name(name, "run", MatrixError)
-        run_id = name
-        run_dir = runs_dir() / run_id
-        if (run_dir / "run.json").exists():
-            raise MatrixError(f"run {run_id!r} exists already ({run_dir}); resume it or pick "
-                              f"a name")
-    else:  # the UTC time; a second run started in the same second gets -2, -3, ...
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        runs_dir().mkdir(parents=True, exist_ok=True)
-        for k in range(1, 1000):
-            run_id = stamp if k == 1 else f"{stamp}-{k}"
-            run_dir = runs_dir() / run_id
-            try:
-                run_dir.mkdir()  # atomic: of two processes, one gets each name
-                break
-            except FileExistsError:
-                continue
+    run_dir = results.new_folder(runs_dir(), name,
+                                 datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
+                                 "run.json", "run", MatrixError)
+    run_id = run_dir.name
     matrix_ids = [c.id for c in cells]
     results.write_json(run_dir / "run.json", {
         "schema": RUN_SCHEMA, "run_id": run_id,

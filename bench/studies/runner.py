@@ -70,12 +70,10 @@ def new_study(name: str, frameworks: Sequence[str], quick: bool = False,
         config[key] = value
     module.items(config)  # refuses a malformed configuration before anything runs
     workers.affinity(threads)  # refuses more threads than CPUs
-    if study_id is not None:
-        results.check_name(study_id, "study", StudyError)
-    study_id = study_id or f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
-    folder = studies_dir() / study_id
-    if (folder / "study.json").exists():
-        raise StudyError(f"study {study_id!r} exists already ({folder}); resume it or pick a name")
+    folder = results.new_folder(
+        studies_dir(), study_id, f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}",
+        "study.json", "study", StudyError)
+    study_id = folder.name
     results.write_json(folder / "study.json", {
         "schema": SCHEMA, "study": name, "study_id": study_id, "quick": quick,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
