@@ -82,6 +82,20 @@ def new_folder(parent: Path, name: str | None, stem: str, marker: str, what: str
     raise error(f"no free {what} name for {stem} under {parent}")
 
 
+def new_file(parent: Path, stem: str, suffix: str = ".json") -> Path:
+    """A path under `parent` that no other process has: <stem><suffix>, or <stem>-2... if
+    taken, reserved by an exclusive create (the caller then writes it with write_json)."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        path = Path(parent) / f"{stem if k == 1 else f'{stem}-{k}'}{suffix}"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return path
+        except FileExistsError:
+            continue
+    raise ResultFileError(f"no free file name for {stem}{suffix} under {parent}")
+
+
 @contextlib.contextmanager
 def exclusive(folder: Path, what: str, error: type[Exception] = ValueError) -> Iterator[None]:
     """Hold `folder`'s lock (<folder>/.lock) while inside: a second fwbench process that

@@ -148,3 +148,31 @@ def test_a_full_disk_while_writing_the_report_is_one_line(results_dir, capsys, m
     err = _one_line_exit_2(["report", "good", "--graphs", "none", "--parity", "none"], capsys,
                            "No space left on device")
     assert "cannot write" in err and "step_time" in err and "what was written before is kept" in err
+
+
+def test_a_second_process_cannot_write_a_run_that_is_being_written(results_dir):
+    """Two real processes: this one holds the run's lock as a running fwbench would; a
+    second `fwbench run --resume` of it is refused at once, writing nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_signals import ROOT
+
+    bad = _run(results_dir, "held", [1.0, 1.0])
+    before = sorted(p.name for p in (bad / "cells").iterdir())
+    with results.exclusive(bad, "run"):
+        proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--resume", "held",
+                               "--retry-failed", "--allow-changes", "--no-graphs", "--no-parity",
+                               "--no-report"],
+                              cwd=ROOT, env={**os.environ, "FWBENCH_RESULTS": str(results_dir)},
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "run 'held' is being written by another fwbench process" in proc.stderr
+    assert sorted(p.name for p in (bad / "cells").iterdir()) == before
+
+
+def test_files_reserved_in_the_same_second_get_different_names(tmp_path):
+    names = [results.new_file(tmp_path, "parity-20261202-093000").name for _ in range(3)]
+    assert names == ["parity-20261202-093000.json", "parity-20261202-093000-2.json",
+                     "parity-20261202-093000-3.json"]

@@ -43,7 +43,8 @@ def run_checks(frameworks: Sequence[str], dtypes: Sequence[str],
                             jobs=jobs, device=device)
     seconds = time.perf_counter() - started
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    path = output or results.RESULTS_DIR / f"parity-{stamp}.json"
+    # two parity runs ending in the same second write two files, not one over the other
+    path = output or results.new_file(results.RESULTS_DIR, f"parity-{stamp}")
     parity.write(path, rows, meta, seconds, device)
     return rows, meta, seconds, path
 
