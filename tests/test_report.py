@@ -264,6 +264,9 @@ def test_a_report_of_several_runs_never_divides_one_run_by_another(results_dir):
     speedups = next(blk[2] for blk in doc.blocks if blk[:2] == ("table", "speedup"))
     got = dict(zip(speedups["framework"], speedups["speedup"].round(1)))
     assert got == {"torch (a)": 20.0, "torch (b)": 2.0}
+    captions = {blk[1]: blk[2] for blk in doc.blocks if blk[0] == "figure"}
+    assert captions["step_time"].endswith("Runs: a, b.")  # every figure names its runs
+    assert captions["speedup"].endswith("Runs: a, b.")
     texts = [blk[1] for blk in doc.blocks if blk[0] == "p"]
     assert any(t.startswith("Run a: mlp: only torch was measured") for t in texts)
     assert any(t.startswith("Run b: mlp: only torch was measured") for t in texts)

@@ -142,11 +142,19 @@ def _failures(report: Report, frame: Any) -> None:
         "error": [show.first_line(e, 160) for e in failed["error"]]}))
 
 
+def _figure_of_runs(report: Report, frame: Any) -> Any:
+    """report.figure with the runs the figure's data come from at the end of its caption."""
+    ids = [str(r) for r in dict.fromkeys(frame["run_id"])] if "run_id" in frame else []
+    named = (f" Run{'s' if len(ids) > 1 else ''}: {', '.join(ids)}." if ids else "")
+    return lambda name, caption: report.figure(name, caption + named)
+
+
 def _speed(report: Report, frame: Any, out: Path) -> None:
     import pandas as pd
     import seaborn as sns
 
     ok = frame[frame["status"] == "ok"]
+    figure = _figure_of_runs(report, ok)
     report.heading("Step time")
     if ok.empty:
         report.text("No measured cells, so no figures.")
@@ -159,8 +167,8 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
     grid.set(yscale="log")
     grid.set_axis_labels("", "ms per training step (log)")
     save_figure(grid.figure, out, "step_time")
-    report.figure("step_time", "Median step time per framework, model and mode; the bars "
-                  "span the interquartile range of the raw per-step samples.")
+    figure("step_time", "Median step time per framework, model and mode; the bars "
+           "span the interquartile range of the raw per-step samples.")
     table = pd.DataFrame(show.speed_rows(ok))
     report.table("speed", table)
     note = show.loaded_note(ok)
@@ -182,9 +190,9 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
         report.heading("Compiled over eager", 3)
         fig = _interval_plot(speedups, "speedup", "eager median / compiled median (log)")
         save_figure(fig, out, "speedup")
-        report.figure("speedup", "Speed-up of each compiled mode over the same framework's "
-                      "eager mode; intervals: 95% bootstrap over the raw samples, widened by "
-                      "the spread between the cells' processes.")
+        figure("speedup", "Speed-up of each compiled mode over the same framework's "
+               "eager mode; intervals: 95% bootstrap over the raw samples, widened by "
+               "the spread between the cells' processes.")
         report.table("speedup", speedups.round(3))
 
     report.heading("Compile time, first step and memory", 3)
@@ -194,9 +202,9 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
     grid = sns.catplot(data=cost, x="mode", y="seconds", hue="framework", col="what",
                        row="model", kind="bar", sharey=False, height=2.4, aspect=1.3)
     save_figure(grid.figure, out, "compile_first_step")
-    report.figure("compile_first_step", "compile_s: the framework's own trace/compile call "
-                  "(JAX lower().compile(), TF tracing); first_step_s: the first training "
-                  "step, which includes any compiling the framework does lazily.")
+    figure("compile_first_step", "compile_s: the framework's own trace/compile call "
+           "(JAX lower().compile(), TF tracing); first_step_s: the first training "
+           "step, which includes any compiling the framework does lazily.")
     on_gpu = ok["device"] == "gpu"
     grid = sns.catplot(data=ok, x="framework", y="peak_mib", hue="mode", col="model",
                        kind="bar", height=3.0)
@@ -207,17 +215,17 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
     gpu_caption = ("Peak device memory the framework allocated in each cell's process "
                    "(torch.cuda.max_memory_allocated, TensorFlow's get_memory_info peak, "
                    "JAX's peak_bytes_in_use).")
-    report.figure("memory", gpu_caption if on_gpu.all()
-                  else "Peak resident memory of each cell's process." if not on_gpu.any()
-                  else "Peak memory of each cell's process: on GPU cells, the framework's "
-                       "device peak; on CPU cells, the process's resident memory.")
+    figure("memory", gpu_caption if on_gpu.all()
+           else "Peak resident memory of each cell's process." if not on_gpu.any()
+           else "Peak memory of each cell's process: on GPU cells, the framework's "
+                "device peak; on CPU cells, the process's resident memory.")
     grid = sns.catplot(data=ok.assign(gflops=ok["flops_per_s"] / 1e9), x="framework",
                        y="gflops", hue="mode", col="model", kind="bar", sharey=False,
                        height=3.0)
     grid.set_axis_labels("", "achieved GFLOP/s (analytic training FLOPs / median step)")
     save_figure(grid.figure, out, "flops")
-    report.figure("flops", "Achieved FLOP/s: analytic training FLOPs per step over the "
-                  "median step time.")
+    figure("flops", "Achieved FLOP/s: analytic training FLOPs per step over the "
+           "median step time.")
 
 
 def _scaling(report: Report, every_cell: Any, out: Path) -> None:
@@ -227,6 +235,7 @@ def _scaling(report: Report, every_cell: Any, out: Path) -> None:
     report.heading("Scaling with batch size and sequence length", 3)
     curve_points = scaling.points(every_cell)
     ok = curve_points[curve_points["status"] == "ok"]
+    figure = _figure_of_runs(report, ok)
     if ok.empty:
         report.text("This run has no scaling sweep (`fwbench run --scaling`, the default, "
                     "measures one).")
@@ -265,11 +274,11 @@ def _scaling(report: Report, every_cell: Any, out: Path) -> None:
     save_figure(fig, out, "scaling")
     swept = {axis: ", ".join(k.title for k in models.KINDS.values() if k.scaling_axis == axis)
              for axis in ("batch_size", "seq_len")}
-    report.figure("scaling", "Step time (top, median with the interquartile range of the "
-                  "raw samples) and throughput (bottom) against batch size for the "
-                  f"{swept['batch_size']} and sequence length for the {swept['seq_len']}; "
-                  "log-log. The preset's default point is the matrix cell; every other point "
-                  "is one process.")
+    figure("scaling", "Step time (top, median with the interquartile range of the "
+           "raw samples) and throughput (bottom) against batch size for the "
+           f"{swept['batch_size']} and sequence length for the {swept['seq_len']}; "
+           "log-log. The preset's default point is the matrix cell; every other point "
+           "is one process.")
     report.text("Exponent k: the slope of log(step time) on log(size) over the measured "
                 "range. k near 0 means the step is dominated by fixed per-step costs (launch, "
                 "framework overhead); k near 1 means the step time grows in proportion.")
