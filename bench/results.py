@@ -145,7 +145,7 @@ def read_json(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"{path}: not readable JSON ({exc.msg} at line {exc.lineno}, "
+        raise ResultFileError(f"{path}: not readable JSON ({exc.msg}; line {exc.lineno}, "
                               f"column {exc.colno}): truncated or corrupt") from exc
     except UnicodeDecodeError as exc:
         raise ResultFileError(f"{path}: not readable JSON (not UTF-8 text): corrupt") from exc
