@@ -156,7 +156,7 @@ def test_repeats_run_round_robin_and_resume_measures_only_missing_ones(results_d
     (["--repeats", "0"], "repeats=0 must be a whole number >= 1"),
     (["--resume", "no-such-run"], "run 'no-such-run' not found"),
     (["--resume", "x", "--models", "mlp", "--repeats", "3"],
-     "--resume takes the matrix and budget from the run; --models, --repeats given"),
+     "--resume takes the run's settings from its folder; --models, --repeats given"),
     (["--allow-changes"], "--allow-changes and --retry-failed go with --resume"),
     (["--name", "../outside"], "run name '../outside' is not allowed"),
     (["--name", "a/b"], "run name 'a/b' is not allowed"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench import adapters, results
 
@@ -24,6 +25,38 @@ def format_table(rows: list[dict], columns: Sequence[str]) -> str:
 def fmt(x: float) -> str:
     """An error or tolerance as the tables print it."""
     return "n/a" if x != x else ("0" if x == 0 else f"{x:.1e}")
+
+
+def defaults_of(parser: Any, defining: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The defaults of the (dest, flag) pairs that define a run or a study."""
+    return {dest: parser.get_default(dest) for dest, _ in defining}
+
+
+def refuse_defining_flags(args: Any, defining: Sequence[tuple[str, str]],
+                          defaults: dict[str, Any], what: str) -> None:
+    """With --resume, a flag that defines the run or study (its matrix, budget,
+    settings) is taken from its folder: one given differently is a UsageError."""
+    given = [flag for dest, flag in defining if getattr(args, dest) != defaults[dest]]
+    if given:
+        raise UsageError(f"--resume takes the {what}'s settings from its folder; "
+                         f"{', '.join(given)} given: drop them, or start a new {what}")
+
+
+def refuse_changes(recorded: dict[str, Any], folder: Path, what: str, allow: bool) -> None:
+    """With --resume, the environment must be the one the run or study was started in
+    (bench.environment.RESUME_KEYS): every difference is named and refused, or, with
+    `allow` (--allow-changes), said and let through."""
+    from bench import environment
+
+    changed = environment.differences(recorded, environment.describe())
+    if changed and not allow:
+        raise UsageError(f"--resume {folder.name}: this is not the environment the {what} "
+                         f"was started in ({'; '.join(changed)}); resume where it was "
+                         f"started, or pass --allow-changes (each record then says what it "
+                         f"ran under)")
+    if changed:
+        print(f"resuming under changes (--allow-changes): {'; '.join(changed)}",
+              file=sys.stderr)
 
 
 def note_missing(frameworks: Sequence[str], what: str) -> None:

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 from bench import adapters, workers
 from bench.cli import pipeline
-from bench.cli.common import UsageError, note_missing, run_dir
+from bench.cli.common import (
+    UsageError,
+    defaults_of,
+    note_missing,
+    refuse_changes,
+    refuse_defining_flags,
+    run_dir,
+)
 from bench.spec import DTYPES, MODELS, PRESETS
 from bench.speed import cells
 from bench.speed.cells import Cell
@@ -76,7 +82,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--inject-fault", type=fault_flag, default=None, metavar="KIND[:TARGET]",
                    help=argparse.SUPPRESS)
     p.set_defaults(func=command)
-    DEFAULTS.update({dest: p.get_default(dest) for dest, _ in RUN_DEFINING})
+    DEFAULTS.update(defaults_of(p, RUN_DEFINING))
 
 
 # The flags that define a run (its matrix and budget), which --resume takes from the run.
@@ -139,20 +145,10 @@ def command(args: argparse.Namespace) -> int:
     from bench.speed import harness
 
     if args.resume:
-        given = [flag for dest, flag in RUN_DEFINING if getattr(args, dest) != DEFAULTS[dest]]
-        if given:
-            raise UsageError(f"--resume takes the matrix and budget from the run; "
-                             f"{', '.join(given)} given: drop them, or start a new run")
+        refuse_defining_flags(args, RUN_DEFINING, DEFAULTS, "run")
         folder = run_dir(args.resume)
-        changed = harness.resume_differences(harness.load_run(folder))
-        if changed and not args.allow_changes:
-            raise UsageError(f"--resume {folder.name}: this is not the environment the run "
-                             f"was started in ({'; '.join(changed)}); resume where it was "
-                             f"started, or pass --allow-changes (each cell then records "
-                             f"what it ran under)")
-        if changed:
-            print(f"resuming under changes (--allow-changes): {'; '.join(changed)}",
-                  file=sys.stderr)
+        refuse_changes(harness.load_run(folder).get("environment", {}), folder, "run",
+                       args.allow_changes)
     else:
         if args.allow_changes or args.retry_failed:
             raise UsageError("--allow-changes and --retry-failed go with --resume")

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import adapters, frameworks, results
-from bench.cli.common import UsageError, study_dir
+from bench.cli.common import (
+    UsageError,
+    defaults_of,
+    refuse_changes,
+    refuse_defining_flags,
+    study_dir,
+)
 from bench.speed import cells
 from bench.studies import STUDIES
 
@@ -41,7 +47,7 @@ def add_parser(sub: Any) -> None:
                    help="with --resume: go on although the commit, packages, thread or "
                    "precision variables differ from the study's")
     p.set_defaults(func=command)
-    DEFAULTS.update({dest: p.get_default(dest) for dest, _ in STUDY_DEFINING})
+    DEFAULTS.update(defaults_of(p, STUDY_DEFINING))
 
 
 # The flags that define a study, which --resume takes from the study.
@@ -58,19 +64,10 @@ def command(args: argparse.Namespace) -> int:
 
     try:
         if args.resume:
-            given = [flag for dest, flag in STUDY_DEFINING if getattr(args, dest) != DEFAULTS[dest]]
-            if given:
-                raise UsageError(f"--resume takes the study's settings from its folder; "
-                                 f"{', '.join(given)} given: drop them, or start a new study")
+            refuse_defining_flags(args, STUDY_DEFINING, DEFAULTS, "study")
             folder = study_dir(args.resume)
-            from bench import environment
-
-            changed = environment.differences(runner.load_study(folder).get("environment", {}),
-                                              environment.describe())
-            if changed and not args.allow_changes:
-                raise UsageError(f"--resume {folder.name}: this is not the environment the "
-                                 f"study was started in ({'; '.join(changed)}); resume where "
-                                 f"it was started, or pass --allow-changes")
+            refuse_changes(runner.load_study(folder).get("environment", {}), folder, "study",
+                           args.allow_changes)
         else:
             overrides = {}
             if args.seeds:

@@ -101,12 +101,6 @@ def cell_path(run_dir: Path, cell: Cell, repeat: int = 1) -> Path:
     return Path(run_dir) / "cells" / f"{cell.id}.r{repeat}.json"
 
 
-def resume_differences(run: dict[str, Any]) -> list[str]:
-    """How this process's environment differs from the one `run` was started in (commit,
-    packages, thread and precision variables, CPU, ...: environment.RESUME_KEYS)."""
-    return environment.differences(run.get("environment", {}), environment.describe())
-
-
 def ran_under() -> dict[str, Any]:
     """What a cell's record says it ran under: the parent's environment now, in the keys
     a resume must keep (the cell's thread and device variables are set on top)."""
