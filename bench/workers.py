@@ -267,6 +267,41 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def run_command(cmd: list[str], log: Path, env: Mapping[str, str], timeout_s: float,
+                cwd: Path = ROOT) -> tuple[int | None, float]:
+    """Run `cmd` in a session of its own, its output in `log`, tracked so that a stop
+    signal kills it, its whole process group killed at `timeout_s`. Returns its exit
+    status (None after a timeout) and its wall seconds. The lifecycle of every process
+    fwbench starts: `run` below for a Job, and `fwbench ab` for another checkout's or
+    interpreter's `fwbench run` (bench.compare.ab)."""
+    started = time.perf_counter()
+    with open(log, "w") as log_file, _live_lock:
+        if _stopped_by is not None:  # stopped while this thread was getting here
+            raise Stopped(_stopped_by)
+        # A session of its own, so that a timeout kills the process's helpers too.
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd,
+                                env=dict(env), start_new_session=True)
+        try:
+            _live.add(proc)
+            if _stopped_by is not None:  # the main thread was stopped meanwhile
+                raise Stopped(_stopped_by)
+        except BaseException:
+            _kill_group(proc)
+            raise
+    try:
+        returncode: int | None = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        returncode = None
+    except BaseException:  # a stop signal or Ctrl-C: stop the worker, record nothing
+        _kill_group(proc)
+        raise
+    finally:
+        with _live_lock:
+            _live.discard(proc)
+    return returncode, time.perf_counter() - started
+
+
 def run(job: Job, log: Path) -> Outcome:
     """Run `job` in a process of its own, its output in `log` and the job beside it
     (<log>.job.json); never raises for anything the worker does (an interrupt of this
@@ -278,33 +313,8 @@ def run(job: Job, log: Path) -> Outcome:
     job_path.write_text(json.dumps(job.to_dict(), indent=1))
     result_path.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "bench.workers", str(job_path), str(result_path)]
-    started = time.perf_counter()
-    with open(log, "w") as log_file, _live_lock:
-        if _stopped_by is not None:  # stopped while this thread was getting here
-            raise Stopped(_stopped_by)
-        # A session of its own, so that a timeout kills the process's helpers too.
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env=process_env(job.threads, job.device, job.env),
-                                start_new_session=True)
-        try:
-            _live.add(proc)
-            if _stopped_by is not None:  # the main thread was stopped meanwhile
-                raise Stopped(_stopped_by)
-        except BaseException:
-            _kill_group(proc)
-            raise
-    try:
-        returncode: int | None = proc.wait(timeout=job.timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        returncode = None
-    except BaseException:  # a stop signal or Ctrl-C: stop the worker, record nothing
-        _kill_group(proc)
-        raise
-    finally:
-        with _live_lock:
-            _live.discard(proc)
-    wall_s = time.perf_counter() - started
+    returncode, wall_s = run_command(cmd, log, process_env(job.threads, job.device, job.env),
+                                     job.timeout_s)
     if returncode is not None and result_path.exists():
         with open(result_path, "rb") as f:
             payload = pickle.load(f)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from bench import results, workers
-from bench.cli import compare, graphs, parity, report, run, show, study
+from bench.cli import ab, compare, graphs, parity, report, run, show, study
 from bench.cli.common import UsageError, format_table  # noqa: F401  (used by callers)
 from bench.speed.cells import MatrixError
 from bench.workers import WorkerError
@@ -20,7 +20,7 @@ from bench.workers import WorkerError
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 # In the order `fwbench --help` lists them.
-SUBCOMMANDS = (parity, run, graphs, report, compare, study, show)
+SUBCOMMANDS = (parity, run, graphs, report, compare, ab, study, show)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with workers.stop_on_signals():
             return args.func(args)
     except (UsageError, MatrixError, WorkerError) as exc:
+        _error_json(args, str(exc))
         parser.error(str(exc))  # exits with status 2 and the usage line
     except results.ResultFileError as exc:  # a bad input or a full disk: one line, no traceback
+        _error_json(args, str(exc))
         print(f"fwbench {args.command}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -55,3 +57,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return exc.exit_status
     return 2
+
+
+def _error_json(args: argparse.Namespace, message: str) -> None:
+    """With --json FILE, a command that gives no verdict still writes why (exit status 2)."""
+    path = getattr(args, "json", None)
+    if path:
+        from bench.cli.common import error_verdict, write_verdict
+
+        try:
+            write_verdict(path, error_verdict(args.command, message))
+        except OSError:
+            pass  # the error itself is said on stderr

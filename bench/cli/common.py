@@ -130,3 +130,16 @@ def study_inputs(value: str) -> list[Path]:
     if value == "latest":
         return [p for p in (runner.latest(kind) for kind in STUDIES) if p is not None]
     return [study_dir(v.strip()) for v in value.split(",") if v.strip()]
+
+
+def write_verdict(path: Any, document: dict[str, Any]) -> None:
+    """Write a verdict's JSON (--json FILE) atomically."""
+    results.write_json(Path(path), document)
+
+
+def error_verdict(command: str, message: str) -> dict[str, Any]:
+    """The --json document of a command that could not give a verdict (exit status 2)."""
+    from bench.compare import EXIT_MEANINGS, VERDICT_SCHEMA
+
+    return {"schema": VERDICT_SCHEMA, "command": command, "exit_status": 2,
+            "meaning": EXIT_MEANINGS[2], "error": message}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench.cli.common import UsageError, resolve_run, run_dir
+from bench.cli.common import UsageError, resolve_run, run_dir, write_verdict
 
 
 def add_parser(sub: Any) -> None:
@@ -32,6 +32,9 @@ def add_parser(sub: Any) -> None:
                    "bench.speed.speedprobe)")
     p.add_argument("--markdown", default=None, metavar="FILE",
                    help="also append the Markdown to FILE (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write the verdict as JSON to FILE: every cell's numbers, the "
+                   "counts and the exit status (2 with the error when nothing was compared)")
     p.add_argument("--allow-missing", action="store_true",
                    help="exit 0 although cells the baseline measured failed or are missing "
                    "in the current run (they are still listed)")
@@ -59,13 +62,18 @@ def command(args: argparse.Namespace) -> int:
                                 steps=args.steps)
     except compare.CompareError as exc:
         raise UsageError(str(exc)) from None
-    text = compare.markdown(table, base, current, args.threshold, args.alpha,
-                            compare.environment_differences(base, current))
+    differences = compare.environment_differences(base, current)
+    text = compare.markdown(table, base, current, args.threshold, args.alpha, differences)
     print(text)
     if args.markdown:
         with open(args.markdown, "a") as f:  # append: $GITHUB_STEP_SUMMARY collects steps
             f.write(text + "\n")
-    return 1 if len(compare.failing(table, args.allow_missing)) else 0
+    status = 1 if len(compare.failing(table, args.allow_missing)) else 0
+    if args.json:
+        write_verdict(args.json, compare.verdict_document(
+            "compare", table, base, current, args.threshold, args.alpha, args.steps, status,
+            differences))
+    return status
 
 
 def baseline_command(args: argparse.Namespace) -> int:

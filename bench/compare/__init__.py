@@ -76,7 +76,8 @@ def compare(base: Side, current: Side, threshold: float = DEFAULT_THRESHOLD,
             alpha: float = DEFAULT_ALPHA, allow_env_diff: bool = False,
             steps: str = DEFAULT_STEPS) -> "pandas.DataFrame":  # noqa: F821
     """One row per cell in both sides: medians, ratio, interval, p-values and verdict.
-    steps: which steps are compared (see cell_statistics)."""
+    steps: which steps are compared (see cell_statistics). Where cells are paired
+    (fwbench ab), a column "paired" says which rows used the pairing."""
     import pandas as pd
 
     if not threshold >= 0:
@@ -99,7 +100,9 @@ def compare(base: Side, current: Side, threshold: float = DEFAULT_THRESHOLD,
         raise CompareError(f"no cell was measured in both {base.name} and {current.name}")
     rows = [_row(base.cells.get(key), current.cells.get(key), threshold, alpha, steps)
             for key in keys]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    paired = any(c.paired for side in (base, current) for c in side.cells.values())
+    return table if paired else table.drop(columns="paired")
 
 
 def _row(a: Cell | None, b: Cell | None, threshold: float, alpha: float,
@@ -121,7 +124,7 @@ def _row(a: Cell | None, b: Cell | None, threshold: float, alpha: float,
         why = "; ".join(f"{side}: not in the run" if c is None else
                         f"{side}: {c.status}: {_first_line(c.error)}" for side, c in gone)
         return {**label, **blank, "processes": processes, "loaded": "", "verdict": what,
-                "from": "", "steps": "", "lost": bool(a and a.processes),
+                "from": "", "steps": "", "paired": False, "lost": bool(a and a.processes),
                 "detail": why}
     found = cell_statistics(a, b, steps)
     used = found.pop("steps")
@@ -160,28 +163,34 @@ def _fmt(value: Any) -> str:
 
 
 def markdown(table: "pandas.DataFrame", base: Side, current: Side,  # noqa: F821
-             threshold: float, alpha: float, differences: Sequence[str] = ()) -> str:
-    """A Markdown summary for a CI job: the counts, the slower cells first, then all."""
+             threshold: float, alpha: float, differences: Sequence[str] = (),
+             title: str | None = None,
+             calibrated: tuple[int, int] = CALIBRATED_PROCESSES) -> str:
+    """A Markdown summary for a CI job: the counts, the slower cells first, then all.
+    title: the heading (default: fwbench compare's); calibrated: the processes per cell
+    (baseline, current) the default threshold was calibrated for."""
     counts = table["verdict"].value_counts()
     slower = table[table["verdict"] == "slower"]
     lost = table[table["lost"]] if "lost" in table else table.iloc[:0]
     unmeasured = (f", **{counts.get('failed', 0)} failed**, **{counts.get('missing', 0)} "
                   f"missing**" if counts.get("failed", 0) or counts.get("missing", 0) else "")
-    head = (f"### fwbench compare: {current.name} against {base.name}\n\n"
+    head = (f"### {title or f'fwbench compare: {current.name} against {base.name}'}\n\n"
             f"{len(table)} cells: **{counts.get('slower', 0)} slower**, "
             f"{counts.get('faster', 0)} faster, {counts.get('no clear change', 0)} no clear "
             f"change{unmeasured} (threshold {threshold:.0%}, alpha {alpha}).\n")
     notes = []
-    if differences:
+    if differences and title:  # fwbench ab: the differences are the point
+        notes.append("Differences between the sides: " + "; ".join(differences) + ".")
+    elif differences:
         notes.append("Environments differ (compared anyway): " + "; ".join(differences) + ".")
     changes = version_changes(base, current)
-    if changes:
+    if changes and not title:
         notes.append("Versions changed: " + "; ".join(changes) + ".")
     if threshold == DEFAULT_THRESHOLD and base.kind == "fwbench":
-        fewer = [p for p in table["processes"] if _fewer_than_calibrated(p)]
+        fewer = [p for p in table["processes"] if _fewer_than_calibrated(p, calibrated)]
         if fewer:
             notes.append(f"The default threshold was calibrated for "
-                         f"{CALIBRATED_PROCESSES[0]} baseline and {CALIBRATED_PROCESSES[1]} "
+                         f"{calibrated[0]} baseline and {calibrated[1]} "
                          f"current processes per cell; {len(fewer)} of {len(table)} cells "
                          f"here have fewer (baseline/current: {', '.join(sorted(set(fewer)))}), "
                          f"so a same-commit difference is called slower more often.")
@@ -226,9 +235,47 @@ def _name(row: Any, sizes: bool = True) -> str:
                     if c in row and row[c] is not None and str(row[c]) not in ("", "nan"))
 
 
-def _fewer_than_calibrated(processes: str) -> bool:
-    """Whether a 'baseline/current' process count is under CALIBRATED_PROCESSES."""
+def _fewer_than_calibrated(processes: str,
+                           calibrated: tuple[int, int] = CALIBRATED_PROCESSES) -> bool:
+    """Whether a 'baseline/current' process count is under `calibrated`."""
     base, current = (int(n) for n in processes.split("/"))
-    return base < CALIBRATED_PROCESSES[0] or current < CALIBRATED_PROCESSES[1]
+    return base < calibrated[0] or current < calibrated[1]
+
+
+VERDICT_SCHEMA = "fwbench.verdict/1"
+
+
+def verdict_document(command: str, table: "pandas.DataFrame", base: Side,  # noqa: F821
+                     current: Side, threshold: float, alpha: float, steps: str,
+                     exit_status: int, differences: Sequence[str] = (),
+                     **extra: Any) -> dict[str, Any]:
+    """The machine-readable verdict (--json): the settings, the counts, every cell's row
+    with numbers as numbers, and the exit status with what it means."""
+    counts = {str(k): int(v) for k, v in table["verdict"].value_counts().items()}
+    failing_rows = failing(table)
+    return {"schema": VERDICT_SCHEMA, "command": command, "exit_status": exit_status,
+            "meaning": EXIT_MEANINGS[exit_status], "base": base.name, "current": current.name,
+            "threshold": threshold, "alpha": alpha, "steps": steps,
+            "differences": list(differences), "versions_changed": version_changes(base, current),
+            "counts": counts, "slower": [_name(r) for _, r in table[table["verdict"] == "slower"].iterrows()],
+            "lost": [_name(r) for _, r in table[table["lost"]].iterrows()],
+            "failing": [_name(r) for _, r in failing_rows.iterrows()],
+            "cells": [{k: _json_value(v) for k, v in row.items()}
+                      for row in table.to_dict(orient="records")], **extra}
+
+
+# What each exit status of a verdict (compare, ab, parity) means.
+EXIT_MEANINGS = {0: "no regression, every check passed",
+                 1: "a regression, a lost cell or a failed check",
+                 2: "bad input: could not compare or check"}
+
+
+def _json_value(value: Any) -> Any:
+    """A table value as JSON: NaN as null, NumPy scalars as Python ones."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 

@@ -19,3 +19,9 @@ DEFAULT_STEPS = "normalized"  # which steps compare() compares: see cell_statist
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 STEP_CHOICES = ("fast", "normalized", "all")  # see cell_statistics
+
+# fwbench ab (bench/compare/ab.py): processes per cell and side, and the threshold, chosen
+# by benchmarks/calibrate_ab.py on the project's 2-core VM (README, "fwbench ab,
+# calibrated"). No more processes per cell in all than the stored-baseline design's 8 + 4.
+AB_PROCESSES = 4
+AB_THRESHOLD = DEFAULT_THRESHOLD

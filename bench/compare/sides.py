@@ -45,6 +45,9 @@ class Cell:
     status: str = "ok"
     error: str | None = None
     repeats: int = 1                # processes planned for the cell
+    # Whether processes[i] ran right next to processes[i] of the other side's cell
+    # (fwbench ab's pairs): the bootstrap then resamples pairs (bench.compare.stats).
+    paired: bool = False
 
 
 @dataclass

@@ -15,14 +15,17 @@ from bench.compare.sides import Cell, CompareError
 
 # --- statistics -----------------------------------------------------------------------
 def _bootstrap_medians(processes: Sequence[np.ndarray], resamples: int,
-                       rng: np.random.Generator) -> np.ndarray:
+                       rng: np.random.Generator, chosen: np.ndarray | None = None) -> np.ndarray:
     """Medians of `resamples` bootstrap resamples of the pooled samples: with several
     processes, each resample picks that many processes with replacement (hierarchical),
-    then resamples the steps within each pick. Vectorised: one NaN-padded matrix."""
+    then resamples the steps within each pick. `chosen` (resamples x processes): the
+    picks, when the caller shares them between two sides (paired). Vectorised: one
+    NaN-padded matrix."""
     k = len(processes)
     sizes = [p.size for p in processes]
     width = max(sizes)
-    chosen = rng.integers(0, k, (resamples, k)) if k > 1 else np.zeros((resamples, 1), int)
+    if chosen is None:
+        chosen = rng.integers(0, k, (resamples, k)) if k > 1 else np.zeros((resamples, 1), int)
     pooled = np.full((resamples, k * width), np.nan)
     for slot in range(k):
         for i, samples in enumerate(processes):
@@ -34,16 +37,28 @@ def _bootstrap_medians(processes: Sequence[np.ndarray], resamples: int,
 
 
 def ratio_interval(base: Sequence[Sequence[float]], current: Sequence[Sequence[float]],
-                   resamples: int = BOOTSTRAP_RESAMPLES,
-                   seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                   paired: bool = False) -> tuple[float, float, float]:
     """median(current) / median(base) over pooled samples, and its 95% bootstrap interval
-    (hierarchical where a side has several processes)."""
+    (hierarchical where a side has several processes).
+
+    paired: process i of one side ran next to process i of the other (`fwbench ab`
+    interleaves them), so a resample picks the same pairs on both sides: whatever slowed
+    the machine for a pair's minute slows both of its processes and cancels in the ratio
+    instead of widening the interval. Needs as many processes on each side."""
     a = [np.asarray(p, float) for p in base if len(p)]
     b = [np.asarray(p, float) for p in current if len(p)]
     if not a or not b:
         raise CompareError("a side has no samples")
+    if paired and len(a) != len(b):
+        raise CompareError(f"a paired interval needs as many processes on each side, not "
+                           f"{len(a)} and {len(b)}")
     rng = np.random.default_rng(seed)
-    ratios = _bootstrap_medians(b, resamples, rng) / _bootstrap_medians(a, resamples, rng)
+    chosen = None
+    if paired and len(a) > 1:
+        chosen = rng.integers(0, len(a), (resamples, len(a)))
+    ratios = (_bootstrap_medians(b, resamples, rng, chosen)
+              / _bootstrap_medians(a, resamples, rng, chosen))
     low, high = np.percentile(ratios, [2.5, 97.5])
     ratio = float(np.median(np.concatenate(b)) / np.median(np.concatenate(a)))
     return ratio, float(low), float(high)
@@ -121,13 +136,18 @@ def cell_statistics(a: Cell, b: Cell, steps: str = DEFAULT_STEPS,
     medians compared (normalized ms where normalized), and which steps they came from.
     steps: "fast", the fast-state
     steps where both sides have enough; "normalized", every step rescaled by the matmul
-    probe; "all", every step as measured. Where the probes needed are missing, "all"."""
+    probe; "all", every step as measured. Where the probes needed are missing, "all".
+    Where both cells are `paired` (process i of each ran next to the other's: fwbench
+    ab) and the steps chosen kept every process, the interval is paired
+    (ratio_interval); "paired" in the result says whether it was."""
     if steps not in STEP_CHOICES:
         raise CompareError(f"steps {steps!r}: expected one of {', '.join(STEP_CHOICES)}")
     chosen = (fast_state_processes(a, b) if steps == "fast" else
               normalized_processes(a, b) if steps == "normalized" else None)
     pa_list, pb_list = chosen if chosen else (a.processes, b.processes)
-    ratio, low, high = ratio_interval(pa_list, pb_list, resamples=resamples)
+    paired = (a.paired and b.paired
+              and len(pa_list) == len(pb_list) == len(a.processes) == len(b.processes))
+    ratio, low, high = ratio_interval(pa_list, pb_list, resamples=resamples, paired=paired)
     pooled_a, pooled_b = np.concatenate(pa_list), np.concatenate(pb_list)
     mismatch = (steps == "normalized" and not chosen
                 and a.matmul_probe_version != b.matmul_probe_version)
@@ -139,6 +159,7 @@ def cell_statistics(a: Cell, b: Cell, steps: str = DEFAULT_STEPS,
     return {"base ms": float(np.median(pooled_a)), "current ms": float(np.median(pooled_b)),
             "ratio": ratio, "low": low, "high": high,
             "p slower": one_sided_p(pooled_a, pooled_b, slower=True),
-            "p faster": one_sided_p(pooled_a, pooled_b, slower=False), "steps": used}
+            "p faster": one_sided_p(pooled_a, pooled_b, slower=False), "steps": used,
+            "paired": paired}
 
 
