@@ -9,20 +9,18 @@ environment variables, a timeout, and optionally a Fault to inject. `run` writes
 to a file beside the process's log, starts the worker in a session of its own, waits for
 it, and reads back its one result file:
 
-- the worker pins itself to the job's cores and holds NumPy's BLAS pool to one thread
-  before anything imports a framework (quiet_helper_pools), calls the task, and writes
-  {"ok": True, "value": ...} or, if the task raised, {"ok": False, "error", "traceback"}
-  atomically, with the task's own seconds;
+- the worker pins itself to the job's cores, holds NumPy's BLAS pool to one thread
+  before any framework is imported (quiet_helper_pools), calls the task, and writes
+  {"ok", "value"} or {"ok", "error", "traceback"} atomically, with the task's seconds;
 - whatever ends the worker before it writes (a segfault, the OOM killer, os._exit, the
   timeout) is told apart by the parent from the exit status: Outcome.status "crash",
   "killed" or "timeout", with the tail of the log;
 - a timeout or an interrupt of the parent (Ctrl-C) kills the worker's whole process
   group: torch.compile's compile workers and any other helper go with it.
 
-The result is a pickle because parity's raw results are NumPy arrays under tuple keys;
-it is a private channel between a parent and the child it started, read once and
-removed. The job file stays beside the log: `python -m bench.workers <job file> out.pkl`
-runs the same work again by hand.
+The result is a pickle (parity's raw results are NumPy arrays under tuple keys), a
+private channel to the child the parent started, read once and removed. The job file
+stays beside the log: `python -m bench.workers <job file> out.pkl` reruns it by hand.
 
 Written by hand because no library does this: multiprocessing and concurrent.futures
 start workers by fork (unsafe after a framework's threads exist) or keep a pool of them
@@ -179,6 +177,10 @@ class Outcome:
 _live: set[subprocess.Popen] = set()
 _live_lock = threading.RLock()
 _stopped_by: int | None = None  # the signal this process was stopped by, once it was
+# Processes stopped by another signal than SIGKILL: fwbench commands (ab's sides), which
+# on SIGTERM kill their own workers (in sessions of their own) before they exit.
+_stop_signal: dict[subprocess.Popen, int] = {}
+STOP_GRACE_S = 10.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -196,14 +198,13 @@ class Stopped(KeyboardInterrupt):
 
 
 def stop_workers() -> None:
-    """Kill the process group of every worker running now."""
+    """Signal the process group of every worker running now: SIGKILL, or its own stop
+    signal (run_command then kills it after STOP_GRACE_S)."""
     with _live_lock:
         procs = list(_live)
     for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, _stop_signal.get(proc, signal.SIGKILL))
 
 
 @contextlib.contextmanager
@@ -260,20 +261,26 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
+    """Stop the process's group: its gentler stop signal first, if any (unless
+    stop_workers sent it), then SIGKILL if it has not ended within STOP_GRACE_S."""
+    gentle = _stop_signal.get(proc, signal.SIGKILL)
+    if gentle != signal.SIGKILL:
+        with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+            if _stopped_by is None:
+                os.killpg(proc.pid, gentle)
+            proc.wait(timeout=STOP_GRACE_S)
+            return
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
 def run_command(cmd: list[str], log: Path, env: Mapping[str, str], timeout_s: float,
-                cwd: Path = ROOT) -> tuple[int | None, float]:
-    """Run `cmd` in a session of its own, its output in `log`, tracked so that a stop
-    signal kills it, its whole process group killed at `timeout_s`. Returns its exit
-    status (None after a timeout) and its wall seconds. The lifecycle of every process
-    fwbench starts: `run` below for a Job, and `fwbench ab` for another checkout's or
-    interpreter's `fwbench run` (bench.compare.ab)."""
+                cwd: Path = ROOT, stop_signal: int = signal.SIGKILL) -> tuple[int | None, float]:
+    """Run `cmd` in a session of its own, output in `log`, tracked for stop signals, its
+    group killed at `timeout_s`; returns its exit status (None after a timeout) and wall
+    seconds. The lifecycle of every process fwbench starts: `run` for a Job, and fwbench
+    ab for a side's `fwbench run` (stop_signal SIGTERM: it stops its own workers first)."""
     started = time.perf_counter()
     with open(log, "w") as log_file, _live_lock:
         if _stopped_by is not None:  # stopped while this thread was getting here
@@ -283,6 +290,8 @@ def run_command(cmd: list[str], log: Path, env: Mapping[str, str], timeout_s: fl
                                 env=dict(env), start_new_session=True)
         try:
             _live.add(proc)
+            if stop_signal != signal.SIGKILL:
+                _stop_signal[proc] = stop_signal
             if _stopped_by is not None:  # the main thread was stopped meanwhile
                 raise Stopped(_stopped_by)
         except BaseException:
@@ -299,6 +308,7 @@ def run_command(cmd: list[str], log: Path, env: Mapping[str, str], timeout_s: fl
     finally:
         with _live_lock:
             _live.discard(proc)
+            _stop_signal.pop(proc, None)
     return returncode, time.perf_counter() - started
 
 

@@ -120,7 +120,7 @@ def draws(total: int, k: int, count: int, rng: np.random.Generator) -> list[list
 
 
 def analyse(same: Path, slow: Path, per_side: list[int], count: int, threshold: float,
-            alpha: float, steps: str) -> dict:
+            alpha: float, steps: str, slow_count: int = 20, widths: int = 5) -> dict:
     same_a, same_b, _ = ab.sides(same)
     slow_a, slow_b, _ = ab.sides(slow)
     keys = list(same_a.cells)
@@ -132,7 +132,7 @@ def analyse(same: Path, slow: Path, per_side: list[int], count: int, threshold: 
         row = {"per_side": k, "threshold": threshold}
         if k <= p_same:
             chosen = draws(p_same, k, count, rng)
-            flagged, cell_flags, ratios, widths = 0, 0, [], {"paired": [], "unpaired": []}
+            flagged, cell_flags, ratios, spans = 0, 0, [], {"paired": [], "unpaired": []}
             for j, pairs in enumerate(chosen):
                 swap = rng.random(k) < 0.5
                 any_slower = False
@@ -140,12 +140,12 @@ def analyse(same: Path, slow: Path, per_side: list[int], count: int, threshold: 
                     a = _subset(same_a.cells[key], pairs, list(swap), same_b.cells[key])
                     b = _subset(same_b.cells[key], pairs, list(swap), same_a.cells[key])
                     verdict, ratio, width = cell_verdict(a, b, threshold, alpha, steps,
-                                                         need_interval=j < 10)
+                                                         need_interval=j < widths)
                     ratios.append(ratio)
-                    if j < 10:  # what the pairing does to the interval, on a few draws
-                        widths["paired"].append(width)
+                    if j < widths:  # what the pairing does to the interval, on a few draws
+                        spans["paired"].append(width)
                         a.paired = b.paired = False
-                        widths["unpaired"].append(cell_verdict(a, b, threshold, alpha, steps,
+                        spans["unpaired"].append(cell_verdict(a, b, threshold, alpha, steps,
                                                                need_interval=True)[2])
                     cell_flags += verdict == "slower"
                     any_slower |= verdict == "slower"
@@ -162,10 +162,10 @@ def analyse(same: Path, slow: Path, per_side: list[int], count: int, threshold: 
                 "same_disjoint_comparisons": len(blocks), "same_disjoint_flagged": disjoint,
                 "same_ratio_p1_p99": [float(np.percentile(ratios, 1)),
                                       float(np.percentile(ratios, 99))],
-                "interval_log_width_paired": float(np.nanmean(widths["paired"])),
-                "interval_log_width_unpaired": float(np.nanmean(widths["unpaired"]))})
+                "interval_log_width_paired": float(np.nanmean(spans["paired"])),
+                "interval_log_width_unpaired": float(np.nanmean(spans["unpaired"]))})
         if k <= p_slow:
-            chosen = draws(p_slow, k, count, rng)
+            chosen = draws(p_slow, k, slow_count, rng)
             caught, cells_caught, ratios = 0, 0, []
             for pairs in chosen:
                 hits = 0
@@ -248,7 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=8, help="pairs per cell, A = B session")
     parser.add_argument("--slow-pairs", type=int, default=6, help="pairs per cell, slowed session")
     parser.add_argument("--per-side", default="2,3,4,6", help="processes per side to evaluate")
-    parser.add_argument("--draws", type=int, default=100, help="comparisons drawn per setting")
+    parser.add_argument("--draws", type=int, default=100,
+                        help="A = B comparisons drawn per setting")
+    parser.add_argument("--slow-draws", type=int, default=20,
+                        help="slowed comparisons drawn per setting (each needs the bootstrap "
+                        "of all 9 cells: seconds)")
+    parser.add_argument("--widths", type=int, default=5,
+                        help="A = B draws on which the paired and unpaired intervals are "
+                        "both computed")
     parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD)
     parser.add_argument("--steps", default=compare.DEFAULT_STEPS, choices=compare.STEP_CHOICES)
     parser.add_argument("--sessions", type=Path, default=ROOT / "results" / "calibration-ab",
@@ -266,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         same = measure(args.sessions, "same", args.pairs, None, 1, flags)
         slow = measure(args.sessions, "slow", args.slow_pairs, SLOWDOWN, 2, flags)
     report = analyse(same, slow, [int(k) for k in args.per_side.split(",")], args.draws,
-                     args.threshold, compare.DEFAULT_ALPHA, args.steps)
+                     args.threshold, compare.DEFAULT_ALPHA, args.steps, args.slow_draws,
+                     args.widths)
     report.update({"threshold": args.threshold, "alpha": compare.DEFAULT_ALPHA,
                    "steps": args.steps, "slowdown": SLOWDOWN, "analysed": started.isoformat(),
                    "environment": environment.describe(),

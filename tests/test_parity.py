@@ -180,10 +180,15 @@ def test_cli_refuses_unknown_values_before_running(capsys, argv, bad):
 def test_cli_exits_nonzero_when_a_check_fails(monkeypatch, tmp_path):
     failing = parity.Row("forward", "torch", "mlp", "float64", 1.0, 1e-12, False)
     monkeypatch.setattr(parity, "run", lambda *a, **k: ([failing], {}))
-    out = tmp_path / "p.json"
-    assert cli.main(["parity", "--output", str(out)]) == 1
+    out, verdict = tmp_path / "p.json", tmp_path / "verdict.json"
+    assert cli.main(["parity", "--output", str(out), "--json", str(verdict)]) == 1
     record = json.loads(out.read_text())["records"][0]
     assert record["passed"] is False and record["check"] == "forward"
+    document = json.loads(verdict.read_text())
+    assert document["exit_status"] == 1 and document["failed"] == 1
+    assert document["failing"][0] == {"check": "forward", "framework": "torch", "model": "mlp",
+                                      "dtype": "float64", "error": 1.0, "tolerance": 1e-12,
+                                      "passed": False, "note": ""}
 
 
 @pytest.mark.skipif(not adapters.installed("torch"), reason="PyTorch not installed")

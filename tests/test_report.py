@@ -148,9 +148,14 @@ def test_comparing_runs_uses_compare_and_names_what_is_missing(results_dir):
     other = results_dir / "runs" / "other"
     other.mkdir(parents=True)
     (other / "run.json").write_text((base / "run.json").read_text())
+    # a run that planned the cells and recorded none: every cell is missing, named
     report._comparison(rep := report.Report("t"), [base, other], _figures(results_dir))
-    assert [b[1] for b in rep.blocks if b[0] == "p"] == [
-        "Not compared: no cell was measured in both base and base."]
+    texts = [b[1] for b in rep.blocks if b[0] == "p"]
+    assert texts[0].startswith("0 cells in both runs: 0 slower, 0 faster, 0 no clear change; "
+                               "2 missing (see detail)")
+    table = next(b[2] for b in rep.blocks if b[0] == "table")
+    assert list(table["verdict"]) == ["missing", "missing"] and table["lost"].all()
+    assert not [b for b in rep.blocks if b[0] == "figure"]
 
 
 def _figures(folder):

@@ -162,3 +162,22 @@ def test_signal_handlers_come_back_after_the_command():
     with workers.stop_on_signals():
         assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
     assert {s: signal.getsignal(s) for s in workers.STOP_SIGNALS} == before
+
+
+def test_a_command_with_a_gentle_stop_signal_gets_it_before_sigkill(tmp_path):
+    """fwbench ab's sides are fwbench commands: at a timeout (or a stop) they get SIGTERM,
+    so that they can stop their own workers, before SIGKILL."""
+    import signal as signals
+
+    marker = tmp_path / "marker"
+    script = ("import signal, sys, time, pathlib\n"
+              f"def stop(*_): pathlib.Path({str(marker)!r}).write_text('TERM'); sys.exit(143)\n"
+              "signal.signal(signal.SIGTERM, stop)\n"
+              "print('ready', flush=True)\n"
+              "time.sleep(60)\n")
+    status, wall_s = workers.run_command([sys.executable, "-c", script], tmp_path / "log",
+                                         workers.process_env(1, "cpu"), timeout_s=2,
+                                         stop_signal=signals.SIGTERM)
+    assert status is None and wall_s < 30
+    assert marker.read_text() == "TERM"
+    assert not workers._stop_signal and not workers._live

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from bench import results, workers
-from bench.cli import ab, compare, graphs, parity, report, run, show, study
+from bench.cli import ab, compare, export, graphs, parity, report, run, show, study
 from bench.cli.common import UsageError, format_table  # noqa: F401  (used by callers)
 from bench.speed.cells import MatrixError
 from bench.workers import WorkerError
@@ -20,7 +20,7 @@ from bench.workers import WorkerError
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 # In the order `fwbench --help` lists them.
-SUBCOMMANDS = (parity, run, graphs, report, compare, ab, study, show)
+SUBCOMMANDS = (parity, run, graphs, report, compare, ab, export, study, show)
 
 
 def build_parser() -> argparse.ArgumentParser:

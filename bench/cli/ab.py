@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from bench import adapters
+from bench import adapters, workers
 from bench.cli.common import UsageError, write_verdict
 from bench.spec import DTYPES, MODELS, PRESETS
 from bench.speed import cells
@@ -94,7 +94,6 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def _session(args: argparse.Namespace) -> Any:
     """A new session's folder from the flags, or the one --resume names."""
     from bench.compare import ab
-    from bench.results import RESULTS_DIR  # noqa: F401  (FWBENCH_RESULTS is read there)
 
     if args.resume:
         from pathlib import Path
@@ -136,7 +135,11 @@ def command(args: argparse.Namespace) -> int:
               f"B = {ab.SideSpec(**session['sides']['B']).describe()}; "
               f"{len(session['cells'])} cells x {session['processes']} processes per side, "
               f"interleaved (seed {session['seed']}); results in {folder}", file=sys.stderr)
-        ab.execute(folder, on_slot=_progress)
+        try:
+            ab.execute(folder, on_slot=_progress)
+        except workers.Stopped:
+            print(f"\nfinish it with: fwbench ab --resume {folder.name}", file=sys.stderr)
+            raise
         a, b, envs = ab.sides(folder)
         table = compare.compare(a, b, args.threshold, args.alpha, allow_env_diff=True,
                                 steps=args.steps)

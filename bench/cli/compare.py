@@ -40,9 +40,10 @@ def add_parser(sub: Any) -> None:
                    "in the current run (they are still listed)")
     p.set_defaults(func=command)
 
-    p = sub.add_parser("baseline", help="save a run as this environment's baseline, or "
-                       "print where it lives")
-    p.add_argument("action", choices=["save", "path"])
+    p = sub.add_parser("baseline", help="save a run as this environment's baseline (its "
+                       "history keeps an entry per save), print where it lives, or print "
+                       "its history")
+    p.add_argument("action", choices=["save", "path", "history"])
     p.add_argument("run", nargs="?", default=None, help="run folder or id (default: latest)")
     p.add_argument("--force", action="store_true", help="replace an existing baseline")
     p.add_argument("--allow-incomplete", action="store_true",
@@ -88,5 +89,20 @@ def baseline_command(args: argparse.Namespace) -> int:
         print(f"baseline saved: {folder} (commit it to keep it)")
         return 0
     side = compare.load(run_dir(args.run or "latest"))
-    print(compare.baselines_dir() / compare.environment_key(side.environment))
+    folder = compare.baselines_dir() / compare.environment_key(side.environment)
+    if args.action == "path":
+        print(folder)
+        return 0
+    from bench.compare import history
+
+    table = history.frame(folder)
+    if table.empty:
+        raise UsageError(f"no baseline history in {folder}: save a baseline with "
+                         f"`fwbench baseline save RUN`")
+    table["cell"] = table["framework"] + "/" + table["model"] + "/" + table["mode"]
+    table["entry"] = (table["entry"].astype(str) + ": " + table["saved"].str[:10] + " "
+                      + table["git_commit"].fillna("?").str[:7])
+    wide = table.pivot_table(index="cell", columns="entry", values="median_ms", sort=False)
+    print(f"baseline history of {folder.name}: median ms per step, one column per save")
+    print(wide.round(3).to_string())
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import adapters, results
-from bench.cli.common import fmt, format_table
+from bench.cli.common import fmt, format_table, write_verdict
 from bench.spec import DTYPES
 from bench.speed import cells
 
@@ -28,6 +28,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--failures-only", action="store_true", help="print only failed checks")
     p.add_argument("--output", type=Path, default=None,
                    help="JSON file to write (default: results/parity-<time>.json)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write the verdict as JSON to FILE: every check's error and "
+                   "tolerance and the exit status (1: a check failed, 2: bad input)")
     p.set_defaults(func=command)
 
 
@@ -85,4 +88,18 @@ def command(args: argparse.Namespace) -> int:
     failed = [r for r in rows if not r.passed]
     print(f"{len(rows) - len(failed)} passed, {len(failed)} failed "
           f"({seconds:.0f} s); results in {path}")
-    return 1 if failed else 0
+    status = 1 if failed else 0
+    if args.json:
+        from bench.compare import EXIT_MEANINGS, VERDICT_SCHEMA
+
+        def check(r: Any) -> dict[str, Any]:
+            return {"check": r.check, "framework": r.framework, "model": r.model,
+                    "dtype": r.dtype, "error": None if r.error != r.error else r.error,
+                    "tolerance": r.tolerance, "passed": bool(r.passed), "note": r.note}
+
+        write_verdict(args.json, {
+            "schema": VERDICT_SCHEMA, "command": "parity", "exit_status": status,
+            "meaning": EXIT_MEANINGS[status], "passed": len(rows) - len(failed),
+            "failed": len(failed), "results_file": str(path), "seconds": seconds,
+            "failing": [check(r) for r in failed], "checks": [check(r) for r in rows]})
+    return status

@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import results
-from bench.cli.common import format_table, run_dir
+from bench.cli.common import format_table, run_dir, write_verdict
 from bench.speed import show
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("show", help="print the speed table of one or more runs")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write every cell's numbers as JSON to FILE, with the exit "
+                   "status: 1 when a cell failed (skipped ones do not count), 2 on bad input")
     p.set_defaults(func=command)
 
 
@@ -44,4 +47,18 @@ def print_runs(frame: Any, run_dirs: Sequence[Path]) -> int:
 
 def command(args: argparse.Namespace) -> int:
     run_dirs = [run_dir(r) for r in (args.runs or ["latest"])]
-    return print_runs(results.load(run_dirs), run_dirs)
+    frame = results.load(run_dirs)
+    status = print_runs(frame, run_dirs)
+    failed = frame[~frame["status"].isin(["ok", "skipped"])] if not frame.empty else frame
+    status = status or (1 if len(failed) else 0)
+    if args.json:
+        from bench import export
+        from bench.compare import EXIT_MEANINGS, VERDICT_SCHEMA
+
+        write_verdict(args.json, {
+            "schema": VERDICT_SCHEMA, "command": "show", "exit_status": status,
+            "meaning": ("no cell records" if status and frame.empty else EXIT_MEANINGS[status]),
+            "runs": [str(d) for d in run_dirs],
+            "failed": [f"{export.cell_name(r)} ({r['status']})" for _, r in failed.iterrows()],
+            "cells": [r for d in run_dirs for r in export.csv_rows(d)]})
+    return status

@@ -95,8 +95,9 @@ def compare(base: Side, current: Side, threshold: float = DEFAULT_THRESHOLD,
                            "or settings are not comparable. Pass --allow-env-diff to "
                            "compare anyway.")
     keys = list(dict.fromkeys([*base.cells, *current.cells]))
-    if not any(base.cells[k].processes and current.cells[k].processes
-               for k in keys if k in base.cells and k in current.cells):
+    # Nothing to compare: no cell the baseline measured is in the current result. (One the
+    # current run planned and lost is a row, "failed" or "missing": a failure, exit 1.)
+    if not any(base.cells[k].processes for k in keys if k in base.cells and k in current.cells):
         raise CompareError(f"no cell was measured in both {base.name} and {current.name}")
     rows = [_row(base.cells.get(key), current.cells.get(key), threshold, alpha, steps)
             for key in keys]

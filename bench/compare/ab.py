@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -245,12 +246,21 @@ def execute(folder: Path,
     label, side, wall_s)` is called before each slot (wall_s None) and after it."""
     folder = Path(folder)
     session = load_session(folder)
-    todo = [s for s in slots(session) if not _done(slot_run(folder, s[2], s[0], s[1]))]
     sides = session["sides"]
     pythons = {label: check_python(spec["python"]) if spec.get("python") else sys.executable
                for label, spec in sides.items()}
     settings = session["settings"]
-    with results.exclusive(folder, "ab session", CompareError), checkouts(sides) as roots:
+    with results.exclusive(folder, "ab session", CompareError):
+        todo = [s for s in slots(session) if not _done(slot_run(folder, s[2], s[0], s[1]))]
+        if todo:
+            _run_slots(folder, session, todo, pythons, on_slot)
+
+
+def _run_slots(folder: Path, session: Mapping[str, Any], todo: Sequence[tuple[int, int, str]],
+               pythons: Mapping[str, str],
+               on_slot: Callable[[int, int, str, str, float | None], None] | None) -> None:
+    sides, settings = session["sides"], session["settings"]
+    with checkouts(sides) as roots:
         for done, (i, pair, side) in enumerate(todo):
             cell = session["cells"][i]
             label = f"{cell['framework']}/{cell['model']}/{cell['mode']} pair {pair + 1} {side}"
@@ -265,8 +275,9 @@ def execute(folder: Path,
             cmd = side_command(pythons[side], cell, settings, slot_name(i, pair),
                                sides[side].get("fault"))
             # the side's own per-cell timeout, plus its start and its environment capture
+            # SIGTERM on a stop: the side's fwbench run then stops its own worker
             status, wall_s = workers.run_command(cmd, log, env, settings["timeout"] + 120,
-                                                 cwd=roots[side])
+                                                 cwd=roots[side], stop_signal=signal.SIGTERM)
             if status == 2 and not (run / "run.json").exists():
                 raise CompareError(f"side {side} ({_describe(sides[side])}) cannot run this "
                                    f"cell: its fwbench run said: {_last_line(log)}")

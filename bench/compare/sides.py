@@ -265,6 +265,8 @@ def save_baseline(run_dir: Path, force: bool = False, allow_incomplete: bool = F
     the old one is removed."""
     import shutil
 
+    from bench.compare import history
+
     side = _from_run(run_dir)
     if not any(c.processes for c in side.cells.values()):
         raise CompareError(f"{run_dir}: no measured cell to keep as a baseline")
@@ -289,6 +291,13 @@ def save_baseline(run_dir: Path, force: bool = False, allow_incomplete: bool = F
         shutil.copy2(run_dir / "run.json", new / "run.json")
         for f in (run_dir / "cells").glob("*.json"):
             shutil.copy2(f, new / "cells" / f.name)
+        # The history goes with the folder: the old baseline's entry first if it has none
+        # (a baseline saved before histories were kept), then the new one's.
+        if (folder / history.FILE).exists():
+            shutil.copy2(folder / history.FILE, new / history.FILE)
+        elif (folder / "run.json").exists():
+            history.append(new, history.entry(folder))
+        history.append(new, history.entry(new))
     except BaseException:  # a full disk, an interrupt: the old baseline stays as it was
         shutil.rmtree(new, ignore_errors=True)
         raise

@@ -163,3 +163,13 @@ def cell_statistics(a: Cell, b: Cell, steps: str = DEFAULT_STEPS,
             "paired": paired}
 
 
+def median_interval(processes: Sequence[Sequence[float]], resamples: int = 500,
+                    seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """The median of the pooled samples and its 95% hierarchical bootstrap interval
+    (processes, then steps): a baseline history's point and error bar."""
+    kept = [np.asarray(p, float) for p in processes if len(p)]
+    if not kept:
+        raise CompareError("no samples")
+    medians = _bootstrap_medians(kept, resamples, np.random.default_rng(seed))
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(np.median(np.concatenate(kept))), float(low), float(high)

@@ -49,6 +49,9 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
     report = Report("fwbench report")
     if run_dirs:
         _runs(report, run_dirs, out, merge)
+        from bench.report import history
+
+        history.add_section(report, run_dirs, out)
     else:
         report.heading("Speed")
         report.text("No speed run was given: run `fwbench run`, then `fwbench report` again.")

@@ -321,11 +321,12 @@ def _comparison(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
                        if same_machine else "The environments differ: every step is compared "
                        "as measured."))
         name = f"compare_{other.name}"
-        fig = _interval_plot(compared.rename(columns={"ratio": "value"}), "value",
-                             f"{other.name} / {base.name} (log)")
-        save_figure(fig, out, name)
-        report.figure(name, f"Step time of {other.name} over {base.name} per cell, with "
-                      f"intervals.")
+        if len(compared):  # a run that lost every cell has rows, but no ratio to draw
+            fig = _interval_plot(compared.rename(columns={"ratio": "value"}), "value",
+                                 f"{other.name} / {base.name} (log)")
+            save_figure(fig, out, name)
+            report.figure(name, f"Step time of {other.name} over {base.name} per cell, with "
+                          f"intervals.")
         report.table(name, table.round(4))
 
 
