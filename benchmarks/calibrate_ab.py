@@ -26,6 +26,11 @@ environment (another job, another day), next to the A = B ratios within one sess
 
     python benchmarks/calibrate_ab.py [--pairs 8] [--slow-pairs 6] [--per-side 2,3,4,6]
     python benchmarks/calibrate_ab.py --reuse       # analyse the sessions already measured
+    python benchmarks/calibrate_ab.py --pairs 4 --slow-pairs 4 --sessions more   # grow it:
+    python benchmarks/calibrate_ab.py --reuse --more-sessions more    # ... analysed as one pool
+
+The two sessions run one after the other, so the slowed session's pairs are later than the
+A = B session's; within each, A and B alternate pair by pair.
 """
 
 from __future__ import annotations
@@ -119,10 +124,28 @@ def draws(total: int, k: int, count: int, rng: np.random.Generator) -> list[list
     return [list(c) for c in sorted(seen)]
 
 
-def analyse(same: Path, slow: Path, per_side: list[int], count: int, threshold: float,
-            alpha: float, steps: str, slow_count: int = 20, widths: int = 5) -> dict:
-    same_a, same_b, _ = ab.sides(same)
-    slow_a, slow_b, _ = ab.sides(slow)
+def union(folders: list[Path]) -> tuple["compare.Side", "compare.Side"]:
+    """Sides A and B of several sessions of the same cells, their pairs one after the
+    other (a pool grown by measuring more sessions)."""
+    a, b, _ = ab.sides(folders[0])
+    for folder in folders[1:]:
+        more_a, more_b, _ = ab.sides(folder)
+        for side, more in ((a, more_a), (b, more_b)):
+            for key, cell in side.cells.items():
+                extra = more.cells[key]
+                cell.processes += extra.processes
+                cell.probes += extra.probes
+                cell.matmul_probes += extra.matmul_probes
+                cell.loaded += extra.loaded
+                cell.paired = cell.paired and extra.paired
+    return a, b
+
+
+def analyse(same: list[Path], slow: list[Path], per_side: list[int], count: int,
+            threshold: float, alpha: float, steps: str, slow_count: int = 20,
+            widths: int = 5) -> dict:
+    same_a, same_b = union(same)
+    slow_a, slow_b = union(slow)
     keys = list(same_a.cells)
     p_same = min(len(same_a.cells[k].processes) for k in keys)
     p_slow = min(len(slow_a.cells[k].processes) for k in slow_a.cells)
@@ -260,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default=compare.DEFAULT_STEPS, choices=compare.STEP_CHOICES)
     parser.add_argument("--sessions", type=Path, default=ROOT / "results" / "calibration-ab",
                         help="where the two sessions are measured (kept for --reuse)")
+    parser.add_argument("--more-sessions", type=Path, nargs="*", default=[],
+                        help="with --reuse: folders of further sessions of the same cells, "
+                        "analysed as more pairs (a grown pool)")
     parser.add_argument("--reuse", action="store_true", help="analyse only")
     parser.add_argument("--ab-flags", default="", help="fwbench ab flags instead of its "
                         "defaults, for a quick try (e.g. '--frameworks jax --sample-seconds 0.5')")
@@ -272,13 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         flags = args.ab_flags.split()
         same = measure(args.sessions, "same", args.pairs, None, 1, flags)
         slow = measure(args.sessions, "slow", args.slow_pairs, SLOWDOWN, 2, flags)
+    same = [same, *(d / "ab" / "same" for d in args.more_sessions)]
+    slow = [slow, *(d / "ab" / "slow" for d in args.more_sessions)]
     report = analyse(same, slow, [int(k) for k in args.per_side.split(",")], args.draws,
                      args.threshold, compare.DEFAULT_ALPHA, args.steps, args.slow_draws,
                      args.widths)
     report.update({"threshold": args.threshold, "alpha": compare.DEFAULT_ALPHA,
                    "steps": args.steps, "slowdown": SLOWDOWN, "analysed": started.isoformat(),
                    "environment": environment.describe(),
-                   "sessions": {"same": str(same), "slow": str(slow)}})
+                   "sessions": {"same": [str(d) for d in same], "slow": [str(d) for d in slow]}})
     results.write_json(args.output, report)
     print(table(report))
     print(report["between_jobs"]["rms_abs_log_ratio"])

@@ -123,6 +123,8 @@ def test_ab_reads_back_paired_sides_and_exits_0_without_a_change(results_dir, ca
     assert cli.main(["ab", "--resume", "fake", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "2 cells: **0 slower**" in text and "| paired |" in text
+    assert ("calibrated for 6 A and 6 B processes per cell; 2 of 2 cells here have fewer "
+            "(A/B: 4/4)") in text
     document = json.loads(out.read_text())
     assert document["exit_status"] == 0 and document["counts"] == {"no clear change": 2}
     assert [c["paired"] for c in document["cells"]] == [True, True]

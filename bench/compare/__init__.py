@@ -190,10 +190,11 @@ def markdown(table: "pandas.DataFrame", base: Side, current: Side,  # noqa: F821
     if threshold == DEFAULT_THRESHOLD and base.kind == "fwbench":
         fewer = [p for p in table["processes"] if _fewer_than_calibrated(p, calibrated)]
         if fewer:
+            base_is, current_is = ("A", "B") if title else ("baseline", "current")
             notes.append(f"The default threshold was calibrated for "
-                         f"{calibrated[0]} baseline and {calibrated[1]} "
-                         f"current processes per cell; {len(fewer)} of {len(table)} cells "
-                         f"here have fewer (baseline/current: {', '.join(sorted(set(fewer)))}), "
+                         f"{calibrated[0]} {base_is} and {calibrated[1]} {current_is} "
+                         f"processes per cell; {len(fewer)} of {len(table)} cells here have "
+                         f"fewer ({base_is}/{current_is}: {', '.join(sorted(set(fewer)))}), "
                          f"so a same-commit difference is called slower more often.")
     loaded = table[table["loaded"] != "0/0"] if "loaded" in table else table.iloc[:0]
     if len(loaded):

@@ -21,7 +21,10 @@ BOOTSTRAP_SEED = 0
 STEP_CHOICES = ("fast", "normalized", "all")  # see cell_statistics
 
 # fwbench ab (bench/compare/ab.py): processes per cell and side, and the threshold, chosen
-# by benchmarks/calibrate_ab.py on the project's 2-core VM (README, "fwbench ab,
-# calibrated"). No more processes per cell in all than the stored-baseline design's 8 + 4.
-AB_PROCESSES = 4
+# by benchmarks/calibrate_ab.py on the project's 2-core VM (an AMD EPYC, 2026-12-02; README,
+# "fwbench ab, calibrated on this VM"): from a pool of 12 A = B pairs and 10 pairs with B
+# slowed by 25% per cell, 6 per side flagged 0 of 100 A = B comparisons drawn (2 of them
+# disjoint) and caught 95.6% of slowed cells; 4 per side flagged 1 of 100 and caught 90.0%.
+# 6 + 6 is the stored-baseline design's 8 + 4 processes per cell, no more.
+AB_PROCESSES = 6
 AB_THRESHOLD = DEFAULT_THRESHOLD
