@@ -102,6 +102,7 @@ def test_baseline_history_keeps_an_entry_per_save_and_the_report_draws_it(result
 
     entries = history.read(folder)
     assert [e["run_id"] for e in entries] == ["first", "second"]
+    assert [e["backfilled"] for e in entries] == [True, False]
     jax = [next(c for c in e["cells"] if c["framework"] == "jax") for e in entries]
     assert 9.5 < jax[0]["median_ms"] < 10.5 and 12.5 < jax[1]["median_ms"] < 13.5
     assert all(c["low_ms"] < c["median_ms"] < c["high_ms"] for c in jax)

@@ -21,9 +21,11 @@ SCHEMA = "fwbench.baseline-history/1"
 FILE = "history.jsonl"
 
 
-def entry(run_dir: Path, saved: str | None = None) -> dict[str, Any]:
+def entry(run_dir: Path, backfilled: bool = False) -> dict[str, Any]:
     """The history entry of a baseline run: when, which commit and versions, and per
-    measured cell its median step time (ms) with a 95% interval and its process count."""
+    measured cell its median step time (ms) with a 95% interval and its process count.
+    backfilled: the entry of a baseline saved before histories were kept; its save time
+    is unknown, so "saved" is when its run was created, and the entry says so."""
     from bench.compare.stats import median_interval
 
     run = results.read_document(Path(run_dir) / "run.json", results.RUN_SCHEMA)
@@ -39,9 +41,11 @@ def entry(run_dir: Path, saved: str | None = None) -> dict[str, Any]:
                       "median_ms": median, "low_ms": low, "high_ms": high,
                       "processes": len(cell.processes)})
     env = run.get("environment", {})
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return {"schema": SCHEMA, "run_id": run.get("run_id"), "created": run.get("created"),
-            "saved": saved or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "git_commit": env.get("git_commit"), "versions": side.versions, "cells": cells}
+            "saved": (run.get("created") or now) if backfilled else now,
+            "backfilled": backfilled, "git_commit": env.get("git_commit"),
+            "versions": side.versions, "cells": cells}
 
 
 def append(baseline: Path, item: dict[str, Any]) -> Path:

@@ -296,7 +296,7 @@ def save_baseline(run_dir: Path, force: bool = False, allow_incomplete: bool = F
         if (folder / history.FILE).exists():
             shutil.copy2(folder / history.FILE, new / history.FILE)
         elif (folder / "run.json").exists():
-            history.append(new, history.entry(folder))
+            history.append(new, history.entry(folder, backfilled=True))
         history.append(new, history.entry(new))
     except BaseException:  # a full disk, an interrupt: the old baseline stays as it was
         shutil.rmtree(new, ignore_errors=True)
