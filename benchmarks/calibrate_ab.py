@@ -215,22 +215,27 @@ def analyse(same: list[Path], slow: list[Path], per_side: list[int], count: int,
 
 def between_jobs(first: "compare.Side", second: "compare.Side", first_b: "compare.Side",
                  steps: str) -> dict:
-    """Per cell, |log ratio| of: A vs B within the first session (interleaved, one job);
-    the first session's A vs the second's A (two jobs on this machine); the first
-    session's A vs the committed baseline of this environment (another day)."""
+    """Per cell, the ratio (normalized medians) of: B over A within the A = B sessions
+    (interleaved, one job); the slowed sessions' A over the A = B sessions' A (two jobs
+    on this machine); the A = B sessions' A over the committed baseline of this
+    environment (another day); and the RMS of |log ratio| of each over the cells."""
     out: dict[str, dict[str, float]] = {}
     folder = ROOT / "results" / "baselines" / compare.environment_key(first.environment)
     stored = compare.load(folder) if (folder / "run.json").exists() else None
+
+    def ratio(a: Cell, b: Cell) -> float:
+        return compare.cell_statistics(a, b, steps)["ratio"]
+
     for key, cell in first.cells.items():
-        row = {"within_job_interleaved": compare.cell_statistics(cell, first_b.cells[key], steps)["ratio"]}
+        row = {"within_job_interleaved": ratio(cell, first_b.cells[key])}
         if key in second.cells:
-            row["between_jobs_same_machine"] = compare.cell_statistics(cell, second.cells[key], steps)["ratio"]
+            row["between_jobs_same_machine"] = ratio(cell, second.cells[key])
         match = stored and next((c for c in stored.cells.values()
                                  if c.label["framework"] == cell.label["framework"]
                                  and c.label["model"] == cell.label["model"]
                                  and c.label["mode"] == cell.label["mode"]), None)
         if match and match.processes:
-            row["vs_stored_baseline"] = compare.cell_statistics(match, cell, steps)["ratio"]
+            row["vs_stored_baseline"] = ratio(match, cell)
         out["/".join(str(cell.label[k]) for k in ("framework", "model"))] = row
 
     def spread(name: str) -> float | None:

@@ -155,7 +155,8 @@ def command(args: argparse.Namespace) -> int:
     print(text)
     (folder / "verdict.md").write_text(text)
     document = compare.verdict_document("ab", table, a, b, args.threshold, args.alpha,
-                                        args.steps, status, differences, session=folder.name,
+                                        args.steps, status, differences,
+                                        args.allow_missing, session=folder.name,
                                         sides=session["sides"], seed=session["seed"],
                                         environments=envs)
     write_verdict(folder / "verdict.json", document)

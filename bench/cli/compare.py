@@ -73,7 +73,7 @@ def command(args: argparse.Namespace) -> int:
     if args.json:
         write_verdict(args.json, compare.verdict_document(
             "compare", table, base, current, args.threshold, args.alpha, args.steps, status,
-            differences))
+            differences, args.allow_missing))
     return status
 
 

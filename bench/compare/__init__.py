@@ -250,18 +250,21 @@ VERDICT_SCHEMA = "fwbench.verdict/1"
 def verdict_document(command: str, table: "pandas.DataFrame", base: Side,  # noqa: F821
                      current: Side, threshold: float, alpha: float, steps: str,
                      exit_status: int, differences: Sequence[str] = (),
-                     **extra: Any) -> dict[str, Any]:
+                     allow_missing: bool = False, **extra: Any) -> dict[str, Any]:
     """The machine-readable verdict (--json): the settings, the counts, every cell's row
-    with numbers as numbers, and the exit status with what it means."""
+    with numbers as numbers, the cells that fail it, and the exit status with what it
+    means."""
+    def names(rows: "pandas.DataFrame") -> list[str]:  # noqa: F821
+        return [_name(r) for _, r in rows.iterrows()]
+
     counts = {str(k): int(v) for k, v in table["verdict"].value_counts().items()}
-    failing_rows = failing(table)
     return {"schema": VERDICT_SCHEMA, "command": command, "exit_status": exit_status,
             "meaning": EXIT_MEANINGS[exit_status], "base": base.name, "current": current.name,
             "threshold": threshold, "alpha": alpha, "steps": steps,
             "differences": list(differences), "versions_changed": version_changes(base, current),
-            "counts": counts, "slower": [_name(r) for _, r in table[table["verdict"] == "slower"].iterrows()],
-            "lost": [_name(r) for _, r in table[table["lost"]].iterrows()],
-            "failing": [_name(r) for _, r in failing_rows.iterrows()],
+            "counts": counts, "slower": names(table[table["verdict"] == "slower"]),
+            "lost": names(table[table["lost"]]),
+            "failing": names(failing(table, allow_missing)),
             "cells": [{k: _json_value(v) for k, v in row.items()}
                       for row in table.to_dict(orient="records")], **extra}
 
