@@ -5,7 +5,9 @@ A stored baseline compares well only on the machine that recorded it. A hosted C
 is a different machine every job, so the question "did this change slow training down?"
 has to be answered inside one job: both sides measured there, close together in time.
 This is what `asv continuous --interleave-processes` and Google Benchmark's random
-interleaving do.
+interleaving do; both interleave their own benchmarks and cannot run another tool's
+processes, so the order and its loop are written here by hand (the statistics are
+compare's).
 
 A side is the project's code from a git commit (a temporary worktree; none: the working
 tree as it is), a Python interpreter (a venv with fwbench's dependencies and the
@@ -25,7 +27,7 @@ of a pair cancels.
 
     results/ab/<id>/ab.json                  the sides, the cells, the order, the settings
     results/ab/<id>/a/runs/<slot>/           side A's `fwbench run` of one cell (slot:
-    results/ab/<id>/b/runs/<slot>/           <cell number>-p<pair>), its record and log
+    results/ab/<id>/b/runs/<slot>/           c<cell>-p<pair>, e.g. c01-p03), record and log
     results/ab/<id>/logs/<side>-<slot>.log   that command's own output
     results/ab/<id>/verdict.md, verdict.json the verdict (also `--markdown`, `--json`)
 """
