@@ -16,7 +16,6 @@ them out and `skipped_cells` says which; the CSV keeps them with their status.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from bench import results
+from bench.compare.sides import gpu_names
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark", "csv")
 # The CSV's columns: what the cell is, then its numbers (units in the names).
@@ -116,14 +116,13 @@ def _benchmark(row: Any, run: dict[str, Any], env: dict[str, Any]) -> dict[str, 
         "extra_info": {
             "framework": row["framework"], "model": row["model"], "mode": row["mode"],
             "preset": row["preset"], "device": row["device"], "dtype": row["dtype"],
-            "batch_size": _json(row.get("batch_size")), "seq_len": _json(row.get("seq_len")),
+            "batch_size": row.get("batch_size"), "seq_len": row.get("seq_len"),
             "cell_id": row["cell_id"], "run_id": row["run_id"], "versions": versions,
             "processes": len(row["process_samples_ms"]),
             "environment": {"cpu": env.get("cpu"), "cpu_count": env.get("cpu_count"),
-                            "gpus": ", ".join(g.get("name", "?") for g in env.get("gpus") or [])
-                            or "none",
-                            "device": row["device"], "threads": str(_json(row.get("threads"))),
-                            "tf32": str(_json(row.get("tf32"))),
+                            "gpus": gpu_names(env),
+                            "device": row["device"], "threads": str(results.plain(row.get("threads"))),
+                            "tf32": str(results.plain(row.get("tf32"))),
                             "onednn": (env.get("variables") or {}).get("TF_ENABLE_ONEDNN_OPTS",
                                                                        "unset")}},
         "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": 1,
@@ -162,17 +161,8 @@ def csv_rows(run_dir: Path) -> list[dict[str, Any]]:
     frame = results.load(run_dir)
     out = []
     for _, row in frame.iterrows():
-        out.append({c: _json(row.get(c)) for c in CSV_COLUMNS})
+        out.append({c: results.plain(row.get(c)) for c in CSV_COLUMNS})
     return out
-
-
-def _json(value: Any) -> Any:
-    if hasattr(value, "item") and not isinstance(value, (list, dict)):
-        try:
-            value = value.item()
-        except (ValueError, AttributeError):
-            pass
-    return None if _nan(value) else value
 
 
 def export(run_dir: Path, fmt: str, output: Path) -> tuple[Path, list[str]]:
@@ -198,9 +188,7 @@ def export(run_dir: Path, fmt: str, output: Path) -> tuple[Path, list[str]]:
     else:
         document = github_action_benchmark(run_dir)
         skipped = _measured(results.load(run_dir))[1]
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=1, default=_json))
-    tmp.replace(output)
+    results.write_json(output, document)
     return output, skipped
 
 

@@ -19,19 +19,19 @@ from bench.speed import records
 RESULTS_DIR = Path(os.environ.get("FWBENCH_RESULTS", "results"))
 
 
-def _clean(obj: Any) -> Any:
+def plain(obj: Any) -> Any:
     """JSON has no NaN or infinity: they are written as null. NumPy arrays and scalars
     become lists and numbers."""
     if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
+        return plain(obj.tolist())
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [plain(v) for v in obj]
     return obj
 
 
@@ -116,11 +116,11 @@ def exclusive(folder: Path, what: str, error: type[Exception] = ValueError) -> I
         lock.release()
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> Path:
+def write_json(path: Path, payload: Any) -> Path:
     """Write `payload` to `path` atomically (a reader never sees half a file). A write
     that fails (a full disk) leaves the file as it was and no temporary file behind."""
     path = Path(path)
-    text = json.dumps(_clean(payload), indent=1)  # before touching the disk
+    text = json.dumps(plain(payload), indent=1)  # before touching the disk
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")

@@ -100,6 +100,9 @@ def _session(args: argparse.Namespace) -> Any:
 
         for candidate in (Path(args.resume), ab.ab_dir() / args.resume):
             if (candidate / "ab.json").exists():
+                for spec in ab.load_session(candidate)["sides"].values():
+                    if spec.get("python"):  # still there, still able to run fwbench
+                        ab.check_python(spec["python"])
                 return candidate
         raise UsageError(f"--resume {args.resume}: no ab session there or under {ab.ab_dir()}")
     frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")

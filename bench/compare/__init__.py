@@ -265,8 +265,8 @@ def verdict_document(command: str, table: "pandas.DataFrame", base: Side,  # noq
             "counts": counts, "slower": names(table[table["verdict"] == "slower"]),
             "lost": names(table[table["lost"]]),
             "failing": names(failing(table, allow_missing)),
-            "cells": [{k: _json_value(v) for k, v in row.items()}
-                      for row in table.to_dict(orient="records")], **extra}
+            # NaN and NumPy scalars become null and numbers when written (results.plain)
+            "cells": table.to_dict(orient="records"), **extra}
 
 
 # What each exit status of a verdict (compare, ab, parity) means.
@@ -274,13 +274,5 @@ EXIT_MEANINGS = {0: "no regression, every check passed",
                  1: "a regression, a lost cell or a failed check",
                  2: "bad input: could not compare or check"}
 
-
-def _json_value(value: Any) -> Any:
-    """A table value as JSON: NaN as null, NumPy scalars as Python ones."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 

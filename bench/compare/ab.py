@@ -249,8 +249,8 @@ def execute(folder: Path,
     folder = Path(folder)
     session = load_session(folder)
     sides = session["sides"]
-    pythons = {label: check_python(spec["python"]) if spec.get("python") else sys.executable
-               for label, spec in sides.items()}
+    # the interpreters were checked when the session was made or resumed (check_python)
+    pythons = {label: spec.get("python") or sys.executable for label, spec in sides.items()}
     settings = session["settings"]
     with results.exclusive(folder, "ab session", CompareError):
         todo = [s for s in slots(session) if not _done(slot_run(folder, s[2], s[0], s[1]))]

@@ -126,8 +126,8 @@ def _from_run(run_dir: Path) -> Side:
     env = run.get("environment", {})
     side.environment = {
         "cpu": env.get("cpu"), "cpu_count": env.get("cpu_count"),
-        "gpus": ", ".join(g.get("name", "?") for g in env.get("gpus") or []) or "none",
-        "device": _joined(frame, "device"), "threads": _joined(frame, "threads"),
+        "gpus": gpu_names(env), "device": _joined(frame, "device"),
+        "threads": _joined(frame, "threads"),
         "tf32": _joined(frame, "tf32"),
         "onednn": (env.get("variables") or {}).get("TF_ENABLE_ONEDNN_OPTS", "unset"),
         "python": env.get("python")}
@@ -231,6 +231,20 @@ def version_changes(base: Side, current: Side) -> list[str]:
 
 
 # --- baselines ------------------------------------------------------------------------
+def gpu_names(env: dict[str, Any]) -> str:
+    """The GPUs of a recorded environment (bench.environment.describe), as compare's
+    environment holds them: names joined, or "none"."""
+    return ", ".join(g.get("name", "?") for g in env.get("gpus") or []) or "none"
+
+
+def baseline_folder(env: dict[str, Any]) -> Path:
+    """results/baselines/<key> for a recorded environment (a run.json's), without
+    loading the run's records."""
+    return baselines_dir() / environment_key({"cpu": env.get("cpu"),
+                                              "cpu_count": env.get("cpu_count"),
+                                              "gpus": gpu_names(env)})
+
+
 def environment_key(environment: dict[str, Any]) -> str:
     """A folder name for an environment: CPU model, core count and GPU, e.g.
     amd-epyc-7b13-2c or amd-epyc-7b13-16c-nvidia-h100-80gb-hbm3."""

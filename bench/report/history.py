@@ -13,11 +13,11 @@ from bench.report.document import Report, save_figure
 def add_section(report: Report, run_dirs: Sequence[Path], out: Path) -> None:
     """A figure and a table of the stored baseline's history for the first run's
     environment; nothing where no history is stored."""
-    from bench import compare
-    from bench.compare import history
+    from bench import results
+    from bench.compare import history, sides
 
-    side = compare.load(run_dirs[0])
-    folder = compare.baselines_dir() / compare.environment_key(side.environment)
+    run = results.read_document(Path(run_dirs[0]) / "run.json", results.RUN_SCHEMA)
+    folder = sides.baseline_folder(run.get("environment", {}))
     table = history.frame(folder)
     if table.empty:
         return

@@ -118,7 +118,7 @@ def _append(folder: Path, framework: str, record: dict[str, Any]) -> None:
             f.seek(-1, os.SEEK_END)
             cut = f.read(1) != b"\n"
     with open(path, "a") as f:
-        f.write(("\n" if cut else "") + json.dumps(results._clean(record)) + "\n")
+        f.write(("\n" if cut else "") + json.dumps(results.plain(record)) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
