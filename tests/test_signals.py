@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,12 @@ def _alive(pid: int) -> bool:
 
 
 def _stop_while_a_worker_runs(argv: list[str], env: dict[str, str], sig: int,
-                              wait_s: float = 0.0, timeout_s: float = 120.0):
-    """Start `fwbench argv`, wait until it has a worker (and `wait_s` more), send `sig`;
-    returns (exit status, stderr, the worker pids seen)."""
+                              wait_s: float = 0.0, timeout_s: float = 120.0,
+                              ready: Callable[[], bool] | None = None):
+    """Start `fwbench argv`, wait until it has a worker (and `wait_s` more, or until `ready()`
+    holds while a worker runs), send `sig`; returns (exit status, stderr, the worker pids seen).
+    `ready` is a condition rather than a delay because a loaded CI machine may take many
+    times longer than this one to reach the same point."""
     proc = subprocess.Popen([sys.executable, "-m", "bench.cli", *argv], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout_s
@@ -56,6 +60,12 @@ def _stop_while_a_worker_runs(argv: list[str], env: dict[str, str], sig: int,
         time.sleep(0.1)
     assert seen, f"no worker started: {proc.communicate()}"
     time.sleep(wait_s)
+    while ready is not None and time.monotonic() < deadline and proc.poll() is None:
+        workers = _workers_of(proc.pid)
+        if workers and ready():
+            seen.extend(workers)
+            break
+        time.sleep(0.1)
     seen = sorted(set(seen) | set(_workers_of(proc.pid)))
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
@@ -78,14 +88,16 @@ def test_sigterm_stops_a_run_and_its_cell_and_the_run_resumes(results_dir):
     flags = ["--frameworks", fw, "--models", "mlp,lstm", "--modes", "eager", "--preset", "tiny",
              "--threads", "1", "--repeats", "1", "--sample-seconds", "0.01",
              "--min-samples", "3", "--warmup-seconds", "0.01", "--timeout", "600"]
-    # the LSTM's cell hangs: the signal finds it measuring
+    cells_dir = results_dir / "runs" / "stopped" / "cells"
+    # the LSTM's cell hangs: the signal finds it measuring, once the MLP's cell is written
     status, err, seen = _stop_while_a_worker_runs(
         ["run", *flags, "--name", "stopped", "--inject-fault", "hang:-lstm-", "--no-scaling",
-         "--no-graphs", "--no-parity", "--no-report"], env, signal.SIGTERM, wait_s=8.0)
+         "--no-graphs", "--no-parity", "--no-report"], env, signal.SIGTERM, timeout_s=300,
+        ready=lambda: any(cells_dir.glob("*-mlp-*.json")))
     assert status == 128 + signal.SIGTERM, err
     assert "stopped by SIGTERM; finished cells are kept. Resume with: fwbench run --resume" in err
     assert _gone(seen), f"worker processes {seen} outlived fwbench run"
-    cells = sorted(p.name for p in (results_dir / "runs" / "stopped" / "cells").glob("*.json"))
+    cells = sorted(p.name for p in cells_dir.glob("*.json"))
     assert len(cells) == 1 and "-mlp-" in cells[0]  # the finished cell is kept
     done = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--resume", "stopped",
                            "--no-graphs", "--no-parity", "--no-report"], cwd=ROOT, env=env,
