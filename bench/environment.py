@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from bench import cpus
+
 # Settings that change numerics or speed and are read from the environment.
 RECORDED_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                       "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS",
@@ -100,10 +102,7 @@ def gpus() -> list[dict[str, str]]:
 
 def describe() -> dict[str, Any]:
     """Framework-free facts: Python, NumPy, CPU, cores, affinity, GPUs, git commit, command."""
-    try:
-        affinity = sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
+    affinity = cpus.allowed() if cpus.can_pin() else None
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -111,6 +110,7 @@ def describe() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "affinity": affinity,
+        "pinning": cpus.describe(),
         "gpus": gpus(),
         "git_commit": git_commit(),
         "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),

@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import cpus
 from bench.threads import device_env, thread_env
 
 ROOT = Path(__file__).resolve().parent.parent  # the folder holding bench/ and impls/
@@ -181,7 +182,7 @@ _stopped_by: int | None = None  # the signal this process was stopped by, once i
 # on SIGTERM kill their own workers (in sessions of their own) before they exit.
 _stop_signal: dict[subprocess.Popen, int] = {}
 STOP_GRACE_S = 10.0
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, s) for s in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, s))
 
 
 class Stopped(KeyboardInterrupt):
@@ -237,7 +238,7 @@ def stop_on_signals() -> Iterator[None]:
 def affinity(threads: int) -> list[int]:
     """The first `threads` CPUs this process may run on: every measured process gets the
     same ones."""
-    allowed = sorted(os.sched_getaffinity(0))
+    allowed = cpus.allowed()
     if threads > len(allowed):
         raise WorkerError(f"--threads {threads}: only {len(allowed)} CPUs are available to "
                           f"this process ({allowed})")
@@ -382,7 +383,7 @@ def main(argv: list[str]) -> int:
     job_path, result_path = argv
     job = Job.from_dict(json.loads(Path(job_path).read_text()))
     if job.cores is not None:
-        os.sched_setaffinity(0, job.cores)  # before any framework starts its threads
+        cpus.pin(job.cores)  # before any framework starts its threads (Linux only)
     quiet_helper_pools()  # before any framework is imported: only NumPy's pool is affected
     started = time.perf_counter()
     try:

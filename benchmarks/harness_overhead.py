@@ -5,8 +5,8 @@ For every framework x model x mode (eager and compiled alike) at a preset (defau
 
 - harness: `fwbench run` on that one cell, through the same code path and settings as
   a default run's cell (its own process, a bench.workers job running bench.speed.measure,
-  with the cell's thread variables and affinity, the default budget, batch cycling, the loss read back every step, the
-  machine-load counters), reporting the median step time and its IQR;
+  with the cell's thread variables and affinity, the default budget, batch cycling, the
+  loss read back every step, the machine-load counters), reporting the median step time and its IQR;
 - hand loop (impls/<framework>/train.py hand_step): a minimal training loop an expert
   would write in that framework, in its own
   process with the same threads and CPU affinity: the same model (built by the adapter,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import adapters, cli, compare, results, workers
+from bench import adapters, cli, compare, results
 from bench.compare import ab
 from bench.speed import harness, measure
 from bench.speed.cells import Cell
@@ -239,9 +239,9 @@ def test_a_side_whose_fwbench_run_refuses_the_flags_stops_ab_with_exit_2(results
     """An interpreter without fwbench's code path is not the failure of one cell: the
     session stops at once, naming the side and what its fwbench run said."""
     fake = tmp_path / "python"
-    fake.write_text(f"#!/bin/sh\nif [ \"$1\" = -c ] && [ \"$2\" = 'import numpy, pandas, scipy' ]; "
-                    f"then exit 0; fi\necho 'fwbench: error: unrecognized arguments: --no-scaling' >&2\n"
-                    f"exit 2\n")
+    fake.write_text("#!/bin/sh\nif [ \"$1\" = -c ] && [ \"$2\" = 'import numpy, pandas, scipy' ]; "
+                    "then exit 0; fi\necho 'fwbench: error: unrecognized arguments: --no-scaling' >&2\n"
+                    "exit 2\n")
     fake.chmod(0o755)
     with pytest.raises(SystemExit) as info:
         cli.main(["ab", "--frameworks", "torch", *TINY, "--processes", "1",

@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if sys.platform == "win32":  # the workers' lifecycle is POSIX process groups
+        print("fwbench: native Windows is not supported (its worker processes need POSIX "
+              "process groups); run it under WSL2", file=sys.stderr)
+        return 2
     try:
         with workers.stop_on_signals():
             return args.func(args)

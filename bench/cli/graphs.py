@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Any
 
-from bench import adapters, models, results, workers
+from bench import adapters, cpus, models, results, workers
 from bench.cli.common import UsageError, format_table, note_missing, run_dir
 from bench.graphs import RETRACE_MODEL
 from bench.spec import DTYPES, PRESETS
@@ -57,7 +56,7 @@ def command(args: argparse.Namespace) -> int:
                          f"{', '.join(_sequence_models())}")
     if not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout}: must be > 0")
-    threads = args.threads or len(os.sched_getaffinity(0))
+    threads = args.threads or len(cpus.allowed())
     workers.affinity(threads)
     compile_run = None
     if "compile" in parts:

@@ -4,10 +4,9 @@ checked before anything runs; its phases are in bench/cli/pipeline.py."""
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
-from bench import adapters, workers
+from bench import adapters, cpus, workers
 from bench.cli import pipeline
 from bench.cli.common import (
     UsageError,
@@ -113,7 +112,7 @@ def matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]]
              if args.modes else None)
     batch_sizes = cells.parse_ints(args.batch_sizes, "--batch-sizes") if args.batch_sizes else None
     seq_lens = cells.parse_ints(args.seq_lens, "--seq-lens") if args.seq_lens else None
-    threads = args.threads or len(os.sched_getaffinity(0))
+    threads = args.threads or len(cpus.allowed())
 
     workers.affinity(threads)  # more threads than CPUs is an error now, not in every cell
     cells_ = cells.expand(frameworks, models, modes, args.preset, args.device, args.dtype,

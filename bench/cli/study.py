@@ -4,13 +4,12 @@ framework (bench/studies)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, frameworks, results
+from bench import adapters, cpus, frameworks, results
 from bench.cli.common import (
     UsageError,
     defaults_of,
@@ -75,7 +74,7 @@ def command(args: argparse.Namespace) -> int:
             folder = runner.new_study(args.name, list(cells.parse_list(
                                           args.frameworks, adapters.FRAMEWORKS, "--frameworks")),
                                       args.quick, overrides, args.mode or None,
-                                      args.threads or len(os.sched_getaffinity(0)), args.timeout,
+                                      args.threads or len(cpus.allowed()), args.timeout,
                                       str(Path(args.tensorboard).resolve()) if args.tensorboard
                                       else None, args.id)
     except results.ResultFileError:

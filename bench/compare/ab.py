@@ -251,7 +251,6 @@ def execute(folder: Path,
     sides = session["sides"]
     # the interpreters were checked when the session was made or resumed (check_python)
     pythons = {label: spec.get("python") or sys.executable for label, spec in sides.items()}
-    settings = session["settings"]
     with results.exclusive(folder, "ab session", CompareError):
         todo = [s for s in slots(session) if not _done(slot_run(folder, s[2], s[0], s[1]))]
         if todo:

@@ -73,7 +73,7 @@ def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
             f"Run {run['run_id']}: {len(run.get('cells', []))} cells x {run.get('repeats', 1)} "
             f"repeats, each repeat a fresh process, run one at a time, round-robin over the "
             f"matrix. Every framework got the same {', '.join(map(str, threads))} compute "
-            f"thread(s) and CPU affinity. Each process imports the framework, builds the model "
+            f"thread(s) and {_pinning_text(env)}. Each process imports the framework, builds the model "
             f"from the same canonical weights, compiles where the framework has a separate call "
             f"for it, runs a first step, then warms up for at least {b.get('warmup_steps')} "
             f"steps and {b.get('warmup_s')} s (2 steps suffice past {b.get('warmup_max_s')} s), "
@@ -95,6 +95,14 @@ def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
                 "the optimizer hyperparameters (every framework default that differs is set "
                 "explicitly; `fwbench parity` lists them), dtype, batch size, threads. What is "
                 "not: each framework's own kernels and its default compiler settings.")
+
+
+def _pinning_text(env: dict[str, Any]) -> str:
+    """How the measured processes were held to their cores; runs from before the
+    environment recorded it ran on Linux, pinned."""
+    if env.get("affinity") is None and env.get("pinning"):
+        return f"no CPU affinity ({env['pinning']})"
+    return "CPU affinity"
 
 
 def _quiet_process_text(frame: Any) -> str:

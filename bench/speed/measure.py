@@ -22,6 +22,7 @@ import math
 import os
 import resource
 import statistics
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -29,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, canonical, data, flops, results, spec, workers
+from bench import adapters, canonical, cpus, data, flops, results, spec, workers
 from bench.speed import machineload, speedprobe, stats
 from bench.speed.cells import Cell
 
@@ -58,13 +59,19 @@ class Diverged(ArithmeticError):
 
 
 def _rss_mib() -> float:
-    """Resident set size of this process now (MiB)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    """Resident set size of this process now (MiB); without /proc (macOS) the peak so far,
+    which after the imports is the same thing to within the import's transient."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return _peak_rss_mib()
 
 
 def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # ru_maxrss is in KiB on Linux and in bytes on macOS
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 1024)
 
 
 def helper_threadpools() -> list[dict[str, Any]]:
@@ -203,7 +210,8 @@ def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault
     # probes leave nothing running: NumPy's BLAS computes the matmul probe on this thread
     # (quiet_helper_pools). Whether anything else used the machine meanwhile is read from
     # counters the kernel keeps anyway, before and after sampling (bench.speed.machineload).
-    cores = sorted(os.sched_getaffinity(0)) if cell.device == "cpu" else None
+    # Visiting each core needs pinning: without it (macOS) the probe runs where it runs.
+    cores = cpus.allowed() if cell.device == "cpu" and cpus.can_pin() else None
     samples_ms: list[float] = []
     block_probes: list[float] = []
     block_matmuls: list[float] = []
@@ -279,7 +287,7 @@ def cell_task(job: dict[str, Any], fault: workers.Fault | None = None) -> dict[s
     out = skeleton(cell, job.get("run_id"), job.get("repeat", 1))
     out.update({"budget": asdict(budget), "tf32": bool(job.get("tf32", False)),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "affinity": sorted(os.sched_getaffinity(0)), "pid": os.getpid()})
+                "affinity": cpus.allowed(), "pid": os.getpid()})
     started = time.perf_counter()
     try:
         out["metrics"], out["framework"], out["samples_ms"], curves = measure(

@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from bench import cpus
 from bench.adapters import DeviceUnavailable
 
 
@@ -21,7 +22,7 @@ def configure(device: str, threads: int, tf32: bool) -> dict[str, Any]:
     jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
     settings: dict[str, Any] = {
         # XLA:CPU sizes its pool from the CPUs this process may run on
-        "threads": len(os.sched_getaffinity(0)),
+        "threads": len(cpus.allowed()),
         "default_matmul_precision": jax.config.jax_default_matmul_precision,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "unset (JAX default: 75%)"),
