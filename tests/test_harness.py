@@ -266,7 +266,7 @@ def test_resume_refuses_another_environment_unless_told_and_cells_record_theirs(
     # told to go on, it does, and the cell says what it ran under (no process: the
     # framework reads as absent, so the cell is recorded as skipped at once)
     monkeypatch.setattr(adapters, "installed", lambda name: False)
-    assert cli.main([*flags, "--allow-changes"]) == 0
+    assert cli.main([*flags, "--allow-changes"]) == 1  # it went on, and measured nothing
     assert "resuming under changes (--allow-changes): packages.torch" in capsys.readouterr().err
     record = results.read_json(harness.cell_path(run_dir, matrix[0]))
     assert record["ran_under"]["git_commit"] == now["git_commit"]

@@ -8,11 +8,12 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from bench import results, workers
 from bench.cli import ab, compare, export, graphs, parity, report, run, show, study
-from bench.cli.common import UsageError, format_table  # noqa: F401  (used by callers)
+from bench.cli.common import HelpFormatter, UsageError, format_table  # noqa: F401  (used by callers)
 from bench.speed.cells import MatrixError
 from bench.workers import WorkerError
 
@@ -23,13 +24,40 @@ DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 SUBCOMMANDS = (parity, run, graphs, report, compare, ab, export, study, show)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fwbench", description="Compare TensorFlow, PyTorch and JAX on identical models.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def build_parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser
+                 ) -> argparse.ArgumentParser:
+    """The command line; `parser_class` is the class of it and every subcommand's parser
+    (the notebook API's raises instead of exiting)."""
+    parser = parser_class(
+        prog="fwbench", description="Compare TensorFlow, PyTorch and JAX on identical models.\n"
+        "Each subcommand's --help has its flags, their defaults and examples.",
+        formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMANDS:
         module.add_parser(sub)
+    helps = {action.dest: action.help for action in sub._choices_actions}
+    for module in SUBCOMMANDS:
+        for name, examples in module.EXAMPLES.items():
+            p = sub.choices[name]
+            p.formatter_class = HelpFormatter
+            # the one-line help, then what the subcommand module says more
+            p.description = textwrap.fill(helps[name][0].upper() + helps[name][1:] + "."
+                                          + (" " + p.description if p.description else ""), 79)
+            p.epilog = "examples:\n" + examples
     return parser
+
+
+def version() -> str:
+    """fwbench's version as installed (the package metadata), else the source's."""
+    from importlib import metadata
+
+    from bench import __version__
+
+    try:
+        return metadata.version("fwbench")
+    except metadata.PackageNotFoundError:
+        return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except (UsageError, MatrixError, WorkerError) as exc:
         _error_json(args, str(exc))
-        parser.error(str(exc))  # exits with status 2 and the usage line
+        subcommand_parser(parser, args.command).error(str(exc))  # exit 2, its usage line
     except results.ResultFileError as exc:  # a bad input or a full disk: one line, no traceback
         _error_json(args, str(exc))
         print(f"fwbench {args.command}: {exc}", file=sys.stderr)
@@ -61,6 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return exc.exit_status
     return 2
+
+
+def subcommand_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of subcommand `name`, whose usage line an error shows."""
+    for action in parser._subparsers._group_actions:
+        if name in action.choices:
+            return action.choices[name]
+    return parser
 
 
 def _error_json(args: argparse.Namespace, message: str) -> None:

@@ -12,6 +12,11 @@ from bench.cli.common import UsageError, write_verdict
 from bench.spec import DTYPES, MODELS, PRESETS
 from bench.speed import cells
 
+EXAMPLES = {"ab": """\
+  fwbench ab --a-commit origin/main --b-commit HEAD --frameworks torch
+  fwbench ab --a-python old/bin/python --b-python .venv/bin/python
+  fwbench ab --a-env TF_ENABLE_ONEDNN_OPTS=1 --b-env TF_ENABLE_ONEDNN_OPTS=0 --frameworks tf"""}
+
 
 def add_parser(sub: Any) -> None:
     from bench.compare import DEFAULT_ALPHA, DEFAULT_STEPS, STEP_CHOICES
@@ -22,10 +27,7 @@ def add_parser(sub: Any) -> None:
         "environments, variables), interleaved on this machine, and say per cell whether B "
         "is slower than A; exit status 1 on a regression",
         description="Each side is a git commit of this project (default: the working tree), "
-        "a Python interpreter (default: this one) and variables on top. Examples: "
-        "fwbench ab --a-commit origin/main --b-commit HEAD;  fwbench ab --a-python "
-        "old/bin/python --b-python .venv/bin/python;  fwbench ab --a-env "
-        "TF_ENABLE_ONEDNN_OPTS=1 --b-env TF_ENABLE_ONEDNN_OPTS=0 --frameworks tf")
+        "a Python interpreter (default: this one) and variables on top.")
     for side in ("a", "b"):
         s = side.upper()
         p.add_argument(f"--{side}-commit", default=None, metavar="REF",

@@ -3,6 +3,7 @@ studies from what a user types (a folder, an id, 'latest', 'none')."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,19 @@ from bench import adapters, results
 
 class UsageError(Exception):
     """A flag value that cannot work; reported before anything runs (exit status 2)."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that keeps the examples' lines and shows every flag's default, except where
+    the help already says it or there is none to show (unset, off, empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default in (None, False, "", argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def format_table(rows: list[dict], columns: Sequence[str]) -> str:
@@ -67,6 +81,16 @@ def note_missing(frameworks: Sequence[str], what: str) -> None:
         if not adapters.installed(fw):
             print(f"note: {fw} is not installed; its {what} recorded as skipped "
                   f"(pip install 'fwbench[{records.get(fw).extra}]')", file=sys.stderr)
+
+
+def refuse_all_missing(frameworks: Sequence[str]) -> None:
+    """Nothing could be measured: a UsageError naming the extras to install."""
+    from bench import frameworks as records
+
+    if frameworks and not any(adapters.installed(fw) for fw in frameworks):
+        extras = ", ".join(f"pip install 'fwbench[{records.get(fw).extra}]'" for fw in frameworks)
+        raise UsageError(f"nothing can be measured: {', '.join(frameworks)} "
+                         f"{'is' if len(frameworks) == 1 else 'are'} not installed ({extras})")
 
 
 def run_dir(name: str) -> Path:

@@ -8,6 +8,13 @@ from typing import Any
 
 from bench.cli.common import UsageError, resolve_run, run_dir, write_verdict
 
+EXAMPLES = {"compare": """\
+  fwbench compare stored latest       the latest run against this environment's baseline
+  fwbench compare RUN_A RUN_B --threshold 0.1 --json verdict.json""",
+            "baseline": """\
+  fwbench baseline save latest        the latest run becomes this environment's baseline
+  fwbench baseline history"""}
+
 
 def add_parser(sub: Any) -> None:
     from bench.compare import DEFAULT_ALPHA, DEFAULT_STEPS, DEFAULT_THRESHOLD, STEP_CHOICES

@@ -10,15 +10,18 @@ from typing import Any
 
 from bench.cli.common import run_dir
 
+EXAMPLES = {"export": """\
+  fwbench export latest --format pytest-benchmark --output results/run.json
+  pytest-benchmark compare results/run.json
+  fwbench export latest --format csv --output cells.csv"""}
+
 
 def add_parser(sub: Any) -> None:
     from bench.export import FORMATS
 
     p = sub.add_parser("export", help="write a run's cells for other tools: pytest-benchmark "
                        "JSON (pytest-benchmark compare), github-action-benchmark's "
-                       "customSmallerIsBetter JSON, or a CSV with numeric columns",
-                       description="Example: fwbench export latest --format pytest-benchmark "
-                       "--output results/run.json && pytest-benchmark compare results/run.json")
+                       "customSmallerIsBetter JSON, or a CSV with numeric columns")
     p.add_argument("run", nargs="?", default="latest",
                    help="run folder or id (default: %(default)s)")
     p.add_argument("--format", required=True, choices=FORMATS)

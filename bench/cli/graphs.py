@@ -18,6 +18,11 @@ def _sequence_models() -> list[str]:
     return [name for name, kind in models.KINDS.items() if kind.sequence]
 
 
+EXAMPLES = {"graphs": """\
+  fwbench graphs                      compile costs, retracing and control flow, every framework
+  fwbench graphs --frameworks torch,jax --parts retrace --retrace-model lstm"""}
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("graphs", help="static vs dynamic graphs: compile cost, retracing, "
                        "control flow, eager == compiled")

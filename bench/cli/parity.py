@@ -14,6 +14,11 @@ from bench.cli.common import fmt, format_table, write_verdict
 from bench.spec import DTYPES
 from bench.speed import cells
 
+EXAMPLES = {"parity": """\
+  fwbench parity                      every framework, float32 and float64, on the CPU
+  fwbench parity --frameworks torch,jax --dtypes float32 --failures-only
+  fwbench parity --json parity.json   also the verdict as JSON (exit 1: a check failed)"""}
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("parity", help="check that the frameworks compute the same thing")

@@ -7,6 +7,7 @@ another's results, which are on disk before the next phase starts.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -99,6 +100,9 @@ def _main_job(run_dir: Path, graphs: bool, parity: bool, report: bool, retry_fai
     print(f"{int((frame['status'] == 'ok').sum())} cells measured, {len(failed)} failed, "
           f"{int((frame['status'] == 'skipped').sum())} skipped; results in {run_dir}")
     problems = [f"{len(failed)} cell(s) failed"] if len(failed) else []
+    nothing = nothing_measured(frame)
+    if nothing:
+        problems.append(nothing)
     graphs_path = parity_path = None
     matrix_cells = [Cell.from_dict(c) for c in run["cells"]]
     frameworks = list(dict.fromkeys(c.framework for c in matrix_cells
@@ -120,6 +124,15 @@ def _main_job(run_dir: Path, graphs: bool, parity: bool, report: bool, retry_fai
     for line in problems:
         print(f"FAILED: {line}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def nothing_measured(frame: Any) -> str | None:
+    """Why a run measured no cell at all (each distinct reason once), or None."""
+    if (frame["status"] == "ok").any():
+        return None
+    why = sorted({re.sub(r"^repeat \d+ of \d+: ", "", show.first_line(e, 200))
+                  for e in frame["error"].dropna() if e})
+    return "nothing was measured: " + ("; ".join(why) or "the run has no cells")
 
 
 def graphs_phase(run_dir: Path, run: dict[str, Any], matrix_cells: list[Cell],

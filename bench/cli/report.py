@@ -9,6 +9,11 @@ from typing import Any
 
 from bench.cli.common import inputs, run_dir, study_inputs
 
+EXAMPLES = {"report": """\
+  fwbench report                      the latest run, graph study, parity file and studies
+  fwbench report RUN_A RUN_B --out results/two-runs
+  fwbench report none --studies latest   the studies only"""}
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("report", help="write results/report/: Markdown, HTML, figures, CSV")

@@ -12,6 +12,7 @@ from bench.cli.common import (
     UsageError,
     defaults_of,
     note_missing,
+    refuse_all_missing,
     refuse_changes,
     refuse_defining_flags,
     run_dir,
@@ -19,6 +20,11 @@ from bench.cli.common import (
 from bench.spec import DTYPES, MODELS, PRESETS
 from bench.speed import cells
 from bench.speed.cells import Cell
+
+EXAMPLES = {"run": """\
+  fwbench run                         the main job: speed, scaling, graphs, parity, report
+  fwbench run --frameworks torch,jax --models mlp --preset tiny --no-graphs --no-parity
+  fwbench run --resume latest         finish an interrupted run"""}
 
 
 def add_parser(sub: Any) -> None:
@@ -152,6 +158,7 @@ def command(args: argparse.Namespace) -> int:
         if args.allow_changes or args.retry_failed:
             raise UsageError("--allow-changes and --retry-failed go with --resume")
         (cells_, sweep), budget_ = matrix(args), budget(args)
+        refuse_all_missing(sorted({c.framework for c in cells_}))
         note_missing(sorted({c.framework for c in cells_}), "cells are")
         folder = harness.new_run(cells_, budget_, args.timeout, args.tf32, args.name,
                                  args.repeats, sweep)

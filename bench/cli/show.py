@@ -11,6 +11,10 @@ from bench import results
 from bench.cli.common import format_table, run_dir, write_verdict
 from bench.speed import show
 
+EXAMPLES = {"show": """\
+  fwbench show                        the latest run's speed table
+  fwbench show RUN_A RUN_B --json cells.json"""}
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("show", help="print the speed table of one or more runs")

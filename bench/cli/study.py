@@ -20,6 +20,11 @@ from bench.cli.common import (
 from bench.speed import cells
 from bench.studies import STUDIES
 
+EXAMPLES = {"study": """\
+  fwbench study forecast --quick      the LSTM forecast of the CO2 series, minutes
+  fwbench study sweep --frameworks torch,jax --seeds 0,1
+  fwbench study genz --resume STUDY_ID"""}
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("study", help="studies from the course material, in every framework: "
