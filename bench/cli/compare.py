@@ -59,6 +59,12 @@ def add_parser(sub: Any) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    return verdict(args)[0]
+
+
+def verdict(args: argparse.Namespace) -> tuple[int, Any, str]:
+    """Compare as the flags say, print the Markdown and write what was asked for;
+    (exit status, the per-cell table, the Markdown)."""
     from bench import compare
 
     try:
@@ -81,7 +87,7 @@ def command(args: argparse.Namespace) -> int:
         write_verdict(args.json, compare.verdict_document(
             "compare", table, base, current, args.threshold, args.alpha, args.steps, status,
             differences, args.allow_missing))
-    return status
+    return status, table, text
 
 
 def baseline_command(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import adapters, cpus, models, results, workers
@@ -47,6 +48,11 @@ def add_parser(sub: Any) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    return execute(args)[0]
+
+
+def execute(args: argparse.Namespace) -> tuple[int, Path]:
+    """Run the graph study the flags ask for; (exit status, its graphs.json)."""
     from bench import graphs
     from bench.graphs import study as graphstudy
     from bench.speed import harness
@@ -96,4 +102,4 @@ def command(args: argparse.Namespace) -> int:
         print(f"FAILED: {line}")
     print(f"graphs study in {time.perf_counter() - started:.0f} s "
           f"({', '.join(f'{k} {v:.0f} s' for k, v in doc['seconds'].items())}); results in {path}")
-    return 1 if problems else 0
+    return (1 if problems else 0), path

@@ -68,6 +68,11 @@ def summary(rows: list[Any]) -> str:
 
 
 def command(args: argparse.Namespace) -> int:
+    return execute(args)[0]
+
+
+def execute(args: argparse.Namespace) -> tuple[int, list[Any], Path]:
+    """Run the checks the flags ask for and print them; (exit status, rows, results file)."""
     from bench import parity
 
     frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
@@ -107,4 +112,4 @@ def command(args: argparse.Namespace) -> int:
             "meaning": EXIT_MEANINGS[status], "passed": len(rows) - len(failed),
             "failed": len(failed), "results_file": str(path), "seconds": seconds,
             "failing": [check(r) for r in failed], "checks": [check(r) for r in rows]})
-    return status
+    return status, rows, path

@@ -36,6 +36,12 @@ def add_parser(sub: Any) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    execute(args)
+    return 0
+
+
+def execute(args: argparse.Namespace) -> Path:
+    """Write the report the flags ask for; its folder."""
     from bench import report
 
     # "none": a report of the other inputs only (e.g. studies without a speed run).
@@ -52,4 +58,4 @@ def command(args: argparse.Namespace) -> int:
           + (f", parity {', '.join(p.name for p in parity_paths)}" if parity_paths else "")
           + (f", studies {', '.join(p.name for p in study_paths)}" if study_paths else "")
           + f": {out / 'report.html'} and {out / 'report.md'}")
-    return 0
+    return out

@@ -4,6 +4,7 @@ checked before anything runs; its phases are in bench/cli/pipeline.py."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from bench import adapters, cpus, workers
@@ -147,6 +148,14 @@ def command(args: argparse.Namespace) -> int:
     """The main job: the speed matrix and its scaling sweep, then (each optional) the graph
     study and the float32 parity checks on the same frameworks, then the report. Each phase
     that fails is said and makes the exit status 1; no phase loses another's results."""
+    return pipeline.main_job(start(args), graphs=args.graphs, parity=args.parity,
+                             report=args.report, retry_failed=args.retry_failed,
+                             tensorboard=args.tensorboard, fault=args.inject_fault)
+
+
+def start(args: argparse.Namespace) -> Path:
+    """The run's folder: the one to resume (checked against the flags and this
+    environment), or a new one for the flags' matrix; nothing is measured yet."""
     from bench.speed import harness
 
     if args.resume:
@@ -162,6 +171,4 @@ def command(args: argparse.Namespace) -> int:
         note_missing(sorted({c.framework for c in cells_}), "cells are")
         folder = harness.new_run(cells_, budget_, args.timeout, args.tf32, args.name,
                                  args.repeats, sweep)
-    return pipeline.main_job(folder, graphs=args.graphs, parity=args.parity,
-                             report=args.report, retry_failed=args.retry_failed,
-                             tensorboard=args.tensorboard, fault=args.inject_fault)
+    return folder

@@ -63,6 +63,11 @@ DEFAULTS: dict[str, object] = {}  # their defaults, filled in by add_parser
 
 def command(args: argparse.Namespace) -> int:
     """A study from the course material (Genz, forecasting, sweep) in every framework."""
+    return execute(start(args))
+
+
+def start(args: argparse.Namespace) -> Path:
+    """The study's folder: the one to resume (checked), or a new one; nothing trained yet."""
     from bench import studies
     from bench.studies import runner
 
@@ -86,6 +91,14 @@ def command(args: argparse.Namespace) -> int:
         raise  # one line naming the file (bench.cli.main)
     except (studies.UnknownStudy, runner.StudyError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
+    return folder
+
+
+def execute(folder: Path) -> int:
+    """Train the study's items that are not done yet, with progress; the exit status."""
+    from bench import studies
+    from bench.studies import runner
+
     study = runner.load_study(folder)
     module = studies.get(study["study"])
     total = len(module.items(study["config"]))
