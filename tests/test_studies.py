@@ -123,6 +123,57 @@ def test_forecast_agreement_compares_the_gap_between_means_with_the_seed_spread(
     assert agree.loc[12, "largest_gap"] == pytest.approx(0.10)
 
 
+def test_the_classical_forecasts_see_only_the_past_of_each_origin(monkeypatch):
+    """SARIMA and exponential smoothing are fitted on the training months and, from each
+    test origin t, forecast with y up to t only: changing the months after an origin
+    leaves its forecasts (and every earlier origin's) as they were."""
+    pytest.importorskip("statsmodels", reason="statsmodels not installed (pip install 'fwbench[studies]')")
+    config = forecast.QUICK
+    horizons = tuple(config["horizons"])
+    y, months = forecast.series()
+    data = forecast.windows(y, config["window"], list(horizons), config["test_fraction"])
+    origins = data["origins"][data["test"]]
+    forecast.classical_forecasts.cache_clear()
+    try:
+        first = forecast.classical_forecasts(config["window"], horizons, config["test_fraction"])
+        cut = int(origins[40])
+        changed = y.copy()
+        changed[cut + 1:] += 50.0  # a jump the past could not have told
+        monkeypatch.setattr(forecast, "series", lambda: (changed, months))
+        forecast.classical_forecasts.cache_clear()
+        second = forecast.classical_forecasts(config["window"], horizons, config["test_fraction"])
+    finally:
+        forecast.classical_forecasts.cache_clear()
+    for name in forecast.CLASSICAL:
+        assert first[name].shape == (len(origins), len(horizons))
+        np.testing.assert_array_equal(first[name][:41], second[name][:41])
+        assert not np.allclose(first[name][41:], second[name][41:])
+        # and they are worth comparing with: far better than the naive forecast at 1 month
+        rmse = np.sqrt(np.mean((first[name][:, 0] - y[origins + horizons[0]]) ** 2))
+        naive = np.sqrt(np.mean((y[origins] - y[origins + horizons[0]]) ** 2))
+        assert rmse < naive / 2, name
+
+
+def test_the_classical_verdict_says_who_is_better_and_against_the_seed_spread():
+    table = pd.DataFrame([
+        {"framework": "tf", "horizon": 1, "rmse_mean": 0.33, "rmse_sd": 0.01,
+         "sarima_rmse": 0.29, "ets_rmse": 0.32},
+        {"framework": "tf", "horizon": 12, "rmse_mean": 0.80, "rmse_sd": 0.05,
+         "sarima_rmse": 0.81, "ets_rmse": 0.88},
+        {"framework": "tf", "horizon": 24, "rmse_mean": 0.70, "rmse_sd": 0.05,
+         "sarima_rmse": 0.90, "ets_rmse": float("nan")}])
+    verdicts = forecast.classical_verdicts(table).set_index("horizon")
+    assert verdicts.loc[1, "better"] == "sarima" and bool(verdicts.loc[1, "beyond_seed_spread"])
+    assert verdicts.loc[12, "better"] == "lstm" and not bool(verdicts.loc[12, "beyond_seed_spread"])
+    assert verdicts.loc[24, "classical"] == "sarima"  # a missing model is left out
+    lines = forecast.verdict_lines(table)
+    assert lines[0] == ("1 month(s) ahead: SARIMA(1,1,1)(0,1,1)12 is better by 14% (0.040 ppm): "
+                        "the LSTM 0.330 ppm (tf), SARIMA(1,1,1)(0,1,1)12 0.290 ppm; the "
+                        "difference is larger than the LSTM's seed-to-seed sd (0.010 ppm).")
+    assert lines[1].startswith("12 month(s) ahead: the LSTM is better by 1% (0.010 ppm)")
+    assert "is within the LSTM's seed-to-seed sd" in lines[1]
+
+
 # --- sweep -----------------------------------------------------------------------------
 
 
@@ -351,8 +402,12 @@ def test_the_report_shows_every_study(results_dir):
         assert (out / "figures" / f"{figure}.png").stat().st_size > 5000, figure
     assert "Error falls from the smallest to the largest n in" in text
     assert "Beats the naive last-value forecast" in text
+    assert "Against the classical models, SARIMA(1,1,1)(0,1,1)12 and exponential" in text
+    assert "1 month(s) ahead: " in text
     assert f"Best optimizer and activation per framework: {fw}" in text
     tables = {block[1]: block[2] for block in rep.blocks if block[0] == "table"}
+    assert {"sarima_rmse", "ets_rmse"} <= set(tables["forecast_rmse"].columns)
+    assert tables["forecast_rmse"]["sarima_rmse"].notna().all()
     assert sorted(set(tables["sweep_depth_width"]["layers"])) == [1, 2]
     assert tables["sweep_depth_width"]["layers"].dtype.kind == "i"  # 1, 2, not 1.0, 2.0
     assert tables["genz_errors"]["n"].dtype.kind == "i"

@@ -199,7 +199,18 @@ def _forecast(report: "Report", ok: "pd.DataFrame", out: Path, studies: Studies)
                 f"at every horizon: {'yes' if all_agree else 'no'}."
                 + _gap_text(framework_gap(ok, f"rmse_h{int(table['horizon'].max())}"),
                             f"the {int(table['horizon'].max())}-month RMSE (ppm)", ".2g"))
+    verdicts = forecast.verdict_lines(table)
+    if verdicts:
+        report.text(f"Against the classical models, {' and '.join(forecast.CLASSICAL.values())} "
+                    f"(statsmodels, fitted on the training months only, forecasting from every "
+                    f"test origin with what was known there), per horizon:")
+        for line in verdicts:
+            report.text(line)
+    else:
+        report.text("This study predates the classical baselines (SARIMA, exponential "
+                    "smoothing): run it again to compare the LSTM with them.")
     report.table("forecast_rmse", table)
+    report.table("forecast_classical", forecast.classical_verdicts(table))
     report.table("forecast_agreement", agree)
     series = _forecast_series(studies)
     if series:
@@ -212,6 +223,10 @@ def _forecast(report: "Report", ok: "pd.DataFrame", out: Path, studies: Studies)
             months = np.array(first["months"], dtype="datetime64[M]") + np.timedelta64(h, "M")
             ax.plot(months, np.asarray(first["truth"])[:, k], color="black", lw=2, label="truth")
             ax.plot(months, first["last_value"], color="grey", ls=":", label="naive (last value)")
+            for name, title in forecast.CLASSICAL.items():
+                if name in first:  # studies from before the classical models lack them
+                    ax.plot(months, np.asarray(first[name])[:, k], lw=1, ls="--",
+                            label=title.split(" (")[0])
             for framework, outputs, _ in series:
                 ax.plot(months, np.asarray(outputs["forecast"])[:, k], lw=1, label=framework)
             ax.set_title(f"{h} month(s) ahead, seed {series[0][2]}")
@@ -220,7 +235,8 @@ def _forecast(report: "Report", ok: "pd.DataFrame", out: Path, studies: Studies)
         fig.tight_layout()
         save_figure(fig, out, "forecast")
         report.figure("forecast", "CO2 forecasts on the test months against the truth, at the "
-                      "shortest and longest horizon, one seed, every framework.")
+                      "shortest and longest horizon: the LSTM (one seed, every framework) "
+                      "and the classical models.")
 
 
 def _forecast_series(studies: Studies) -> list[tuple[str, dict[str, Any], int]]:

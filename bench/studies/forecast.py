@@ -10,7 +10,13 @@ shipped inside the statsmodels wheel; nothing is downloaded).
     targets    y[t+h] - y[t] for every horizon h at once (one output per horizon),
                each standardised with its training mean and standard deviation
     forecast   y[t] + the model's de-standardised change
-    baselines  naive (last value: y[t+h] = y[t]) and seasonal naive (y[t+h] = y[t+h-12])
+    baselines  naive (last value: y[t+h] = y[t]) and seasonal naive (y[t+h] = y[t+h-12]);
+               and the classical models a statistician would fit first, both statsmodels
+               state-space models fitted by maximum likelihood on the training months only
+               (y before the split): a seasonal ARIMA(1,1,1)(0,1,1)12 and exponential
+               smoothing with additive trend and 12-month seasonality (Holt-Winters). Their
+               orders are fixed, not searched. With the fitted parameters they forecast
+               from every test origin t, seeing y up to t only, h months ahead.
 
 Forecasting changes rather than levels keeps the test period's inputs inside the range
 the model was trained on (the level rises out of it: 315 ppm in 1958, 370 in 2001).
@@ -20,6 +26,8 @@ study repeats over seeds to give each framework's seed-to-seed spread.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,6 +94,39 @@ def windows(y: np.ndarray, window: int, horizons: list[int], test_fraction: floa
             "target_mean": target_mean, "target_std": target_std, "split": split}
 
 
+# The classical models, by the name their metrics and forecasts are stored under.
+CLASSICAL = {"sarima": "SARIMA(1,1,1)(0,1,1)12",
+             "ets": "exponential smoothing (additive trend and seasonality)"}
+
+
+@functools.lru_cache(maxsize=4)
+def classical_forecasts(window: int, horizons: tuple[int, ...],
+                        test_fraction: float) -> dict[str, np.ndarray]:
+    """Per classical model, its forecasts of y[t+h] from every test origin t, for every
+    horizon h: (test origins, horizons). Framework-free and deterministic, so computed
+    once per process (about 1.5 s on a 2-core machine)."""
+    from statsmodels.tsa.statespace.exponential_smoothing import ExponentialSmoothing
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    y, _ = series()
+    data = windows(y, window, list(horizons), test_fraction)
+    split, origins = data["split"], data["origins"][data["test"]]
+    models = {"sarima": SARIMAX(y[:split], order=(1, 1, 1), seasonal_order=(0, 1, 1, SEASON)),
+              "ets": ExponentialSmoothing(y[:split], trend=True, seasonal=SEASON)}
+    out = {}
+    for name, model in models.items():
+        with warnings.catch_warnings():  # convergence chatter; the forecasts are checked
+            warnings.simplefilter("ignore")
+            fitted = model.fit(disp=False)
+        # the training fit's parameters, filtered over the whole series: a dynamic
+        # prediction from t+1 sees y up to t only
+        whole = fitted.apply(y)
+        ahead = np.stack([whole.predict(start=t + 1, end=t + max(horizons), dynamic=True)
+                          for t in origins])
+        out[name] = ahead[:, [h - 1 for h in horizons]]
+    return out
+
+
 def items(config: dict[str, Any]) -> list[dict[str, Any]]:
     for key in ("window", "epochs", "batch_size", "hidden_size"):
         if not isinstance(config[key], int) or config[key] < 1:
@@ -119,16 +160,20 @@ def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mod
                                "final_train_loss": run.losses[-1], "train_s": run.train_s,
                                "first_step_s": run.first_step_s,
                                "median_step_ms": float(np.median(run.step_ms))}
+    classical = classical_forecasts(config["window"], tuple(horizons), config["test_fraction"])
     for k, h in enumerate(horizons):
         truth = y[origins + h]
         metrics[f"rmse_h{h}"] = _rmse(forecast[:, k], truth)
         metrics[f"naive_rmse_h{h}"] = _rmse(y[origins], truth)
         metrics[f"seasonal_naive_rmse_h{h}"] = _rmse(y[origins + h - SEASON], truth)
+        for name, ahead in classical.items():
+            metrics[f"{name}_rmse_h{h}"] = _rmse(ahead[:, k], truth)
     # For the report's plot: per origin, its month, the last value (the naive forecast),
     # the true value h months later and the forecast of it, for every h.
     outputs = {"months": [months[t] for t in origins], "last_value": y[origins].tolist(),
                "horizons": horizons, "truth": np.stack([y[origins + h] for h in horizons], 1).tolist(),
-               "forecast": forecast.tolist()}
+               "forecast": forecast.tolist(),
+               **{name: ahead.tolist() for name, ahead in classical.items()}}
     return {"metrics": metrics, "curves": {"loss": run.losses, "step_ms": run.step_ms},
             "outputs": outputs}
 
@@ -153,8 +198,63 @@ def horizon_table(frame: "pd.DataFrame") -> "pd.DataFrame":
                          "rmse_min": rmse.min(), "rmse_max": rmse.max(),
                          "naive_rmse": part[f"naive_rmse_h{h}"].mean(),
                          "seasonal_naive_rmse": part[f"seasonal_naive_rmse_h{h}"].mean(),
+                         # studies from before the classical models have no such columns
+                         **{f"{name}_rmse": part[f"{name}_rmse_h{h}"].mean()
+                            if f"{name}_rmse_h{h}" in part else np.nan for name in CLASSICAL},
                          "beats_naive": int((rmse < part[f"naive_rmse_h{h}"]).sum())})
     return pd.DataFrame(rows)
+
+
+def classical_verdicts(table: "pd.DataFrame") -> "pd.DataFrame":
+    """Per (framework, horizon): the LSTM against the better classical model at that
+    horizon - which is better, by how much (ppm and %), and whether the difference is
+    larger than the LSTM's seed-to-seed standard deviation (else it is within the spread
+    that the choice of seed alone gives)."""
+    import pandas as pd
+
+    rows = []
+    for _, r in table.iterrows():
+        scores = {name: r[f"{name}_rmse"] for name in CLASSICAL if r[f"{name}_rmse"] == r[f"{name}_rmse"]}
+        if not scores:
+            continue
+        best = min(scores, key=scores.get)
+        gap = r["rmse_mean"] - scores[best]
+        sd = r["rmse_sd"]
+        rows.append({"framework": r["framework"], "horizon": int(r["horizon"]),
+                     "lstm_rmse": r["rmse_mean"], "lstm_sd": sd, "classical": best,
+                     "classical_rmse": scores[best], "better": "lstm" if gap < 0 else best,
+                     "difference": abs(gap), "difference_pct": 100 * abs(gap) / scores[best],
+                     "beyond_seed_spread": bool(abs(gap) > sd) if sd == sd else None})
+    return pd.DataFrame(rows)
+
+
+def verdict_lines(table: "pd.DataFrame") -> list[str]:
+    """The verdicts as sentences, one per horizon and winner (frameworks that agree on
+    the winner share one)."""
+    lines = []
+    for h, part in classical_verdicts(table).groupby("horizon"):
+        for better, rows in part.groupby("better", sort=False):
+            r = rows.iloc[0]
+            name = CLASSICAL[r["classical"]]
+            spread = rows["beyond_seed_spread"]
+            beyond = ("larger than" if spread.eq(True).all() else
+                      "within" if spread.eq(False).all() else
+                      "larger than in some frameworks only, within in others"
+                      if spread.notna().any() else "unknown against (one seed)")
+            lines.append(
+                f"{h} month(s) ahead: {'the LSTM' if better == 'lstm' else name} is better by "
+                f"{_span(rows['difference_pct'], '{:.0f}')}% "
+                f"({_span(rows['difference'], '{:.3f}')} ppm): the LSTM "
+                f"{_span(rows['lstm_rmse'], '{:.3f}')} ppm ({', '.join(rows['framework'])}), "
+                f"{name} {r['classical_rmse']:.3f} ppm; the difference is {beyond} the LSTM's "
+                f"seed-to-seed sd ({_span(rows['lstm_sd'], '{:.3f}')} ppm).")
+    return lines
+
+
+def _span(values: "pd.Series", fmt: str) -> str:
+    """'a' or 'a-b': the range of `values` as printed."""
+    low, high = fmt.format(values.min()), fmt.format(values.max())
+    return low if low == high else f"{low}-{high}"
 
 
 def agreement(table: "pd.DataFrame") -> "pd.DataFrame":
@@ -177,7 +277,9 @@ def summary(frame: "pd.DataFrame") -> str:
     if table.empty:
         return "forecast: no item trained"
     fmt = lambda v: f"{v:.3f}"  # noqa: E731
-    return ("test RMSE (ppm), mean and sd over seeds, against the naive last-value forecast\n"
+    return ("test RMSE (ppm), mean and sd over seeds, against the naive last-value forecast "
+            "and the classical models\n"
             + table.to_string(index=False, float_format=fmt)
+            + "\n\n" + "\n".join(verdict_lines(table))
             + "\n\nframeworks agree when the largest gap between means <= pooled seed sd\n"
             + agreement(table).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
