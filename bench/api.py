@@ -204,6 +204,13 @@ class Report:
         return (self.folder / "report.md").read_text()
 
     @property
+    def findings(self) -> list[str]:
+        """The report's "What this run shows", one statement per item."""
+        import json
+
+        return json.loads((self.folder / "findings.json").read_text())["findings"]
+
+    @property
     def figures(self) -> list[Path]:
         return sorted((self.folder / "figures").glob("*.png"))
 

@@ -70,11 +70,29 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
     from bench.report import studies as study_sections
 
     study_sections.add_sections(report, list(study_paths), out)
+    from bench.report import findings
+
+    lines = findings.add_section(report, _run_frames(run_dirs, merge), graphs_path,
+                                 parity_path, list(study_paths))
+    results.write_json(out / "findings.json", {"findings": lines})
     for block in report.blocks:
         if block[0] == "table":
             block[2].to_csv(out / "tables" / f"{block[1]}.csv", index=False)
     (out / "report.md").write_text(to_markdown(report))
     (out / "report.html").write_text(to_html(report, out))
     return out
+
+
+def _run_frames(run_dirs: Sequence[Path], merge: bool) -> list[tuple[str, "pd.DataFrame"]]:  # noqa: F821
+    """(label, matrix cells) for the findings: one set, or one per run when several runs
+    are compared (runs never mix)."""
+    if not run_dirs:
+        return []
+    from bench.speed import scaling
+
+    frame = scaling.split(results.load(list(run_dirs)))[0]
+    if merge or frame["run_id"].nunique() < 2:
+        return [("", frame)]
+    return [(f"Run {run_id}: ", part) for run_id, part in frame.groupby("run_id", sort=False)]
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 @dataclass
 class Report:
-    """Blocks in order: ("h2"|"h3"|"p", text), ("table", name, DataFrame),
-    ("figure", name, caption). Rendered to Markdown and to HTML."""
+    """Blocks in order: ("h2"|"h3"|"p", text), ("list", [text, ...]), ("table", name,
+    DataFrame), ("figure", name, caption). Rendered to Markdown and to HTML."""
 
     title: str
     blocks: list[tuple] = field(default_factory=list)
@@ -54,6 +54,8 @@ def to_markdown(report: Report) -> str:
             lines += ["#" * int(kind[1]) + " " + block[1], ""]
         elif kind == "p":
             lines += [block[1], ""]
+        elif kind == "list" and block[1]:
+            lines += [f"- {item}" for item in block[1]] + [""]
         elif kind == "table":
             frame = block[2]
             lines.append("| " + " | ".join(map(str, frame.columns)) + " |")
@@ -74,6 +76,9 @@ def to_html(report: Report, out: Path) -> str:
             body.append(f"<{kind}>{html.escape(block[1])}</{kind}>")
         elif kind == "p":
             body.append(f"<p>{html.escape(block[1])}</p>")
+        elif kind == "list" and block[1]:
+            body.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in block[1])
+                        + "</ul>")
         elif kind == "table":
             body.append(block[2].to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}",
                                          border=0, classes="data"))

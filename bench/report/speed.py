@@ -11,7 +11,7 @@ import numpy as np
 
 from bench import models, results
 from bench.report.document import Report, save_figure
-from bench.report.summary import merge_note, process_spread, ratio_interval, summary_lines
+from bench.report.summary import compiled_speedups, merge_note, summary_lines
 from bench.speed import scaling, show
 
 
@@ -183,25 +183,15 @@ def _speed(report: Report, frame: Any, out: Path) -> None:
     if note:
         report.text("Warning: " + note)
 
-    rows = []
-    for (fw, model), part in ok.groupby(["framework", "model"], sort=False):
-        eager = part[part["mode"] == "eager"]
-        for r in part[part["mode"] != "eager"].itertuples():
-            if eager.empty:
-                continue
-            base = next(eager.itertuples())
-            ratio, low, high = ratio_interval(base.samples_ms, r.samples_ms, process_spread(base, r))
-            rows.append({"framework": fw, "model": model, "mode": r.mode, "speedup": ratio,
-                         "low": low, "high": high})
-    if rows:
-        speedups = pd.DataFrame(rows)
+    speedups = compiled_speedups(ok)
+    if len(speedups):
         report.heading("Compiled over eager", 3)
         fig = _interval_plot(speedups, "speedup", "eager median / compiled median (log)")
         save_figure(fig, out, "speedup")
         figure("speedup", "Speed-up of each compiled mode over the same framework's "
                "eager mode; intervals: 95% bootstrap over the raw samples, widened by "
                "the spread between the cells' processes.")
-        report.table("speedup", speedups.round(3))
+        report.table("speedup", speedups.drop(columns="eager_ms").round(3))
 
     report.heading("Compile time, first step and memory", 3)
     cost = ok.melt(id_vars=["framework", "model", "mode"],

@@ -60,6 +60,26 @@ def fastest(frame: Any) -> list[dict[str, Any]]:
     return out
 
 
+def compiled_speedups(frame: Any) -> Any:
+    """Per framework, model and compiled mode: eager median / compiled median with its
+    interval (ratio_interval), from the measured cells of one run."""
+    import pandas as pd
+
+    rows = []
+    ok = frame[frame["status"] == "ok"]
+    for (fw, model), part in ok.groupby(["framework", "model"], sort=False):
+        eager = part[part["mode"] == "eager"]
+        if eager.empty:
+            continue
+        base = next(eager.itertuples())
+        for r in part[part["mode"] != "eager"].itertuples():
+            ratio, low, high = ratio_interval(base.samples_ms, r.samples_ms, process_spread(base, r))
+            rows.append({"framework": fw, "model": model, "mode": r.mode, "speedup": ratio,
+                         "low": low, "high": high, "eager_ms": base.median_ms})
+    return pd.DataFrame(rows, columns=["framework", "model", "mode", "speedup", "low", "high",
+                                       "eager_ms"])
+
+
 def summary_lines(frame: Any) -> list[str]:
     """Who is fastest where and by how much, saying so only where the data supports it."""
     lines = []
