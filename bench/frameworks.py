@@ -42,6 +42,9 @@ class Framework:
     # graph study, control-flow part: the adapter's modes, then other ways to get a graph
     # that students meet
     control_flow_modes: tuple[str, ...] = ()
+    # how its code expresses a model and its training, for the report's side-by-side
+    # section: (aspect, how). Every `name` in backticks is in impls/<name>/ (a test checks).
+    concepts: tuple[tuple[str, str], ...] = ()
 
     @property
     def package(self) -> str:
@@ -67,6 +70,18 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
             ("xla", "default", "tf.function(step, jit_compile=True)"),
             ("xla", "input_signature", "tf.function(step, jit_compile=True, input_signature=...)")),
         control_flow_modes=("eager", "compiled", "xla", "compiled (autograph=False)"),
+        concepts=(
+            ("parameters", "objects with state: Keras layers create and own their variables "
+                           "(`keras.layers`, `trainable_variables`)"),
+            ("gradients", "recorded: `tf.GradientTape` watches the forward pass, "
+                          "`tape.gradient` replays it backwards"),
+            ("update", "in place: `apply_gradients` assigns each variable"),
+            ("graphs", "`tf.function` traces the Python step into a graph (AutoGraph turns "
+                       "Python control flow into graph ops); `jit_compile=True` hands it to XLA"),
+            ("devices", "a scope: `tf.device` places what is created inside it"),
+            ("randomness", "a global seed and per-layer seeds; fwbench sets every weight "
+                           "from the canonical NumPy draw instead"),
+        ),
     ),
     Framework(
         name="torch", title="PyTorch", requires=("torch",), extra="torch",
@@ -81,6 +96,20 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
             ("compiled", "dynamic", "torch.compile(module, dynamic=True)"),
             ("compiled", "mark_dynamic", "torch.compile(module); torch._dynamo.mark_dynamic(x, 1)")),
         control_flow_modes=("eager", "compiled", "compiled (fullgraph=True)", "jit.trace"),
+        concepts=(
+            ("parameters", "objects with state: an `nn.Module` owns its parameters "
+                           "(`parameters()`)"),
+            ("gradients", "recorded: autograd builds the graph as the forward pass runs; "
+                          "`backward()` fills each parameter's `.grad`, `zero_grad` clears it"),
+            ("update", "in place: the `torch.optim` optimizer's `step` changes the parameters"),
+            ("graphs", "eager by default; `torch.compile` captures the Python bytecode "
+                       "(TorchDynamo), compiles what it can and falls back to Python at "
+                       "graph breaks"),
+            ("devices", "an argument: tensors are made with `device=`, modules moved with "
+                        "their to() method"),
+            ("randomness", "a global generator (torch.manual_seed); fwbench sets every "
+                           "weight from the canonical NumPy draw instead"),
+        ),
     ),
     Framework(
         name="jax", title="JAX (Flax + Optax)", requires=("jax", "flax", "optax"), extra="jax",
@@ -98,6 +127,20 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
              "with a mask (attention: keys and the mean over time; recurrent models: "
              "nn.RNN seq_lengths)")),
         control_flow_modes=("eager", "compiled"),
+        concepts=(
+            ("parameters", "values, not state: a Flax `nn.Module` describes the computation "
+                           "and `init` returns its parameters as a pytree of arrays that "
+                           "every call takes (`apply`)"),
+            ("gradients", "a function transformation: `jax.value_and_grad` of the loss as a "
+                          "function of the parameters"),
+            ("update", "functional: Optax's `tx.update` returns updates and "
+                       "`optax.apply_updates` returns new parameters"),
+            ("graphs", "`jax.jit` traces the pure step once per input shape and compiles it "
+                       "with XLA; `donate_argnums` lets it reuse the old parameters' buffers"),
+            ("devices", "explicit: `jax.device_put` places arrays"),
+            ("randomness", "explicit keys (`jax.random.key`) passed to whatever draws; "
+                           "fwbench sets every weight from the canonical NumPy draw instead"),
+        ),
     ),
 )}
 NAMES: tuple[str, ...] = tuple(FRAMEWORKS)

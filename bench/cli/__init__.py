@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -77,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_json(args, str(exc))
         print(f"fwbench {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say to it
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as exc:
         if exc.errno not in DISK_ERRORS:
             raise

@@ -8,21 +8,50 @@ from pathlib import Path
 from typing import Any
 
 from bench import results
-from bench.cli.common import format_table, run_dir, write_verdict
+from bench.cli.common import UsageError, format_table, run_dir, write_verdict
 from bench.speed import show
 
 EXAMPLES = {"show": """\
   fwbench show                        the latest run's speed table
-  fwbench show RUN_A RUN_B --json cells.json"""}
+  fwbench show RUN_A RUN_B --json cells.json
+  fwbench show --code lstm            each framework's LSTM and training step, as run"""}
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("show", help="print the speed table of one or more runs")
+    p = sub.add_parser("show", help="print the speed table of one or more runs, or (--code) "
+                       "each framework's code for a model")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
     p.add_argument("--json", default=None, metavar="FILE",
                    help="also write every cell's numbers as JSON to FILE, with the exit "
                    "status: 1 when a cell failed (skipped ones do not count), 2 on bad input")
+    p.add_argument("--code", default=None, metavar="MODEL",
+                   help="print each framework's definition of MODEL and its training step, "
+                   "from the code that runs, with lines of code and the concepts each uses")
     p.set_defaults(func=command)
+
+
+def print_code(kind: str) -> int:
+    """Each framework's model definition for `kind`, then each training step, then the
+    concepts and the lines of code."""
+    from bench import adapters, code, models
+    from bench.report import code as code_section
+
+    if kind not in models.KINDS:
+        raise UsageError(f"--code {kind!r}: known models are {', '.join(models.KINDS)}")
+    names = list(adapters.FRAMEWORKS)
+    for excerpts in ([code.model_excerpt(fw, kind) for fw in names],
+                     [code.training_excerpt(fw) for fw in names]):
+        for title, source in code_section.panels(excerpts):
+            print(f"--- {title}\n{source}\n")
+    table = code_section.concepts_table(names)
+    for row in table.to_dict(orient="records"):
+        print(row.pop("aspect"))
+        for title, how in row.items():
+            print(f"  {title}: {how}")
+    print()
+    print("lines of code (no blank lines, comments or docstrings)")
+    print(code_section.lines_table(names, [kind]).to_string(index=False))
+    return 0
 
 
 def print_runs(frame: Any, run_dirs: Sequence[Path]) -> int:
@@ -50,6 +79,10 @@ def print_runs(frame: Any, run_dirs: Sequence[Path]) -> int:
 
 
 def command(args: argparse.Namespace) -> int:
+    if args.code:
+        if args.runs or args.json:
+            raise UsageError("--code shows code, not runs: give it alone")
+        return print_code(args.code)
     run_dirs = [run_dir(r) for r in (args.runs or ["latest"])]
     frame = results.load(run_dirs)
     status = print_runs(frame, run_dirs)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import results
+from bench import adapters, results
 from bench.report.checks import MODE_CHECKS, _graphs, _parity, _paths, parity_heat  # noqa: F401
 from bench.report.document import Report, save_figure, to_html, to_markdown  # noqa: F401
 from bench.report.speed import _comparison, _runs  # noqa: F401
@@ -67,6 +67,10 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
         report.heading("Parity")
         report.text("No parity results were given or found: run `fwbench parity`, then "
                     "`fwbench report` again.")
+    from bench.report import code
+
+    # every framework's code, whatever the run measured: the comparison is the point
+    code.add_section(report, list(adapters.FRAMEWORKS), _kinds(run_dirs))
     from bench.report import studies as study_sections
 
     study_sections.add_sections(report, list(study_paths), out)
@@ -81,6 +85,14 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
     (out / "report.md").write_text(to_markdown(report))
     (out / "report.html").write_text(to_html(report, out))
     return out
+
+
+def _kinds(run_dirs: Sequence[Path]) -> list[str]:
+    """The model kinds of the runs, in the registry's order (all when no run is given)."""
+    from bench import models
+
+    cells = [c for d in run_dirs for c in results.read_json(Path(d) / "run.json").get("cells", [])]
+    return [k for k in models.KINDS if any(c["model"] == k for c in cells)] or list(models.KINDS)
 
 
 def _run_frames(run_dirs: Sequence[Path], merge: bool) -> list[tuple[str, "pd.DataFrame"]]:  # noqa: F821

@@ -14,7 +14,8 @@ from typing import Any
 @dataclass
 class Report:
     """Blocks in order: ("h2"|"h3"|"p", text), ("list", [text, ...]), ("table", name,
-    DataFrame), ("figure", name, caption). Rendered to Markdown and to HTML."""
+    DataFrame), ("figure", name, caption), ("code", name, [(title, source), ...]), whose
+    sources HTML shows side by side. Rendered to Markdown and to HTML."""
 
     title: str
     blocks: list[tuple] = field(default_factory=list)
@@ -30,6 +31,9 @@ class Report:
 
     def figure(self, name: str, caption: str) -> None:
         self.blocks.append(("figure", name, caption))
+
+    def code(self, name: str, panels: list[tuple[str, str]]) -> None:
+        self.blocks.append(("code", name, panels))
 
 
 def save_figure(fig: Any, out: Path, name: str) -> None:
@@ -65,6 +69,9 @@ def to_markdown(report: Report) -> str:
             lines.append("")
         elif kind == "figure":
             lines += [f"![{block[2]}](figures/{block[1]}.svg)", "", f"*{block[2]}*", ""]
+        elif kind == "code":
+            for title, source in block[2]:
+                lines += [f"**{title}**", "", "```python", source, "```", ""]
     return "\n".join(lines)
 
 
@@ -87,10 +94,18 @@ def to_html(report: Report, out: Path) -> str:
             body.append(f'<figure><img alt="{html.escape(block[2])}" '
                         f'src="data:image/png;base64,{data}"><figcaption>'
                         f"{html.escape(block[2])}</figcaption></figure>")
+        elif kind == "code":
+            body.append(f'<div class="side" style="grid-template-columns:repeat('
+                        f'{len(block[2])},minmax(0,1fr))">' + "".join(
+                            f"<div><h4>{html.escape(title)}</h4><pre><code>"
+                            f"{html.escape(source)}</code></pre></div>"
+                            for title, source in block[2]) + "</div>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
              "table.data{border-collapse:collapse;font-size:13px;margin:1em 0}"
              "table.data td,table.data th{border-bottom:1px solid #ddd;padding:3px 8px;"
-             "text-align:left}img{max-width:100%}figcaption{font-size:13px;color:#444}")
+             "text-align:left}img{max-width:100%}figcaption{font-size:13px;color:#444}"
+             ".side{display:grid;gap:10px;margin:1em 0}.side h4{font-size:12px;margin:0 0 4px}"
+             ".side pre{font-size:11px;background:#f6f8fa;padding:6px;overflow-x:auto;margin:0}")
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(report.title)}</title><style>{style}</style></head><body>"
             + "\n".join(body) + "</body></html>\n")
