@@ -107,15 +107,29 @@ def execute(folder: Path) -> int:
           file=sys.stderr, flush=True)
     started = time.perf_counter()
 
+    tty = sys.stderr.isatty()
+    first: dict[str, tuple[float, int]] = {}  # framework -> (when, items done) first seen
+    shown: dict[str, int] = {}
+
     def progress(framework: str, done: int, total: int, added: Any) -> None:
-        elapsed = time.perf_counter() - started
-        if added is None:  # "\r": one line per framework, rewritten as items finish
-            print(f"\r  {framework}: {done}/{total} items ({elapsed:.0f} s)", end="",
-                  file=sys.stderr, flush=True)
+        now = time.perf_counter()
+        elapsed = now - started
+        if added is None:
+            since, done_then = first.setdefault(framework, (now, done))
+            left = ((now - since) * (total - done) / (done - done_then)
+                    if done > done_then else None)
+            line = (f"  {framework}: {done}/{total} items ({elapsed:.0f} s"
+                    + (f", about {left:.0f} s left for {framework})" if left is not None else ")"))
+            if tty:  # one line per framework, rewritten as items finish
+                print(f"\r{line}", end="", file=sys.stderr, flush=True)
+            elif shown.get(framework) != done:  # a log (CI, a notebook): a line per item
+                shown[framework] = done
+                print(line, file=sys.stderr, flush=True)
         else:
             bad = [r for r in added if r["status"] != "ok"]
-            print(f"\r  {framework}: {total}/{total} items, this time {len(added) - len(bad)} ok, "
-                  f"{len(bad)} failed ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+            print(("\r" if tty else "") + f"  {framework}: {total}/{total} items, this time "
+                  f"{len(added) - len(bad)} ok, {len(bad)} failed ({elapsed:.0f} s)",
+                  file=sys.stderr, flush=True)
             for r in bad[:3]:
                 print(f"    {r['item_id']}: {r['status']}: {(r['error'] or '').splitlines()[0]}",
                       file=sys.stderr)

@@ -38,6 +38,22 @@ CF_MODES: dict[str, tuple[str, ...]] = {
 Progress = Callable[[str], None]
 
 
+class _JobCounter:
+    """The progress callback for lines that each finish a job: adds the count and an
+    estimate of the time left (the pace so far, over the jobs left)."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+        self.started = time.perf_counter()
+
+    def __call__(self, line: str) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.started
+        left = elapsed * max(self.total - self.done, 0) / self.done
+        self.progress(f"{line} [{self.done}/{self.total} jobs"
+                      + (f", about {left:.0f} s left]" if self.done < self.total else "]"))
+
+
 def graphs_dir() -> Path:
     return results.RESULTS_DIR / "graphs"
 
@@ -62,13 +78,19 @@ def run(frameworks: Sequence[str], parts: Sequence[str] = graphs.PARTS, preset: 
                      "retrace_lengths": list(graphs.RETRACE_LENGTHS), "retrace_order": order,
                      "parity_dtypes": list(parity_dtypes), "timeout_s": timeout_s},
         "seconds": {}, "tables": {}}
+    # Each part says one line per job it finishes: a harness cell (or one line when it
+    # reuses a run's), a retrace setting, a framework's control flow, the modes checks.
+    jobs = {"compile": 1 if compile_run else len(compile_matrix(frameworks, preset, threads)),
+            "retrace": sum(len(graphs.RETRACE_SETTINGS[fw]) for fw in frameworks),
+            "control_flow": len(frameworks), "modes": 1}
+    finished = _JobCounter(progress, sum(jobs[part] for part in parts))
     steps = {"compile": lambda: _compile(frameworks, preset, threads, compile_run, study_id,
-                                         timeout_s, doc, progress),
+                                         timeout_s, doc, finished),
              "retrace": lambda: _retrace(frameworks, preset, threads, retrace_model, order,
-                                         folder, timeout_s, progress),
+                                         folder, timeout_s, finished),
              "control_flow": lambda: _control_flow(frameworks, threads, folder, timeout_s,
-                                                   progress),
-             "modes": lambda: _modes(frameworks, parity_dtypes, progress)}
+                                                   finished),
+             "modes": lambda: _modes(frameworks, parity_dtypes, finished)}
     for part in parts:
         started = time.perf_counter()
         progress(f"{part}: started")

@@ -11,10 +11,12 @@ other frameworks' checks stand.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from bench import tolerances
+from bench import progress, tolerances
 from bench.adapters import DEVICES
 from bench.parity.cases import (  # noqa: F401
     COMPILED_OPTIMIZER,
@@ -48,10 +50,15 @@ def run_workers(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,
     missing = {fw: {"framework": fw, "fatal": f"{adapters.REGISTRY[fw][1]} is not installed; "
                     f"install it with: pip install 'fwbench[{adapters.REGISTRY[fw][3]}]'"}
                for fw in frameworks if not adapters.installed(fw)}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {fw: pool.submit(run_worker, fw, dtypes, case_names, 1, scope, device)
-                   for fw in frameworks if fw not in missing}
-        return {fw: missing[fw] if fw in missing else futures[fw].result() for fw in frameworks}
+    running = [fw for fw in frameworks if fw not in missing]
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = {fw: Path(tmp) / f"parity-{fw}.log" for fw in running}
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, progress.Ticker(
+                lambda elapsed: progress.status("parity", logs, elapsed)):
+            futures = {fw: pool.submit(run_worker, fw, dtypes, case_names, 1, scope, device,
+                                       None, logs[fw]) for fw in running}
+            return {fw: missing[fw] if fw in missing else futures[fw].result()
+                    for fw in frameworks}
 
 
 def run(frameworks: tuple[str, ...], dtypes: tuple[str, ...] = DTYPES,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import data, workers
+from bench import data, progress, workers
 from bench.canonical import Params
 from bench.parity.cases import (
     COMPILED_OPTIMIZER,
@@ -89,13 +89,16 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
         except Exception as exc:  # recorded as an error row; the other items go on
             out["errors"][key] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
 
+    # Every item first, so that progress can say how many are left (bench.progress).
+    items: list[tuple[tuple, Any]] = []
     for dtype in dtypes:
         for case in cases():
             if case_names and case.name not in case_names:
                 continue
             params = case_params(case)
 
-            def static(case: Case = case, params: Params = params) -> dict[str, Any]:
+            def static(case: Case = case, params: Params = params, dtype: str = dtype
+                       ) -> dict[str, Any]:
                 model = adapter.build(case.spec, params, dtype, device)
                 x, _ = data.batch(case.spec, case.batch_size, "cross_entropy", DATA_SEED, 1000)
                 res = {"forward": adapter.forward(model, x), "param_count": adapter.param_count(model),
@@ -106,24 +109,28 @@ def compute(framework: str, dtypes: tuple[str, ...] = DTYPES,
                         model, xl, target, loss)
                 return res
 
-            attempt((dtype, case.name, "static"), static)
+            items.append(((dtype, case.name, "static"), static))
             if not case.trajectories:
                 continue
             other_modes = [m for m in adapter.modes if m != adapter.default_mode]
             for mode in other_modes:
-                attempt((dtype, case.name, "static", mode),
-                        lambda c=case, p=params, m=mode: _in_mode(adapter, c, p, dtype, m, device))
+                items.append(((dtype, case.name, "static", mode),
+                              lambda c=case, p=params, d=dtype, m=mode: _in_mode(
+                                  adapter, c, p, d, m, device)))
             for opt_name in OPTIMIZERS if scope == "all" else (COMPILED_OPTIMIZER,):
                 steps = STEPS if scope == "all" else MODE_STEPS
-                attempt((dtype, case.name, opt_name, "default"),
-                        lambda c=case, p=params, o=opt_name, n=steps: _trajectory(
-                            adapter, c, p, dtype, optimizer_spec(o), adapter.default_mode, n,
-                            scope == "all", device))
+                items.append(((dtype, case.name, opt_name, "default"),
+                              lambda c=case, p=params, d=dtype, o=opt_name, n=steps: _trajectory(
+                                  adapter, c, p, d, optimizer_spec(o), adapter.default_mode, n,
+                                  scope == "all", device)))
             for mode in other_modes:
-                attempt((dtype, case.name, COMPILED_OPTIMIZER, mode),
-                        lambda c=case, p=params, m=mode: _trajectory(
-                            adapter, c, p, dtype, optimizer_spec(COMPILED_OPTIMIZER), m,
-                            MODE_STEPS, False, device))
+                items.append(((dtype, case.name, COMPILED_OPTIMIZER, mode),
+                              lambda c=case, p=params, d=dtype, m=mode: _trajectory(
+                                  adapter, c, p, d, optimizer_spec(COMPILED_OPTIMIZER), m,
+                                  MODE_STEPS, False, device)))
+    for done, (key, fn) in enumerate(items, 1):
+        attempt(key, fn)
+        progress.say(done, len(items), "/".join(map(str, key)))
     return out
 
 
@@ -136,9 +143,10 @@ def compute_task(args: dict[str, Any], fault: workers.Fault | None = None) -> di
 
 def run_worker(framework: str, dtypes: tuple[str, ...], case_names: tuple[str, ...] | None,
                threads: int = 1, scope: str = "all", device: str = "cpu",
-               fault: workers.Fault | None = None) -> dict[str, Any]:
+               fault: workers.Fault | None = None, log: Path | None = None) -> dict[str, Any]:
     """Run `compute` for one framework in a process of its own; never raises. A worker
-    that fails as a whole gives {"framework", "fatal": why}."""
+    that fails as a whole gives {"framework", "fatal": why}. Its log (`log`, else a
+    temporary file) carries its progress lines (bench.progress)."""
     job = workers.Job("bench.parity.worker:compute_task",
                       {"framework": framework, "dtypes": list(dtypes),
                        "case_names": list(case_names or ()), "scope": scope, "device": device},
@@ -146,7 +154,7 @@ def run_worker(framework: str, dtypes: tuple[str, ...], case_names: tuple[str, .
                       # float sums in a fixed order (oneDNN reorders them in TensorFlow)
                       env={"TF_ENABLE_ONEDNN_OPTS": "0"})
     with tempfile.TemporaryDirectory() as tmp:
-        outcome = workers.run(job, Path(tmp) / f"parity-{framework}.log")
+        outcome = workers.run(job, log or Path(tmp) / f"parity-{framework}.log")
     if not outcome.ok:
         return {"framework": framework, "fatal": f"worker {outcome.status}: {outcome.describe()}"}
     return {**outcome.value, "seconds": outcome.wall_s}
