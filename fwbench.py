@@ -6,10 +6,13 @@ module only gives it the name users install it by.
 
 from bench import __version__  # noqa: F401
 from bench.api import (  # noqa: F401
+    Code,
     FwbenchError,
     Report,
+    code,
     compare,
     graphs,
+    installed,
     load,
     parity,
     report,
@@ -17,5 +20,5 @@ from bench.api import (  # noqa: F401
     study,
 )
 
-__all__ = ["FwbenchError", "Report", "__version__", "compare", "graphs", "load", "parity",
-           "report", "run", "study"]
+__all__ = ["Code", "FwbenchError", "Report", "__version__", "code", "compare", "graphs",
+           "installed", "load", "parity", "report", "run", "study"]

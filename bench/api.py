@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FwbenchError", "Report", "compare", "graphs", "load", "parity", "report", "run",
-           "study"]
+__all__ = ["Code", "FwbenchError", "Report", "code", "compare", "graphs", "installed", "load",
+           "parity", "report", "run", "study"]
 
 
 class FwbenchError(Exception):
@@ -94,6 +94,13 @@ def _running() -> Iterator[None]:
 def _stopped(status: int, what: str) -> None:
     if status >= 128:  # the CLI's 128 + signal: the work was stopped, and said how to resume
         raise KeyboardInterrupt(f"{what} stopped; what finished is kept")
+
+
+def installed() -> list[str]:
+    """The frameworks installed here (the names the other functions take)."""
+    from bench import adapters
+
+    return [fw for fw in adapters.FRAMEWORKS if adapters.installed(fw)]
 
 
 def run(**flags: Any) -> Any:
@@ -226,3 +233,33 @@ def report(*runs: str | Path, **flags: Any) -> Report:
     args = _parse("report", flags, positional=[str(r) for r in runs])
     with _running():
         return Report(report_command.execute(args))
+
+
+@dataclass
+class Code:
+    """Each framework's code for one model and its training step, side by side (the
+    report's section); a notebook shows it in columns, str() gives Markdown."""
+
+    html: str
+    markdown: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __str__(self) -> str:
+        return self.markdown
+
+
+def code(model: str) -> Code:
+    """`fwbench show --code MODEL`: every framework's definition of MODEL and its
+    training step, from the code that runs, with lines of code and the concepts used."""
+    from bench import adapters, models
+    from bench.report import code as code_section
+    from bench.report.document import Report as Document
+    from bench.report.document import to_html, to_markdown
+
+    if model not in models.KINDS:
+        raise FwbenchError(f"code: {model!r} is not a model; known: {', '.join(models.KINDS)}")
+    doc = Document(f"{models.get(model).title} in each framework")
+    code_section.add_section(doc, list(adapters.FRAMEWORKS), [model])
+    return Code(to_html(doc, Path(".")), to_markdown(doc))

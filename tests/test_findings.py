@@ -78,18 +78,23 @@ def test_retraces_remedies_control_flow_and_changed_results_are_counted():
                 "verdict": "fails"},
                {"framework": "torch", "mode": "compiled", "variant": "python",
                 "verdict": "runs"}]
+    parity_rows = [{"check": "forward", "framework": f, "model": "mlp", "dtype": "float32",
+                    "passed": True} for f in ("tf", "torch vs jax", "torch")]
     modes = [{"check": "mode_forward", "framework": "torch: compiled vs eager", "model": "mlp",
               "passed": False, "error": 3e-4, "tolerance": 1e-5},
              {"check": "mode_grads", "framework": "torch: compiled vs eager", "model": "mlp",
               "passed": True, "error": 0.0, "tolerance": 1e-4}]
     lines = findings.findings(None, {"retrace": retrace, "control_flow": control,
-                                     "modes": modes})
+                                     "modes": modes}, parity_rows)
     assert lines == [
         "tf compiled: 8 trace(s) for 8 sequence lengths by default; reduce_retracing 2, "
         "input_signature 1 (fewest: input_signature).",
-        "Data-dependent control flow: jax compiled with python fails.",
+        "Data-dependent control flow, jax: 1 of 1 ways do not give the right result: "
+        "compiled with python fails.",
         "Compiling changed results in 1 of 2 eager == compiled checks: torch: compiled vs "
-        "eager mlp mode_forward (0.0003 > 1e-05)."]
+        "eager mlp mode_forward (0.0003 > 1e-05).",
+        "Parity: 3 of 3 checks pass (tf, torch, jax against the float64 NumPy reference and "
+        "each other)."]
 
 
 def test_the_report_opens_with_its_findings(results_dir):

@@ -37,9 +37,10 @@ def test_nothing_points_outside_the_repository_for_the_design():
     """The design notes live in docs/design.md: a user of the repository has only the
     repository, not the folder beside it that the original design card came from."""
     needle = ".." + "/shared"  # spelled apart so that this file does not match itself
-    tracked = [p for folder in ("bench", "impls", "tests", "benchmarks", "docs")
-               for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".md"}]
-    tracked += [ROOT / name for name in ("README.md", "pyproject.toml", "noxfile.py")]
+    tracked = [p for folder in ("bench", "impls", "tests", "benchmarks", "docs", "examples")
+               for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".md", ".ipynb"}]
+    tracked += [ROOT / name for name in ("README.md", "pyproject.toml", "noxfile.py",
+                                         "fwbench.py")]
     assert (ROOT / "docs" / "design.md").is_file()
     offenders = [str(p.relative_to(ROOT)) for p in tracked
                  if needle in p.read_text(encoding="utf-8", errors="replace")]

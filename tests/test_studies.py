@@ -169,7 +169,7 @@ def test_the_classical_verdict_says_who_is_better_and_against_the_seed_spread():
     lines = forecast.verdict_lines(table)
     assert lines[0] == ("1 month(s) ahead: SARIMA(1,1,1)(0,1,1)12 is better by 14% (0.040 ppm): "
                         "the LSTM 0.330 ppm (tf), SARIMA(1,1,1)(0,1,1)12 0.290 ppm; the "
-                        "difference is larger than the LSTM's seed-to-seed sd (0.010 ppm).")
+                        "difference is larger than the LSTM's seed-to-seed sd (0.01 ppm).")
     assert lines[1].startswith("12 month(s) ahead: the LSTM is better by 1% (0.010 ppm)")
     assert "is within the LSTM's seed-to-seed sd" in lines[1]
 

@@ -121,11 +121,14 @@ def graph_findings(tables: dict[str, list[dict[str, Any]]]) -> list[str]:
             if best["traces"] < default["traces"]:
                 text += f" (fewest: {best['setting']})"
         lines.append(text + ".")
-    control = [r for r in tables.get("control_flow", [])
-               if r.get("verdict") in ("fails", "silently specialises", "wrong results")]
-    for r in control:
-        lines.append(f"Data-dependent control flow: {r['framework']} {r['mode']} with "
-                     f"{r['variant']} {r['verdict']}.")
+    wrong = [r for r in tables.get("control_flow", [])
+             if r.get("verdict") in ("fails", "silently specialises", "wrong results")]
+    for fw in dict.fromkeys(r["framework"] for r in wrong):
+        mine = [r for r in wrong if r["framework"] == fw]
+        runs = sum(1 for r in tables["control_flow"] if r["framework"] == fw)
+        lines.append(f"Data-dependent control flow, {fw}: {len(mine)} of {runs} ways do not "
+                     f"give the right result: " + "; ".join(
+                         f"{r['mode']} with {r['variant']} {r['verdict']}" for r in mine) + ".")
     return lines
 
 
@@ -146,8 +149,12 @@ def mode_findings(rows: Sequence[dict[str, Any]]) -> list[str]:
 def parity_findings(records: Sequence[dict[str, Any]]) -> list[str]:
     if not records:
         return []
+    from bench import adapters
+
     failed = [r for r in records if not r["passed"]]
-    frameworks = sorted({r["framework"].split(":")[0] for r in records})
+    # rows name a framework, a pair ("tf vs torch") or a mode ("tf: compiled vs eager")
+    named = {word.strip(":") for r in records for word in r["framework"].split()}
+    frameworks = [fw for fw in adapters.FRAMEWORKS if fw in named]
     text = (f"Parity: {len(records) - len(failed)} of {len(records)} checks pass "
             f"({', '.join(frameworks)} against the float64 NumPy reference and each other)")
     if failed:

@@ -247,7 +247,7 @@ def verdict_lines(table: "pd.DataFrame") -> list[str]:
                 f"({_span(rows['difference'], '{:.3f}')} ppm): the LSTM "
                 f"{_span(rows['lstm_rmse'], '{:.3f}')} ppm ({', '.join(rows['framework'])}), "
                 f"{name} {r['classical_rmse']:.3f} ppm; the difference is {beyond} the LSTM's "
-                f"seed-to-seed sd ({_span(rows['lstm_sd'], '{:.3f}')} ppm).")
+                f"seed-to-seed sd ({_span(rows['lstm_sd'], '{:.2g}')} ppm).")
     return lines
 
 
