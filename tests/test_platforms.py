@@ -110,3 +110,13 @@ def test_a_cell_runs_to_completion_without_affinity_calls_or_proc(tmp_path):
     run = json.loads((run_dir / "run.json").read_text())
     assert run["environment"]["affinity"] is None
     assert "not available on this platform" in run["environment"]["pinning"]
+
+
+def test_native_windows_is_refused_with_one_line(monkeypatch, capsys):
+    from bench import cli
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert cli.main(["show", "--code", "mlp"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fwbench: native Windows is not supported (its worker processes need "
+                   "POSIX process groups); run it under WSL2"]
