@@ -111,8 +111,10 @@ def run(**flags: Any) -> Any:
     from bench.cli import pipeline
     from bench.cli import run as run_command
 
-    args = _parse("run", {"scaling": False, "graphs": False, "parity": False, "report": False,
-                          **flags})
+    phases = {"graphs": False, "parity": False, "report": False}
+    if not flags.get("resume"):  # a resumed run keeps its own sweep setting
+        phases["scaling"] = False
+    args = _parse("run", {**phases, **flags})
     with _running():
         folder = run_command.start(args)
         status = pipeline.main_job(folder, graphs=args.graphs, parity=args.parity,

@@ -47,6 +47,9 @@ def test_a_bad_value_raises_the_clis_message(results_dir):
         fwbench.run(repeats="two")
     with pytest.raises(fwbench.FwbenchError, match="run 'nope' not found"):
         fwbench.load("nope")
+    # resuming takes the run's own settings: the notebook's defaults are not imposed on it
+    with pytest.raises(fwbench.FwbenchError, match="run 'nope' not found"):
+        fwbench.run(resume="nope")
     assert not (results_dir / "runs").exists()
 
 

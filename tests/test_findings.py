@@ -4,9 +4,11 @@ numbers, and no claim where the interval includes 1."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bench import report
 from bench.report import findings
@@ -35,7 +37,7 @@ def test_no_winner_is_claimed_where_the_intervals_overlap():
     assert not any("fastest" in line for line in lines)
     assert len(undecided) == 1 and undecided[0].startswith(
         "the fastest framework for lstm (tf or jax: 1.04x [95% interval 0.")
-    everything = findings.findings(frame)
+    everything = findings.findings([("", frame)])
     assert everything[-1].startswith("Not claimed, because the interval includes 1: the "
                                      "fastest framework for lstm")
 
@@ -66,8 +68,8 @@ def test_compiling_that_pays_and_that_never_pays_back():
     assert any(line.startswith("torch compiled is slower than eager for lstm: 0.67x")
                and line.endswith("never pays back at this size.") for line in lines)
     # (1000 ms compile + 100 ms first step - 20 ms eager step) / (20 - 2) ms saved per step
-    assert any(line.startswith("torch: compiling pays back its compile time and first step "
-                               "after 60 steps (mlp compiled)") for line in lines)
+    assert any(re.fullmatch(r"torch: compiling pays back its compile time and first step "
+                            r"within 6[01] steps \(mlp compiled\)\.", line) for line in lines)
 
 
 def test_retraces_remedies_control_flow_and_changed_results_are_counted():
@@ -84,7 +86,7 @@ def test_retraces_remedies_control_flow_and_changed_results_are_counted():
               "passed": False, "error": 3e-4, "tolerance": 1e-5},
              {"check": "mode_grads", "framework": "torch: compiled vs eager", "model": "mlp",
               "passed": True, "error": 0.0, "tolerance": 1e-4}]
-    lines = findings.findings(None, {"retrace": retrace, "control_flow": control,
+    lines = findings.findings([], {"retrace": retrace, "control_flow": control,
                                      "modes": modes}, parity_rows)
     assert lines == [
         "tf compiled: 8 trace(s) for 8 sequence lengths by default; reduce_retracing 2, "
@@ -107,3 +109,28 @@ def test_the_report_opens_with_its_findings(results_dir):
     saved = json.loads((out / "findings.json").read_text())["findings"]
     assert saved and all(f"- {line}" in md for line in saved)
     assert "<ul><li>Compiling paid off" in (out / "report.html").read_text()
+
+
+def test_compared_runs_get_findings_each_never_mixed(results_dir):
+    a = _two_mode_run(results_dir, "a", 20.0, 1.0, seed=0)
+    b = _two_mode_run(results_dir, "b", 2.0, 1.0, seed=1)
+    out = report.build([a, b], None, None, results_dir / "report")
+    saved = json.loads((out / "findings.json").read_text())["findings"]
+    assert any(line.startswith("Run a: Compiling paid off in 1 of 1 compiled cells: torch mlp "
+                               "(compiled, 20.0") for line in saved)
+    assert any(line.startswith("Run b: Compiling paid off in 1 of 1 compiled cells: torch mlp "
+                               "(compiled, 2.0") for line in saved)
+
+
+def test_break_even_counts_a_compile_inside_the_first_step():
+    """torch.compile has no separate compile call (compile_s NaN): its compiling is in the
+    first step, and the break-even is still counted, for old graph files too."""
+    from bench.graphs import study as graphstudy
+
+    rows = [{"framework": "torch", "model": "mlp", "mode": "eager", "status": "ok",
+             "median_ms": 2.0, "compile_s": float("nan"), "first_step_s": 0.01},
+            {"framework": "torch", "model": "mlp", "mode": "compiled", "status": "ok",
+             "median_ms": 1.0, "compile_s": float("nan"), "first_step_s": 2.5,
+             "break_even_steps": None}]
+    (_, compiled) = graphstudy.with_break_even(rows)
+    assert compiled["break_even_steps"] == pytest.approx((2500 - 2.0) / 1.0)

@@ -128,6 +128,8 @@ def _main_job(run_dir: Path, graphs: bool, parity: bool, report: bool, retry_fai
 
 def nothing_measured(frame: Any) -> str | None:
     """Why a run measured no cell at all (each distinct reason once), or None."""
+    if frame.empty:
+        return "nothing was measured: no cell has a record"
     if (frame["status"] == "ok").any():
         return None
     why = sorted({re.sub(r"^repeat \d+ of \d+: ", "", show.first_line(e, 200))

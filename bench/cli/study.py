@@ -117,7 +117,7 @@ def execute(folder: Path) -> int:
         if added is None:
             since, done_then = first.setdefault(framework, (now, done))
             left = ((now - since) * (total - done) / (done - done_then)
-                    if done > done_then else None)
+                    if done_then < done < total else None)
             line = (f"  {framework}: {done}/{total} items ({elapsed:.0f} s"
                     + (f", about {left:.0f} s left for {framework})" if left is not None else ")"))
             if tty:  # one line per framework, rewritten as items finish

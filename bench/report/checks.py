@@ -23,10 +23,15 @@ def _paths(value: Path | Sequence[Path] | None) -> list[Path]:
 
 
 def _graph_docs(value: Path | Sequence[Path]) -> list[dict[str, Any]]:
+    from bench.graphs import study as graphstudy
+
     docs = []
     for path in _paths(value):
-        docs.append(results.read_document(path / "graphs.json" if path.is_dir() else path,
-                                          graphs.SCHEMA))
+        doc = results.read_document(path / "graphs.json" if path.is_dir() else path,
+                                    graphs.SCHEMA)
+        if "compile" in doc["tables"]:
+            doc["tables"]["compile"] = graphstudy.with_break_even(doc["tables"]["compile"])
+        docs.append(doc)
     return docs
 
 

@@ -12,6 +12,7 @@ data; `add_section` reads what `fwbench report` was given.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,12 @@ def _break_even(frame: Any) -> list[str]:
         mine = sorted((r for r in rows if r["framework"] == fw),
                       key=lambda r: r["break_even_steps"])
         low, high = mine[0], mine[-1]
-        span = (f"after {low['break_even_steps']:.0f} steps ({low['model']} {low['mode']})"
-                + (f" to {high['break_even_steps']:.0f} ({high['model']} {high['mode']})"
-                   if len(mine) > 1 else ""))
-        lines.append(f"{fw}: compiling pays back its compile time and first step {span}.")
+        # whole steps, at least one: under one, the upfront cost is less than an eager step
+        steps = [max(1, math.ceil(r["break_even_steps"])) for r in (low, high)]
+        span = (f"{steps[0]} ({low['model']} {low['mode']}) to {steps[1]} steps "
+                f"({high['model']} {high['mode']})" if len(mine) > 1 else
+                f"{steps[0]} steps ({low['model']} {low['mode']})")
+        lines.append(f"{fw}: compiling pays back its compile time and first step within {span}.")
     return lines
 
 
@@ -176,11 +179,18 @@ def study_findings(studies: Any) -> list[str]:
     return [f"Forecast, {line}" for line in forecast.verdict_lines(forecast.horizon_table(ok))]
 
 
-def findings(frame: Any = None, graph_tables: dict[str, list] | None = None,
+def findings(frames: Sequence[tuple[str, Any]] = (), graph_tables: dict[str, list] | None = None,
              parity_records: Sequence[dict[str, Any]] = (), studies: Any = None) -> list[str]:
-    """Every finding, in the section's order, ending with what stayed undecided."""
-    lines, undecided = speed_findings(frame) if frame is not None and len(frame) else ([], [])
+    """Every finding, in the section's order, ending with what stayed undecided. `frames`
+    is (label, the matrix cells) per run: one, or one per run when several are compared
+    (runs never mix; the label, "Run X: ", starts each of its lines)."""
     from bench.parity import MODE_CHECKS
+
+    lines, undecided = [], []
+    for label, frame in frames:
+        speed, open_questions = speed_findings(frame)
+        lines += [f"{label}{line}" for line in speed]
+        undecided += [f"{label}{question}" for question in open_questions]
 
     lines += graph_findings(graph_tables or {})
     # eager == compiled: the graph study's rows, else the same checks in the parity file
@@ -208,14 +218,7 @@ def add_section(report: Any, frames: Sequence[tuple[str, Any]], graphs_path: Any
             tables.setdefault(part, []).extend(rows)
     records = _parity_records(parity_path) if _paths(parity_path) else []
     studies = runner.load(list(study_paths)) if study_paths else None
-    lines = []
-    for label, frame in frames:
-        speed, undecided = speed_findings(frame)
-        lines += [f"{label}{line}" for line in speed]
-        if undecided:
-            lines.append(f"{label}Not claimed, because the interval includes 1: "
-                         + "; ".join(undecided) + ".")
-    lines += findings(None, tables, records, studies)
+    lines = findings(frames, tables, records, studies)
     report.blocks[0:0] = [
         ("h2", "What this run shows"),
         ("p", "Generated from this report's data; a speed difference is stated only where "
