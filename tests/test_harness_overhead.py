@@ -53,7 +53,10 @@ def test_one_row_is_measured_end_to_end(overhead, tmp_path, capsys):
     doc = json.loads(out.read_text())
     (row,) = doc["rows"]
     assert (row["framework"], row["model"], row["mode"]) == (INSTALLED[0], "mlp", "eager")
-    assert len(row["round_ratios"]) == 2 and row["harness_ms"] > 0 and row["hand_loop_ms"] > 0
+    # 2 rounds, or 4 when the first 2 lay wholly over the bar (the rule tested above; a
+    # loaded CI runner can put a tiny cell there)
+    assert row["rounds_added"] in (0, 2) and len(row["round_ratios"]) == 2 + row["rounds_added"]
+    assert row["harness_ms"] > 0 and row["hand_loop_ms"] > 0
     assert row["ci95"][0] <= row["ratio"] <= row["ci95"][1] and row["iqr_ratio"] > 0
     assert doc["failed"] == [] and doc["bar"] == 1.05
     # exit 1 only when a row (or all rows together) lies wholly over the bar

@@ -167,16 +167,44 @@ def parity_findings(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def study_findings(studies: Any) -> list[str]:
-    """The studies' headline numbers: the forecast's verdicts against the classical
-    models."""
-    from bench.studies import forecast
+    """The studies' headline numbers: Genz's expected results as counted, the forecast's
+    verdicts against the classical models, the sweep's best settings; and for each, how
+    far apart the frameworks' results are item by item."""
+    from bench.report.studies import framework_gap, genz_checks
+    from bench.studies import forecast, sweep
 
     if studies is None or studies.empty:
         return []
-    ok = studies[(studies["study"] == forecast.NAME) & (studies["status"] == "ok")]
-    if ok.empty:
-        return []
-    return [f"Forecast, {line}" for line in forecast.verdict_lines(forecast.horizon_table(ok))]
+    ok = studies[studies["status"] == "ok"]
+    lines = []
+    part = ok[ok["study"] == "genz"]
+    if len(part):
+        checks = genz_checks(part)
+        (falls, curves, _), (harder, cases, _) = checks["falls_with_n"], checks["harder_in_high_d"]
+        gap = framework_gap(part, "mean_abs_error", relative=True)
+        lines.append(f"Genz: the error falls from the smallest to the largest n in {falls} of "
+                     f"{curves} (framework, family, d) curves, and the highest d is harder than "
+                     f"the lowest in {harder} of {cases} (framework, family, n) cases"
+                     + (f"; item by item the frameworks' mean |error| differs by a median of "
+                        f"{gap.median():.1%} (at most {gap.max():.0%})" if len(gap) else "") + ".")
+    part = ok[ok["study"] == forecast.NAME]
+    if len(part):
+        lines += [f"Forecast, {line}"
+                  for line in forecast.verdict_lines(forecast.horizon_table(part))]
+    part = ok[(ok["study"] == "sweep") & (ok["layers"] == sweep.BASE["layers"])
+              & (ok["width"] == sweep.BASE["width"])] if "layers" in ok else ok.iloc[0:0]
+    if len(part):
+        accuracy = part.groupby(["framework", "optimizer", "activation"])["test_accuracy"].mean()
+        best = [f"{fw} {accuracy[fw].idxmax()[0]} + {accuracy[fw].idxmax()[1]} "
+                f"({100 * accuracy[fw].max():.1f}%)"
+                for fw in dict.fromkeys(part["framework"])]
+        gap = 100 * framework_gap(ok[ok["study"] == "sweep"], "test_accuracy")
+        lines.append("Sweep (digits): the best optimizer and activation per framework: "
+                     + "; ".join(best)
+                     + (f"; item by item the frameworks' test accuracy differs by a median "
+                        f"of {gap.median():.2f} points (at most {gap.max():.2f})"
+                        if len(gap) else "") + ".")
+    return lines
 
 
 def findings(frames: Sequence[tuple[str, Any]] = (), graph_tables: dict[str, list] | None = None,
