@@ -100,6 +100,15 @@ def gpus() -> list[dict[str, str]]:
             for line in out.stdout.strip().splitlines() if line.strip()]
 
 
+def unused_devices() -> list[str]:
+    """Accelerators this machine has that fwbench does not measure on: an Apple silicon
+    Mac's GPU (the frameworks reach it through MPS or Metal; --device gpu means CUDA).
+    Known from the platform alone, so no framework is imported to find it."""
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return ["Apple GPU (MPS/Metal; not used: --device gpu means CUDA)"]
+    return []
+
+
 def describe() -> dict[str, Any]:
     """Framework-free facts: Python, NumPy, CPU, cores, affinity, GPUs, git commit, command."""
     affinity = cpus.allowed() if cpus.can_pin() else None
@@ -112,6 +121,7 @@ def describe() -> dict[str, Any]:
         "affinity": affinity,
         "pinning": cpus.describe(),
         "gpus": gpus(),
+        "unused_devices": unused_devices(),
         "git_commit": git_commit(),
         "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
         "variables": {k: os.environ[k] for k in RECORDED_VARIABLES if k in os.environ},

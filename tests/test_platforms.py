@@ -120,3 +120,14 @@ def test_native_windows_is_refused_with_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["fwbench: native Windows is not supported (its worker processes need "
                    "POSIX process groups); run it under WSL2"]
+
+
+def test_an_apple_gpu_is_recorded_as_a_device_that_is_not_used(monkeypatch):
+    import platform
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")
+    assert environment.unused_devices() == [
+        "Apple GPU (MPS/Metal; not used: --device gpu means CUDA)"]
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert environment.unused_devices() == []

@@ -56,7 +56,8 @@ def _environment(report: Report, runs: list[dict], frame: Any) -> None:
         part = frame[frame["run_id"] == run["run_id"]]
         rows.append({"run": run["run_id"], "created": run.get("created"),
                      "cpu": env.get("cpu"), "cores": env.get("cpu_count"),
-                     "gpus": ", ".join(g.get("name", "?") for g in env.get("gpus") or []) or "none",
+                     "gpus": ", ".join([g.get("name", "?") for g in env.get("gpus") or []]
+                                       + (env.get("unused_devices") or [])) or "none",
                      "python": env.get("python"),
                      "versions": "; ".join(sorted(set(part["versions"].dropna()))),
                      "git commit": (env.get("git_commit") or "")[:10],
