@@ -21,6 +21,14 @@ MARK = "fwbench-progress"
 EVERY_S = 15.0  # between status lines; a notebook or CI log gets a few per minute
 
 
+def time_left(elapsed_s: float, done: int, total: int) -> float | None:
+    """Seconds left at the pace so far (`done` items in `elapsed_s`); None before the
+    first item or after the last."""
+    if not 0 < done < total:
+        return None
+    return elapsed_s * (total - done) / done
+
+
 def say(done: int, total: int, what: str = "") -> None:
     """In a worker: `done` of `total` items are finished (the last was `what`)."""
     print(f"{MARK} {done} {total} {what}", flush=True)
@@ -51,7 +59,7 @@ def status(label: str, logs: Mapping[str, Path], elapsed_s: float) -> str:
     known = [c for c in counts.values() if c]
     left = ""
     if known and len(known) == len(counts) and all(done for done, _ in known):
-        seconds = max(elapsed_s * (total - done) / done for done, total in known)
+        seconds = max(time_left(elapsed_s, done, total) or 0.0 for done, total in known)
         left = f"; about {seconds:.0f} s left" if seconds >= 1 else "; finishing"
     return f"{label}: {elapsed_s:.0f} s; " + ", ".join(parts) + left
 

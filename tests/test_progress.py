@@ -63,3 +63,9 @@ def test_a_parity_worker_says_each_item_it_finishes(tmp_path):
     assert "fatal" not in raw
     done, total = progress.last(log)
     assert done == total == len(raw["results"]) + len(raw["errors"])
+
+
+def test_time_left_is_the_pace_so_far_over_what_is_left():
+    assert progress.time_left(30.0, 5, 20) == 90.0
+    assert progress.time_left(30.0, 0, 20) is None   # nothing finished yet: no pace
+    assert progress.time_left(30.0, 20, 20) is None  # nothing left

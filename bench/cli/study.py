@@ -17,6 +17,7 @@ from bench.cli.common import (
     refuse_defining_flags,
     study_dir,
 )
+from bench.progress import time_left
 from bench.speed import cells
 from bench.studies import STUDIES
 
@@ -116,8 +117,8 @@ def execute(folder: Path) -> int:
         elapsed = now - started
         if added is None:
             since, done_then = first.setdefault(framework, (now, done))
-            left = ((now - since) * (total - done) / (done - done_then)
-                    if done_then < done < total else None)
+            # the pace of this invocation: items done before a --resume do not count
+            left = time_left(now - since, done - done_then, total - done_then)
             line = (f"  {framework}: {done}/{total} items ({elapsed:.0f} s"
                     + (f", about {left:.0f} s left for {framework})" if left is not None else ")"))
             if tty:  # one line per framework, rewritten as items finish

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import environment, frameworks, graphs, parity, results
+from bench.progress import time_left
 from bench.spec import MODELS
 from bench.speed import cells, harness
 from bench.speed.measure import Budget
@@ -48,10 +49,9 @@ class _JobCounter:
 
     def __call__(self, line: str) -> None:
         self.done += 1
-        elapsed = time.perf_counter() - self.started
-        left = elapsed * max(self.total - self.done, 0) / self.done
+        left = time_left(time.perf_counter() - self.started, self.done, self.total)
         self.progress(f"{line} [{self.done}/{self.total} jobs"
-                      + (f", about {left:.0f} s left]" if self.done < self.total else "]"))
+                      + (f", about {left:.0f} s left]" if left is not None else "]"))
 
 
 def graphs_dir() -> Path:
@@ -110,11 +110,17 @@ def load(path: Path) -> dict[str, "pandas.DataFrame"]:  # noqa: F821 - pandas is
     """The tables of a graphs.json (or of the folder holding one) as DataFrames."""
     import pandas as pd
 
+    return {part: pd.DataFrame(rows) for part, rows in read(path)["tables"].items()}
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A graphs.json (or the folder holding one), with the compile rows' break-even
+    steps derived again from their stored times (with_break_even)."""
     path = Path(path)
     doc = results.read_document(path / "graphs.json" if path.is_dir() else path, graphs.SCHEMA)
-    tables = {**doc["tables"], "compile": with_break_even(doc["tables"].get("compile", []))}
-    return {part: pd.DataFrame(rows) for part, rows in tables.items()
-            if part in doc["tables"]}
+    if "compile" in doc["tables"]:
+        doc["tables"]["compile"] = with_break_even(doc["tables"]["compile"])
+    return doc
 
 
 # --- 1. compile cost, from harness cells ------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import graphs, results
+from bench import results
 from bench.report.document import Report, save_figure
 from bench.speed import show
 
@@ -25,14 +25,7 @@ def _paths(value: Path | Sequence[Path] | None) -> list[Path]:
 def _graph_docs(value: Path | Sequence[Path]) -> list[dict[str, Any]]:
     from bench.graphs import study as graphstudy
 
-    docs = []
-    for path in _paths(value):
-        doc = results.read_document(path / "graphs.json" if path.is_dir() else path,
-                                    graphs.SCHEMA)
-        if "compile" in doc["tables"]:
-            doc["tables"]["compile"] = graphstudy.with_break_even(doc["tables"]["compile"])
-        docs.append(doc)
-    return docs
+    return [graphstudy.read(path) for path in _paths(value)]
 
 
 def _parity_records(value: Path | Sequence[Path]) -> list[dict[str, Any]]:
