@@ -45,6 +45,9 @@ class Framework:
     # how its code expresses a model and its training, for the report's side-by-side
     # section: (aspect, how). Every `name` in backticks is in impls/<name>/ (a test checks).
     concepts: tuple[tuple[str, str], ...] = ()
+    # variables naming the folders of its persistent compile caches, read when it
+    # compiles: a cell whose compile time is reported gets empty ones (a cold start)
+    compile_cache_env: tuple[str, ...] = ()
 
     @property
     def package(self) -> str:
@@ -110,6 +113,9 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
             ("randomness", "a global generator (torch.manual_seed); fwbench sets every "
                            "weight from the canonical NumPy draw instead"),
         ),
+        # Inductor keeps generated code and compiled kernels across processes (on by
+        # default): a hit cut the MLP's first compiled step from 35 to 6 s here
+        compile_cache_env=("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"),
     ),
     Framework(
         name="jax", title="JAX (Flax + Optax)", requires=("jax", "flax", "optax"), extra="jax",

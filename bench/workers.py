@@ -18,14 +18,14 @@ it, and reads back its one result file:
 - a timeout or an interrupt of the parent (Ctrl-C) kills the worker's whole process
   group: torch.compile's compile workers and any other helper go with it.
 
-The result is a pickle (parity's raw results are NumPy arrays under tuple keys), a
-private channel to the child the parent started, read once and removed. The job file
-stays beside the log: `python -m bench.workers <job file> out.pkl` reruns it by hand.
+The result is a pickle (parity's raw results are NumPy arrays under tuple keys), read
+once and removed. The job file stays beside the log: `python -m bench.workers <job file>
+out.pkl` reruns it by hand. A job with `preload` set runs in a child forked from its
+framework's fork server (bench.forkserver), the framework imported once per run.
 
 Written by hand because no library does this: multiprocessing and concurrent.futures
-start workers by fork (unsafe after a framework's threads exist) or keep a pool of them
-alive between tasks (what one cell leaves in its framework would reach the next), and
-neither times out a task by killing its process group.
+fork after the parent's threads exist or keep workers alive between tasks (what one cell
+leaves in its framework would reach the next), and neither kills a task's process group.
 """
 
 from __future__ import annotations
@@ -47,76 +47,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import cpus
+from bench.faults import FAULTS, Fault, WorkerError, strike  # noqa: F401 - their home before
 from bench.threads import device_env, thread_env
 
 ROOT = Path(__file__).resolve().parent.parent  # the folder holding bench/ and impls/
 LOG_TAIL_LINES = 20
-
-# What a Fault can do to the item it hits. Test and calibration hooks: nothing in a
-# normal run sets one.
-FAULTS = {
-    "raise": "the task raises RuntimeError",
-    "exit": "the process exits at once with status 3, writing nothing (like a segfault)",
-    "kill": "the process sends itself SIGKILL (like the OOM killer)",
-    "hang": "the process sleeps until its timeout",
-    "nan": "the training loss becomes NaN",
-    "slow": "every timed step of a speed cell takes `fraction` more time (CPU spin)",
-}
-
-
-class WorkerError(ValueError):
-    """A job or fault that cannot be run as given."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A failure injected on purpose into the items whose id contains `target` (every
-    item when it is empty): `kind` is one of FAULTS; `fraction` is the slowdown of
-    "slow"."""
-
-    kind: str
-    target: str = ""
-    fraction: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULTS:
-            raise WorkerError(f"fault {self.kind!r} not known: allowed {', '.join(FAULTS)}")
-        if self.kind == "slow" and not self.fraction > 0:
-            raise WorkerError(f"fault 'slow' needs a fraction > 0, not {self.fraction!r}")
-
-    def hits(self, item_id: str) -> bool:
-        return self.target in item_id
-
-    @classmethod
-    def parse(cls, text: str) -> "Fault":
-        """KIND or KIND:TARGET or slow=FRACTION[:TARGET], the form of a command-line flag."""
-        kind, _, target = text.partition(":")
-        fraction = 0.0
-        if kind.startswith("slow="):
-            kind, value = kind.split("=", 1)
-            try:
-                fraction = float(value)
-            except ValueError:
-                raise WorkerError(f"fault {text!r}: the slowdown {value!r} is not a number")
-        return cls(kind, target, fraction)
-
-
-def strike(fault: Fault | None, item_id: str) -> str | None:
-    """Carry out `fault` on the item `item_id` if it hits it: raise, exit, kill this
-    process or hang here. Returns the kind the caller must apply itself ("nan",
-    "slow"), or None."""
-    if fault is None or not fault.hits(item_id):
-        return None
-    if fault.kind == "raise":
-        raise RuntimeError(f"injected fault (raise, on {item_id})")
-    if fault.kind == "exit":
-        os._exit(3)
-    if fault.kind == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    if fault.kind == "hang":
-        time.sleep(10**6)
-    return fault.kind
-
 
 @dataclass(frozen=True)
 class Job:
@@ -132,6 +67,7 @@ class Job:
     env: Mapping[str, str] = field(default_factory=dict)
     timeout_s: float = 300.0
     fault: Fault | None = None
+    preload: str | None = None  # a framework (or module): run forked from its fork server
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "args": dict(self.args), "env": dict(self.env),
@@ -323,9 +259,15 @@ def run(job: Job, log: Path) -> Outcome:
     result_path = log.with_name(log.stem + ".result.pkl")
     job_path.write_text(json.dumps(job.to_dict(), indent=1))
     result_path.unlink(missing_ok=True)
+    env = process_env(job.threads, job.device, job.env)
+    ran = None
+    if job.preload:
+        from bench import forkserver
+
+        if forkserver.usable():
+            ran = forkserver.run(job.preload, env, job_path, result_path, log, job.timeout_s)
     cmd = [sys.executable, "-m", "bench.workers", str(job_path), str(result_path)]
-    returncode, wall_s = run_command(cmd, log, process_env(job.threads, job.device, job.env),
-                                     job.timeout_s)
+    returncode, wall_s = ran if ran is not None else run_command(cmd, log, env, job.timeout_s)
     if returncode is not None and result_path.exists():
         with open(result_path, "rb") as f:
             payload = pickle.load(f)

@@ -170,7 +170,7 @@ def _run_harness(cell: Cell, results_dir: Path, name: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.cli", "run", "--frameworks", cell.framework,
            "--models", cell.model, "--modes", cell.mode, "--preset", cell.preset,
            "--threads", str(cell.threads), "--repeats", "1", "--name", name,
-           "--no-scaling", "--no-graphs", "--no-parity", "--no-report"]
+           "--no-scaling", "--no-graphs", "--no-parity", "--no-report", "--no-limits"]
     env = {**os.environ, "FWBENCH_RESULTS": str(results_dir)}
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     frame = results.load(results_dir / "runs" / name)

@@ -53,7 +53,7 @@ def _run(name: str, flags: list[str]) -> tuple[float, Path]:
     # The speed matrix alone: the main job's later phases (scaling sweep, graph study,
     # parity, report) are timed by the job itself and are not what this bar is about.
     cmd = [sys.executable, "-m", "bench.cli", "run", "--name", name, "--no-scaling",
-           "--no-graphs", "--no-parity", "--no-report", *flags]
+           "--no-graphs", "--no-parity", "--no-report", "--no-limits", *flags]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=os.environ, capture_output=True, text=True)
     wall_s = time.perf_counter() - started

@@ -42,9 +42,13 @@ def test_every_mode_of_a_framework_measures(fw, results_dir):
         assert m["throughput"] == pytest.approx(train_spec.batch_size / m["median_ms"] * 1e3)
         assert m["warmup_steps"] >= QUICK.warmup_steps
         assert math.isfinite(m["first_loss"]) and math.isfinite(m["last_loss"])
-        # a process with a framework imported holds over 100 MiB (the RSS helpers
-        # themselves are checked against a known allocation in test_speed_units)
-        assert m["peak_rss_mib"] >= m["rss_after_import_mib"] > 100
+        # a process with a framework imported holds well over 50 MiB (JAX's ~100 MiB,
+        # forked from its server; the RSS helpers themselves are checked against a known
+        # allocation in test_speed_units)
+        assert m["peak_rss_mib"] >= m["rss_after_import_mib"] > 50
+        assert rec["framework"]["process"].startswith("forked from the run's fork server")
+        assert rec["framework"]["compile_cache"].startswith(
+            "cold" if fw == "torch" else "none")
         assert m["peak_device_mib"] is None  # CPU: the process's RSS is the figure
         assert rec["framework"]["runtime"]["threads"] == 1
         ahead_of_time = (fw == "jax" and cell.mode == "compiled") or \

@@ -21,8 +21,10 @@ needs_any = pytest.mark.skipif(not INSTALLED, reason="no framework installed")
 
 
 def _workers_of(parent: int) -> list[int]:
-    """Pids of the bench.workers processes whose parent is `parent`."""
-    found = []
+    """Pids of the worker processes `parent` started: bench.workers processes and fork
+    servers (bench.forkserver) that are its children, and the workers those servers
+    forked (their children)."""
+    children: dict[int, list[tuple[int, list[bytes]]]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -31,8 +33,13 @@ def _workers_of(parent: int) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if int(stat[1]) == parent and b"bench.workers" in cmdline:
-            found.append(int(entry.name))
+        children.setdefault(int(stat[1]), []).append((int(entry.name), cmdline))
+    found = []
+    for pid, cmdline in children.get(parent, []):
+        if b"bench.workers" in cmdline:
+            found.append(pid)
+        elif b"bench.forkserver" in cmdline:
+            found += [pid, *(child for child, _ in children.get(pid, []))]
     return found
 
 

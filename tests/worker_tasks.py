@@ -31,3 +31,16 @@ def spawn_and_hang(args: dict[str, Any], fault: workers.Fault | None = None) -> 
 
 def unpicklable(args: dict[str, Any], fault: workers.Fault | None = None) -> Any:
     return lambda: None
+
+
+def family(args: dict[str, Any], fault: workers.Fault | None = None) -> dict[str, Any]:
+    """Who ran the task: its pid, its parent's, its process group and session, whether
+    the fork server's preload is in it, and what it printed (to its log)."""
+    from bench import forkserver
+
+    print(f"task says {args.get('say', 'hello')}", flush=True)
+    workers.strike(fault, args.get("id", ""))
+    return {"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0),
+            "sid": os.getsid(0), "preloaded": forkserver.PRELOADED,
+            "cores": sorted(os.sched_getaffinity(0)),
+            "env": {k: os.environ.get(k) for k in args.get("env_keys", [])}}

@@ -76,6 +76,10 @@ def add_parser(sub: Any) -> None:
                    help="also measure scaling curves: step time vs batch size (MLP) and "
                    "sequence length (the sequence models) at 1/4, 2 and 4 times the "
                    "preset's, compiled mode, one process per point")
+    p.add_argument("--limits", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure the machine's limits first (each framework's best matrix "
+                   "product and memory bandwidth, a few seconds each), the report's "
+                   "reference for every cell's FLOP/s")
     p.add_argument("--graphs", action=argparse.BooleanOptionalAction, default=True,
                    help="then run the static-vs-dynamic graph study (fwbench graphs) on "
                    "this run's frameworks, reusing its cells")
@@ -99,7 +103,7 @@ RUN_DEFINING = (("frameworks", "--frameworks"), ("models", "--models"), ("modes"
                 ("warmup_seconds", "--warmup-seconds"), ("min_samples", "--min-samples"),
                 ("sample_max_seconds", "--sample-max-seconds"), ("repeats", "--repeats"),
                 ("timeout", "--timeout"), ("tf32", "--tf32"), ("name", "--name"),
-                ("scaling", "--scaling/--no-scaling"))
+                ("scaling", "--scaling/--no-scaling"), ("limits", "--limits/--no-limits"))
 DEFAULTS: dict[str, object] = {}  # their defaults, filled in by add_parser
 
 
@@ -170,5 +174,5 @@ def start(args: argparse.Namespace) -> Path:
         refuse_all_missing(sorted({c.framework for c in cells_}))
         note_missing(sorted({c.framework for c in cells_}), "cells are")
         folder = harness.new_run(cells_, budget_, args.timeout, args.tf32, args.name,
-                                 args.repeats, sweep)
+                                 args.repeats, sweep, limits=args.limits)
     return folder

@@ -220,11 +220,13 @@ def checkouts(sides: Mapping[str, Mapping[str, Any]]) -> Iterator[dict[str, Path
 
 # --- running ---------------------------------------------------------------------------
 def side_command(python: str, cell: Mapping[str, Any], settings: Mapping[str, Any],
-                 name: str, fault: str | None) -> list[str]:
+                 name: str, fault: str | None, limits_flag: bool = True) -> list[str]:
     """The side's `fwbench run` of one cell, one process, nothing after it."""
     cmd = [python, "-c", BOOT, "run", "--frameworks", cell["framework"], "--models",
            cell["model"], "--modes", cell["mode"], "--repeats", "1", "--name", name,
            "--no-scaling", "--no-graphs", "--no-parity", "--no-report"]
+    if limits_flag:  # a side from before the machine's limits were measured has no flag
+        cmd.append("--no-limits")
     for dest, flag in RUN_FLAGS:
         cmd += [flag, str(settings[dest])]
     if fault:
@@ -274,7 +276,8 @@ def _run_slots(folder: Path, session: Mapping[str, Any], todo: Sequence[tuple[in
             log = folder / "logs" / f"{side.lower()}-{slot_name(i, pair)}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             cmd = side_command(pythons[side], cell, settings, slot_name(i, pair),
-                               sides[side].get("fault"))
+                               sides[side].get("fault"),
+                               (Path(roots[side]) / "bench" / "speed" / "limits.py").exists())
             # the side's own per-cell timeout, plus its start and its environment capture
             # SIGTERM on a stop: the side's fwbench run then stops its own worker
             status, wall_s = workers.run_command(cmd, log, env, settings["timeout"] + 120,

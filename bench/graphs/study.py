@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import environment, frameworks, graphs, parity, results
+from bench import environment, forkserver, frameworks, graphs, parity, results
 from bench.progress import time_left
 from bench.spec import MODELS
 from bench.speed import cells, harness
@@ -91,6 +91,15 @@ def run(frameworks: Sequence[str], parts: Sequence[str] = graphs.PARTS, preset: 
              "control_flow": lambda: _control_flow(frameworks, threads, folder, timeout_s,
                                                    finished),
              "modes": lambda: _modes(frameworks, parity_dtypes, finished)}
+    try:
+        _run_parts(parts, steps, doc, folder, progress)
+    finally:
+        forkserver.close_all()  # the frameworks' fork servers, started by the first jobs
+    return folder / "graphs.json"
+
+
+def _run_parts(parts: Sequence[str], steps: dict[str, Any], doc: dict[str, Any], folder: Path,
+               progress: Progress) -> None:
     for part in parts:
         started = time.perf_counter()
         progress(f"{part}: started")
@@ -103,7 +112,6 @@ def run(frameworks: Sequence[str], parts: Sequence[str] = graphs.PARTS, preset: 
             progress(f"{part}: FAILED: {type(exc).__name__}: {exc}")
         doc["seconds"][part] = time.perf_counter() - started
         results.write_json(folder / "graphs.json", doc)  # what is done so far survives
-    return folder / "graphs.json"
 
 
 def load(path: Path) -> dict[str, "pandas.DataFrame"]:  # noqa: F821 - pandas is lazy

@@ -127,6 +127,15 @@ def forward_flops(spec: AttentionSpec, batch_size: int, seq_len: int | None = No
     return total + spec.num_blocks * per_block + matmul_flops(b, d, spec.out_features)
 
 
+def saved_elements(spec: AttentionSpec, batch_size: int, seq_len: int | None = None) -> int:
+    """The input; per block its input, q, k, v, the attention output, the projection's
+    output, two LayerNorm outputs and the feed-forward hidden layer before and after its
+    activation, plus every head's scores and weights (T x T each); the head's input."""
+    t, b, d = seq_len or spec.seq_len, batch_size, spec.d_model
+    per_block = b * t * (8 * d + 2 * spec.ff_dim) + 2 * b * spec.num_heads * t * t
+    return b * t * spec.in_features + spec.num_blocks * per_block + b * d
+
+
 def parity_variants(spec: AttentionSpec) -> list[tuple[str, AttentionSpec]]:
     """Pre-LN and causal masking, each with another activation."""
     return [("pre-relu", dataclasses.replace(spec, norm="pre", activation="relu")),
@@ -142,7 +151,7 @@ def inert_params(spec: AttentionSpec) -> tuple[str, ...]:
 
 KIND = ModelKind(
     name="attention", title="self-attention", spec=AttentionSpec, param_shapes=param_shapes,
-    forward=forward, forward_flops=forward_flops, scaling_axis="seq_len",
+    forward=forward, forward_flops=forward_flops, saved_elements=saved_elements, scaling_axis="seq_len",
     parity_variants=parity_variants, inert_params=inert_params,
     presets={
         "tiny": (AttentionSpec(in_features=5, d_model=8, num_heads=2, ff_dim=12,

@@ -39,6 +39,10 @@ class ModelKind:
     forward: Callable[[Any, dict[str, np.ndarray], np.ndarray], np.ndarray]
     # matrix-product FLOPs of one forward pass over a batch at a sequence length
     forward_flops: Callable[[Any, int, int | None], int]
+    # elements the forward pass over a batch keeps for the backward pass (each product's
+    # input, each layer's output, attention's scores and weights), at a sequence length:
+    # the activations a step must write and read back at least once (bench.flops)
+    saved_elements: Callable[[Any, int, int | None], int]
     # per preset: (model spec, batch size); presets "tiny", "small", "large"
     presets: dict[str, tuple[Any, int]]
     # the axis the scaling sweep varies: "batch_size" or "seq_len"

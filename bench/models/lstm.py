@@ -11,7 +11,7 @@ import numpy as np
 
 from bench.models.kind import ModelKind, Shapes
 from bench.models.numerics import Params, dense, sigmoid
-from bench.models.recurrent import RecurrentSpec, stacked_flops, stacked_shapes
+from bench.models.recurrent import RecurrentSpec, stacked_flops, stacked_saved_elements, stacked_shapes
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,13 @@ def forward_flops(spec: LSTMSpec, batch_size: int, seq_len: int | None = None) -
     return stacked_flops(spec, 4, batch_size, seq_len)
 
 
+def saved_elements(spec: LSTMSpec, batch_size: int, seq_len: int | None = None) -> int:
+    return stacked_saved_elements(spec, 4, batch_size, seq_len)
+
+
 KIND = ModelKind(
     name="lstm", title="LSTM", spec=LSTMSpec, param_shapes=param_shapes, forward=forward,
-    forward_flops=forward_flops, scaling_axis="seq_len",
+    forward_flops=forward_flops, saved_elements=saved_elements, scaling_axis="seq_len",
     presets={
         "tiny": (LSTMSpec(in_features=3, hidden_size=5, num_layers=2, seq_len=6,
                           out_features=3), 4),

@@ -64,6 +64,12 @@ def forward_flops(spec: MLPSpec, batch_size: int, seq_len: int | None = None) ->
     return sum(matmul_flops(batch_size, w_in, w_out) for w_in, w_out in zip(widths, widths[1:]))
 
 
+def saved_elements(spec: MLPSpec, batch_size: int, seq_len: int | None = None) -> int:
+    """Each layer's input and pre-activation output."""
+    widths = _widths(spec)
+    return batch_size * (sum(widths[:-1]) + sum(widths[1:]))
+
+
 def parity_variants(spec: MLPSpec) -> list[tuple[str, MLPSpec]]:
     """Every other activation on the tiny MLP (the tiny preset uses tanh)."""
     return [(act, dataclasses.replace(spec, activation=act))
@@ -72,7 +78,8 @@ def parity_variants(spec: MLPSpec) -> list[tuple[str, MLPSpec]]:
 
 KIND = ModelKind(
     name="mlp", title="MLP", spec=MLPSpec, param_shapes=param_shapes, forward=forward,
-    forward_flops=forward_flops, scaling_axis="batch_size", parity_variants=parity_variants,
+    forward_flops=forward_flops, saved_elements=saved_elements, scaling_axis="batch_size",
+    parity_variants=parity_variants,
     presets={
         "tiny": (MLPSpec(in_features=6, hidden=(8, 7), out_features=3, activation="tanh"), 5),
         "small": (MLPSpec(in_features=32, hidden=(256, 256, 256), out_features=10), 128),

@@ -41,6 +41,19 @@ def stacked_shapes(name: str, spec: RecurrentSpec, gates: int) -> Shapes:
     return entries + dense_shapes("head", h, spec.out_features)
 
 
+def stacked_saved_elements(spec: RecurrentSpec, gates: int, batch_size: int,
+                           seq_len: int | None) -> int:
+    """Per layer and time step: the input, the gates (`gates` x H) and the hidden state
+    (and an LSTM's cell state); the head's input."""
+    t, h, b = seq_len or spec.seq_len, spec.hidden_size, batch_size
+    states = 2 if gates == 4 else 1  # h and c, or h
+    total = 0
+    for layer in range(spec.num_layers):
+        width_in = spec.in_features if layer == 0 else h
+        total += t * b * (width_in + gates * h + states * h)
+    return total + b * h
+
+
 def stacked_flops(spec: RecurrentSpec, gates: int, batch_size: int, seq_len: int | None) -> int:
     t, h, b = seq_len or spec.seq_len, spec.hidden_size, batch_size
     total = 0

@@ -74,10 +74,10 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
     from bench.report import studies as study_sections
 
     study_sections.add_sections(report, list(study_paths), out)
-    from bench.report import findings
+    from bench.report import findings, limits
 
     lines = findings.add_section(report, _run_frames(run_dirs, merge), graphs_path,
-                                 parity_path, list(study_paths))
+                                 parity_path, list(study_paths), limits.finding_lines(run_dirs))
     results.write_json(out / "findings.json", {"findings": lines})
     for block in report.blocks:
         if block[0] == "table":

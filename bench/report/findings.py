@@ -208,7 +208,8 @@ def study_findings(studies: Any) -> list[str]:
 
 
 def findings(frames: Sequence[tuple[str, Any]] = (), graph_tables: dict[str, list] | None = None,
-             parity_records: Sequence[dict[str, Any]] = (), studies: Any = None) -> list[str]:
+             parity_records: Sequence[dict[str, Any]] = (), studies: Any = None,
+             limit_lines: Sequence[str] = ()) -> list[str]:
     """Every finding, in the section's order, ending with what stayed undecided. `frames`
     is (label, the matrix cells) per run: one, or one per run when several are compared
     (runs never mix; the label, "Run X: ", starts each of its lines)."""
@@ -219,7 +220,7 @@ def findings(frames: Sequence[tuple[str, Any]] = (), graph_tables: dict[str, lis
         speed, open_questions = speed_findings(frame)
         lines += [f"{label}{line}" for line in speed]
         undecided += [f"{label}{question}" for question in open_questions]
-
+    lines += limit_lines  # the cells against the machine's limits (bench.report.limits)
     lines += graph_findings(graph_tables or {})
     # eager == compiled: the graph study's rows, else the same checks in the parity file
     lines += mode_findings((graph_tables or {}).get("modes")
@@ -233,7 +234,8 @@ def findings(frames: Sequence[tuple[str, Any]] = (), graph_tables: dict[str, lis
 
 
 def add_section(report: Any, frames: Sequence[tuple[str, Any]], graphs_path: Any,
-                parity_path: Any, study_paths: Sequence[Path]) -> list[str]:
+                parity_path: Any, study_paths: Sequence[Path],
+                limit_lines: Sequence[str] = ()) -> list[str]:
     """Put "What this run shows" at the top of `report`; `frames` is (label, the matrix
     cells) per run (one, or one per run when several are compared: runs never mix).
     Returns the findings."""
@@ -246,7 +248,7 @@ def add_section(report: Any, frames: Sequence[tuple[str, Any]], graphs_path: Any
             tables.setdefault(part, []).extend(rows)
     records = _parity_records(parity_path) if _paths(parity_path) else []
     studies = runner.load(list(study_paths)) if study_paths else None
-    lines = findings(frames, tables, records, studies)
+    lines = findings(frames, tables, records, studies, limit_lines)
     report.blocks[0:0] = [
         ("h2", "What this run shows"),
         ("p", "Generated from this report's data; a speed difference is stated only where "

@@ -21,7 +21,7 @@ def _runs(report: Report, run_dirs: Sequence[Path], out: Path, merge: bool) -> N
     every_cell = results.load(list(run_dirs))
     # The matrix's cells make every section but the scaling curves, which also use the
     # sweep's points (other batch sizes and lengths, one process each).
-    frame = scaling.split(every_cell)[0]
+    frame = matrix = scaling.split(every_cell)[0]
     runs = [results.read_json(Path(d) / "run.json") for d in run_dirs]
     _environment(report, runs, frame)
     _methodology(report, runs, frame)
@@ -41,6 +41,9 @@ def _runs(report: Report, run_dirs: Sequence[Path], out: Path, merge: bool) -> N
             report.text(line)
     _failures(report, every_cell)
     _speed(report, frame, out)
+    from bench.report import limits
+
+    limits.add_section(report, run_dirs, matrix, out)
     _scaling(report, every_cell, out)
     if len(runs) > 1 and not merge:
         _comparison(report, run_dirs, out)
@@ -74,7 +77,9 @@ def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
             f"Run {run['run_id']}: {len(run.get('cells', []))} cells x {run.get('repeats', 1)} "
             f"repeats, each repeat a fresh process, run one at a time, round-robin over the "
             f"matrix. Every framework got the same {', '.join(map(str, threads))} compute "
-            f"thread(s) and {_pinning_text(env)}. Each process imports the framework, builds the model "
+            f"thread(s) and {_pinning_text(env)}. "
+            + _process_text(frame[frame["run_id"] == run["run_id"]])
+            + "Each process builds the model "
             f"from the same canonical weights, compiles where the framework has a separate call "
             f"for it, runs a first step, then warms up for at least {b.get('warmup_steps')} "
             f"steps and {b.get('warmup_s')} s (2 steps suffice past {b.get('warmup_max_s')} s), "
@@ -96,6 +101,26 @@ def _methodology(report: Report, runs: list[dict], frame: Any) -> None:
                 "the optimizer hyperparameters (every framework default that differs is set "
                 "explicitly; `fwbench parity` lists them), dtype, batch size, threads. What is "
                 "not: each framework's own kernels and its default compiler settings.")
+
+
+def _process_text(frame: Any) -> str:
+    """How the run's cell processes started and compiled, as their records say."""
+    if "process" not in frame or frame["process"].isna().all():
+        return "Each process imports the framework. "
+    forked = frame["process"].str.startswith("forked", na=False)
+    text = ("Each process was forked from a fork server that had imported the framework "
+            "once per run (bench.forkserver; its import time is the cell's import_s). "
+            if forked.all() else "Each process imports the framework. " if not forked.any()
+            else f"{int(forked.sum())} of {len(frame)} cells' processes were forked from a "
+                 "fork server that had imported the framework; the others imported it. ")
+    caches = sorted(set(frame["compile_cache"].dropna()) - {c for c in frame["compile_cache"].dropna()
+                                                           if c.startswith("none")})
+    if caches:
+        cold = all(c.startswith("cold") for c in caches)
+        text += ("Compile caches kept across processes (torch's Inductor): "
+                 + "; ".join(caches) + (". Compile times are cold starts. " if cold
+                                        else ". Compile times may include cache hits. "))
+    return text
 
 
 def _pinning_text(env: dict[str, Any]) -> str:

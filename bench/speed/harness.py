@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, environment, results, workers
-from bench.speed import measure
+from bench import adapters, environment, forkserver, results, workers
+from bench.speed import limits, measure
 from bench.speed.cells import Cell, MatrixError
 from bench.speed.measure import Budget
 
@@ -59,11 +59,12 @@ def cell_env(cell: Cell) -> dict[str, str]:
 
 def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
             name: str | None = None, repeats: int = 1,
-            sweep: Sequence[tuple[str, Cell]] = ()) -> Path:
+            sweep: Sequence[tuple[str, Cell]] = (), limits: bool = False) -> Path:
     """Create a run folder holding the matrix and settings; returns its path.
 
     `sweep`: (axis, cell) points of scaling curves (bench.speed.cells.scaling_cells), measured
     once each after the matrix's repeats; a point that is a matrix cell already is dropped.
+    `limits`: measure the machine's limits (bench.speed.limits) before the first cell.
     """
     if not cells:
         raise MatrixError("the matrix is empty: nothing to run")
@@ -78,7 +79,8 @@ def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
         "schema": RUN_SCHEMA, "run_id": run_id,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment.describe(), "budget": asdict(budget),
-        "timeout_s": timeout_s, "tf32": tf32, "repeats": repeats, "cells": [c.to_dict() for c in cells],
+        "timeout_s": timeout_s, "tf32": tf32, "repeats": repeats, "limits": limits,
+        "cells": [c.to_dict() for c in cells],
         "cell_ids": matrix_ids,
         "sweep": [{"axis": axis, "cell": c.to_dict(), "cell_id": c.id} for axis, c in sweep
                   if c.id not in matrix_ids],
@@ -128,9 +130,11 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1,
     job = workers.Job(
         "bench.speed.measure:cell_task",
         {"run_id": run["run_id"], "repeat": repeat, "cell": cell.to_dict(),
-         "budget": run["budget"], "tf32": run["tf32"]},
+         "budget": run["budget"], "tf32": run["tf32"],
+         # the matrix's compile times are reported: cold caches; a sweep point's are not
+         "cold_compile": cell.id in run.get("cell_ids", [])},
         threads=cell.threads, device=cell.device, cores=tuple(workers.affinity(cell.threads)),
-        timeout_s=run["timeout_s"], fault=fault)
+        timeout_s=run["timeout_s"], fault=fault, preload=cell.framework)
     outcome = workers.run(job, Path(run_dir) / "logs" / f"{cell.id}.r{repeat}.log")
     if outcome.ok:
         record = outcome.value
@@ -185,6 +189,8 @@ def execute(run_dir: Path, retry_failed: bool = False,
     run = load_run(run_dir)
     with results.exclusive(Path(run_dir), "run", MatrixError):
         todo = pending(run_dir, run, retry_failed)
+        if run.get("limits") and limits.read(run_dir) is None:
+            limits.measure(run_dir, run, list(dict.fromkeys(c["framework"] for c in run["cells"])))
         under = ran_under()
         records = []
         for i, (cell, repeat) in enumerate(todo):
@@ -194,5 +200,6 @@ def execute(run_dir: Path, retry_failed: bool = False,
             records.append(record)
             if on_cell:
                 on_cell(i + 1, len(todo), cell, repeat, record)
+        forkserver.close_all()  # their memory back before the next phase
     return records
 

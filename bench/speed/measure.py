@@ -21,8 +21,10 @@ from __future__ import annotations
 import math
 import os
 import resource
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -30,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, canonical, cpus, data, flops, results, spec, workers
+from bench import adapters, canonical, cpus, data, flops, forkserver, frameworks, results, spec, workers
 from bench.speed import machineload, speedprobe, stats
 from bench.speed.cells import Cell
 
@@ -141,8 +143,22 @@ def status_of(exc: BaseException) -> str:
 Curves = dict[str, list[float]]
 
 
+def compile_caches(framework: str, cold: bool) -> tuple[str, Path | None]:
+    """Point the framework's persistent compile caches (its record's compile_cache_env)
+    at a new empty folder if `cold`: (what the record says, the folder to remove)."""
+    names = frameworks.get(framework).compile_cache_env
+    if not names:
+        return "none: nothing compiled is kept across processes", None
+    if not cold:
+        return f"shared: the user's ({', '.join(names)}), warm or not", None
+    folder = Path(tempfile.mkdtemp(prefix="fwbench-compile-cache-"))
+    for name in names:
+        os.environ[name] = str(folder / name.lower())
+    return f"cold: empty folders in {', '.join(names)}", folder
+
+
 def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault | None = None,
-            ) -> tuple[dict[str, Any], dict[str, Any], list[float], Curves]:
+            compile_cache: str = "") -> tuple[dict[str, Any], dict[str, Any], list[float], Curves]:
     """Run the cell; returns (metrics, framework facts, raw step times in ms, curves).
 
     curves: "loss", the loss of every step from the first (before its update), and
@@ -162,6 +178,13 @@ def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault
     facts["runtime"] = adapter.configure(cell.device, cell.threads, tf32)
     facts["versions"] = adapter.versions()
     metrics["import_s"] = time.perf_counter() - t
+    preloaded_s = forkserver.preloaded_import_s(cell.framework)
+    if preloaded_s is not None:  # imported once by the run's fork server, before the fork
+        metrics["import_s"] += preloaded_s
+        facts["process"] = "forked from the run's fork server (framework imported there)"
+    else:
+        facts["process"] = "fresh interpreter"
+    facts["compile_cache"] = compile_cache
     metrics["rss_after_import_mib"] = _rss_mib()
 
     t = time.perf_counter()
@@ -289,9 +312,10 @@ def cell_task(job: dict[str, Any], fault: workers.Fault | None = None) -> dict[s
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "affinity": cpus.allowed(), "pid": os.getpid()})
     started = time.perf_counter()
+    cache, cache_folder = compile_caches(cell.framework, bool(job.get("cold_compile")))
     try:
         out["metrics"], out["framework"], out["samples_ms"], curves = measure(
-            cell, budget, out["tf32"], fault)
+            cell, budget, out["tf32"], fault, cache)
         out["losses"], out["warmup_ms"] = curves["loss"], curves["warmup_ms"]
         out["probe_ms"] = curves["probe_ms"]  # the machine-speed probes of each timed step
         out["matmul_probe_ms"] = curves["matmul_probe_ms"]
@@ -300,5 +324,8 @@ def cell_task(job: dict[str, Any], fault: workers.Fault | None = None) -> dict[s
         out["error"] = f"{type(exc).__name__}: {exc}".strip()
         if out["status"] == "crash":
             out["error"] += "\n" + "".join(traceback.format_exc(limit=-6))
+    finally:
+        if cache_folder is not None:
+            shutil.rmtree(cache_folder, ignore_errors=True)
     out["wall_s"] = time.perf_counter() - started
     return out

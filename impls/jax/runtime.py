@@ -52,3 +52,28 @@ def matmul_float32(a: np.ndarray, b: np.ndarray, device: str) -> np.ndarray:
     target = jax.devices(device)[0]
     return np.asarray(jax.jit(jnp.matmul)(jax.device_put(np.float32(a), target),
                                           jax.device_put(np.float32(b), target)))
+
+
+def limit_kernels(dtype: str, device: str, n: int, elements: int) -> tuple[Any, Any, int]:
+    """(an n x n x n matrix product, a streaming pass over `elements` values, the bytes
+    that pass moves), each call returning once the device has finished
+    (bench.speed.limits times them). float64 needs jax_enable_x64."""
+    import jax.numpy as jnp
+
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    target = jax.devices(device)[0]
+    rng = np.random.default_rng(0)
+    a, b = (jax.device_put(rng.random((n, n)).astype(dtype), target) for _ in range(2))
+    state = [jax.device_put(rng.random(elements).astype(dtype), target)]
+    matmul = jax.jit(jnp.matmul)
+    # x + 1 into x's own buffer (donated): a read and a write of every value, no fresh
+    # allocation to fault in each call (x * 1.0 would be folded away)
+    add_one = jax.jit(lambda x: x + 1.0, donate_argnums=0)
+
+    def stream() -> None:
+        state[0] = add_one(state[0])
+        state[0].block_until_ready()
+
+    return (lambda: matmul(a, b).block_until_ready(), stream,
+            2 * elements * np.dtype(dtype).itemsize)

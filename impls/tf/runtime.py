@@ -55,3 +55,22 @@ def matmul_float32(a: np.ndarray, b: np.ndarray, device: str) -> np.ndarray:
     check of benchmarks/gpu_paths.py)."""
     with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
         return tf.matmul(tf.constant(a, tf.float32), tf.constant(b, tf.float32)).numpy()
+
+
+def limit_kernels(dtype: str, device: str, n: int, elements: int) -> tuple[Any, Any, int]:
+    """(an n x n x n matrix product, a streaming pass over `elements` values, the bytes
+    that pass moves), each call returning once the device has finished (bench.speed.limits
+    times them; reading one value back waits for the device)."""
+    rng = np.random.default_rng(0)
+    with tf.device("/GPU:0" if device == "gpu" else "/CPU:0"):
+        a, b = (tf.constant(rng.random((n, n)).astype(dtype)) for _ in range(2))
+        values = tf.Variable(rng.random(elements).astype(dtype))
+        ones = tf.ones_like(values)
+
+    def gemm() -> None:
+        tf.matmul(a, b)[0, 0].numpy()
+
+    def stream() -> None:  # x += ones in the variable's own buffer: x and ones read, x written
+        values.assign_add(ones)[0].numpy()
+
+    return gemm, stream, 3 * elements * np.dtype(dtype).itemsize

@@ -52,3 +52,25 @@ def matmul_float32(a: np.ndarray, b: np.ndarray, device: str) -> np.ndarray:
     target = "cuda" if device == "gpu" else "cpu"
     return (torch.as_tensor(a, dtype=torch.float32, device=target)
             @ torch.as_tensor(b, dtype=torch.float32, device=target)).cpu().numpy()
+
+
+def limit_kernels(dtype: str, device: str, n: int, elements: int) -> tuple[Any, Any, int]:
+    """(an n x n x n matrix product, a streaming pass over `elements` values, the bytes
+    that pass moves: one array read, another written), each call returning once the
+    device has finished (bench.speed.limits times them)."""
+    target = torch.device("cuda" if device == "gpu" else "cpu")
+    dt = getattr(torch, dtype)
+    a, b, c = (torch.rand(n, n, dtype=dt, device=target) for _ in range(3))
+    src, dst = torch.rand(elements, dtype=dt, device=target), torch.empty(elements, dtype=dt,
+                                                                          device=target)
+    sync = torch.cuda.synchronize if device == "gpu" else (lambda: None)
+
+    def gemm() -> None:
+        torch.matmul(a, b, out=c)
+        sync()
+
+    def stream() -> None:
+        torch.add(src, 1.0, out=dst)
+        sync()
+
+    return gemm, stream, 2 * elements * src.element_size()
