@@ -18,7 +18,8 @@ fork server pays it once per run. A job whose `preload` names its framework (ben
     at the timeout
 
 The child is the process a fresh `python -m bench.workers` would be, with the framework
-already imported: its threads, runtime and device are configured by the task, after the
+already imported (and the modules its bench.frameworks record preloads, ones each of its
+processes imports anyway: torch.optim imports TorchDynamo when an optimizer is made): its threads, runtime and device are configured by the task, after the
 fork (bench.speed.measure records import_s as the server's import time). Only the
 import may happen before the fork: no framework starts its runtime or its thread pools
 on import (TensorFlow, torch and JAX were checked), and forking after that is what each
@@ -37,6 +38,7 @@ it off, and a job whose server cannot start runs in a fresh process as before.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import json
 import os
@@ -50,6 +52,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 READY_TIMEOUT_S = 300.0  # importing TensorFlow on a loaded 2-core runner takes up to ~20 s
 # Set in a fork server before it forks: {"framework", "import_s"}; a child inherits it.
 PRELOADED: dict[str, Any] | None = None
@@ -129,7 +132,10 @@ class Server:
 
         started = time.perf_counter()
         self._send({"job": str(job_path), "result": str(result_path), "log": str(log)})
-        child = _Child(self._receive(READY_TIMEOUT_S)["pid"])
+        forked = self._receive(READY_TIMEOUT_S)
+        if forked is None:
+            raise ServerLost(f"the {self.framework} fork server did not fork (log: {self.log})")
+        child = _Child(forked["pid"])
         with workers._live_lock:
             workers._live.add(child)
         try:
@@ -219,7 +225,7 @@ def run(framework: str, env: dict[str, str], job_path: Path, result_path: Path, 
             with _servers_lock:
                 _servers.pop(next(k for k, v in _servers.items() if v is server), None)
             server.close()
-            return 1, 0.0  # the child's status is lost with its server: a crash
+            return 1, 0.0  # the child's status is lost with its server: a crash (its log says)
 
 
 def close_all() -> None:
@@ -242,6 +248,8 @@ def _child(request: dict[str, Any], fds: tuple[int, int]) -> None:
     code = 1
     try:
         os.setsid()  # its own process group, killed as one at a timeout
+        # killed with its server (a stop signal kills servers), so no child outlives both
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         for fd in fds:
             os.close(fd)
         out = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -264,12 +272,17 @@ def serve(framework: str, requests: int, replies: int) -> int:
     """The server: import `framework`'s adapter, then fork one child per request until
     the request pipe closes."""
     global PRELOADED
-    from bench import adapters, workers
+    from bench import adapters, frameworks, workers
 
     workers.quiet_helper_pools()  # as a fresh worker does, before the framework's import
     started = time.perf_counter()
-    try:  # a framework's adapter, or (tests) any module
-        adapters.get(framework) if framework in adapters.REGISTRY else importlib.import_module(framework)
+    try:  # a framework's adapter and its record's preload, or (tests) any module
+        if framework in adapters.REGISTRY:
+            adapters.get(framework)
+            for module in frameworks.get(framework).preload:
+                importlib.import_module(module)
+        else:
+            importlib.import_module(framework)
     except Exception as exc:  # noqa: BLE001 - the parent runs its jobs fresh, which say why
         traceback.print_exc()
         _say(replies, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})

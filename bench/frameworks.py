@@ -48,6 +48,9 @@ class Framework:
     # variables naming the folders of its persistent compile caches, read when it
     # compiles: a cell whose compile time is reported gets empty ones (a cold start)
     compile_cache_env: tuple[str, ...] = ()
+    # modules its fork server (bench.forkserver) imports beside the adapter: ones every
+    # process of it imports anyway, so that each cell need not
+    preload: tuple[str, ...] = ()
 
     @property
     def package(self) -> str:
@@ -116,6 +119,9 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
         # Inductor keeps generated code and compiled kernels across processes (on by
         # default): a hit cut the MLP's first compiled step from 35 to 6 s here
         compile_cache_env=("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"),
+        # torch.optim's Optimizer imports TorchDynamo when it is made, eager or not: 2 s
+        # of every torch process's model build here
+        preload=("torch._dynamo",),
     ),
     Framework(
         name="jax", title="JAX (Flax + Optax)", requires=("jax", "flax", "optax"), extra="jax",
