@@ -14,6 +14,7 @@ import pytest
 
 from bench import forkserver, workers
 from bench.workers import Fault, Job
+from tests.worker_tasks import ended
 
 pytestmark = pytest.mark.skipif(not forkserver.usable(), reason="fork servers are Linux-only")
 
@@ -74,13 +75,7 @@ def test_the_timeout_kills_the_childs_group_and_the_server_goes_on(tmp_path):
                           timeout_s=3, preload="json"), tmp_path / "h.log")
     assert out.status == "timeout" and time.perf_counter() - started < 30
     helper = int(pid_file.read_text())
-    for _ in range(50):
-        if not os.path.exists(f"/proc/{helper}") or \
-                open(f"/proc/{helper}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"the child's helper {helper} outlived the timeout")
+    assert ended(helper), f"the child's helper {helper} outlived the timeout"
     assert _run(tmp_path, "after").ok
 
 
@@ -100,10 +95,5 @@ def test_fork_servers_can_be_turned_off(tmp_path, monkeypatch):
 def test_close_all_ends_every_server(tmp_path):
     server_pid = _run(tmp_path).value["ppid"]
     forkserver.close_all()
-    for _ in range(50):
-        if not os.path.exists(f"/proc/{server_pid}"):
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"fork server {server_pid} still runs after close_all")
+    assert ended(server_pid), f"fork server {server_pid} still runs after close_all"
     assert sys.modules["bench.forkserver"]._servers == {}

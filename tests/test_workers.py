@@ -16,6 +16,7 @@ import pytest
 
 from bench import workers
 from bench.workers import Fault, Job
+from tests.worker_tasks import ended
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,13 +149,7 @@ def test_a_stop_signal_kills_every_worker_group_then_stops_the_parent(tmp_path, 
     out, _ = parent.communicate(timeout=30)
     assert parent.returncode == 128 + sig
     assert f"stopped by {signal.Signals(sig).name}" in out
-    for _ in range(50):
-        if not os.path.exists(f"/proc/{helper}") or \
-                open(f"/proc/{helper}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"the worker's helper {helper} outlived its stopped parent")
+    assert ended(helper), f"the worker's helper {helper} outlived its stopped parent"
 
 
 def test_signal_handlers_come_back_after_the_command():

@@ -44,3 +44,18 @@ def family(args: dict[str, Any], fault: workers.Fault | None = None) -> dict[str
             "sid": os.getsid(0), "preloaded": forkserver.PRELOADED,
             "cores": sorted(os.sched_getaffinity(0)),
             "env": {k: os.environ.get(k) for k in args.get("env_keys", [])}}
+
+
+def ended(pid: int, within_s: float = 5.0) -> bool:
+    """Whether process `pid` has ended (gone, or a zombie) within `within_s` seconds."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
