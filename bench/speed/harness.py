@@ -189,17 +189,19 @@ def execute(run_dir: Path, retry_failed: bool = False,
     run = load_run(run_dir)
     with results.exclusive(Path(run_dir), "run", MatrixError):
         todo = pending(run_dir, run, retry_failed)
-        if run.get("limits") and limits.read(run_dir) is None:
-            limits.measure(run_dir, run, list(dict.fromkeys(c["framework"] for c in run["cells"])))
         under = ran_under()
         records = []
-        for i, (cell, repeat) in enumerate(todo):
-            if on_cell:
-                on_cell(i, len(todo), cell, repeat, None)
-            record = run_cell(run_dir, run, cell, repeat, fault, under)
-            records.append(record)
-            if on_cell:
-                on_cell(i + 1, len(todo), cell, repeat, record)
-        forkserver.close_all()  # their memory back before the next phase
+        try:
+            if run.get("limits") and limits.read(run_dir) is None:
+                limits.measure(run_dir, run, list(dict.fromkeys(c["framework"] for c in run["cells"])))
+            for i, (cell, repeat) in enumerate(todo):
+                if on_cell:
+                    on_cell(i, len(todo), cell, repeat, None)
+                record = run_cell(run_dir, run, cell, repeat, fault, under)
+                records.append(record)
+                if on_cell:
+                    on_cell(i + 1, len(todo), cell, repeat, record)
+        finally:
+            forkserver.close_all()  # their memory back before the next phase
     return records
 
