@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import adapters, canonical, cli, data, graphs, parity, results, spec, tolerances
+from bench import adapters, canonical, cli, data, graphs, parity, results, spec, tolerances, workers
 from bench.graphs import study as graphstudy
 from bench.spec import preset
 from tests.conftest import FRAMEWORKS
@@ -182,7 +182,10 @@ def test_a_crashing_or_hanging_worker_becomes_an_error_row(tmp_path):
     fw = INSTALLED[0]
     out = graphs.run_job(fw, "no_such_task", {"threads": 1}, tmp_path, "crash", 120)
     assert not out["ok"] and "AttributeError" in out["error"] and "no_such_task" in out["error"]
-    out = graphs.run_job(fw, "retrace", {"threads": 1}, tmp_path, "hang", 0.5)
+    # a worker that hangs (forked from a preloaded server, a bad job fails within 0.5 s:
+    # the hang is injected, not left to a slow start)
+    out = graphs.run_job(fw, "retrace", {"threads": 1}, tmp_path, "hang", 3,
+                         fault=workers.Fault("hang"))
     assert not out["ok"] and "timeout" in out["error"]
 
 
