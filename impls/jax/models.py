@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -28,6 +29,36 @@ ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
     "gelu_tanh": partial(nn.gelu, approximate=True),
     "swish": nn.swish,
     "identity": lambda x: x,
+}
+
+
+def einsum_attention(query: Any, key: Any, value: Any, mask: Any = None) -> Any:
+    """softmax(q k^T / sqrt(head_dim)) v written out with einsum, in the inputs' dtype.
+    Shapes (batch, length, heads, head_dim) as Flax passes them; `mask` True = attend."""
+    scale = jnp.asarray(1.0 / np.sqrt(query.shape[-1]), dtype=query.dtype)
+    logits = jnp.einsum("bqhd,bkhd->bhqk", query * scale, key)
+    if mask is not None:
+        logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    return jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), value)
+
+
+def jax_nn_attention(query: Any, key: Any, value: Any, mask: Any = None) -> Any:
+    """jax.nn.dot_product_attention with its XLA implementation (its softmax is float32
+    whatever the input, so float64 parity fails; see Block)."""
+    return jax.nn.dot_product_attention(query, key, value, mask=mask, implementation="xla")
+
+
+# How a block computes attention from its projected q, k, v. "flax" is the one the
+# adapter uses; benchmarks/idioms.py times the others against it.
+ATTENTION_FNS: dict[str, Callable[..., Any]] = {
+    "flax": nn.dot_product_attention,
+    "jax_nn_xla": jax_nn_attention,
+    "einsum": einsum_attention,
+}
+# The LSTM cell under nn.RNN: both keep the same parameter tree (i<gate>, h<gate>).
+LSTM_CELLS: dict[str, type[nn.Module]] = {
+    "optimized": nn.OptimizedLSTMCell,  # one fused matmul for the four gates
+    "plain": nn.LSTMCell,               # four matmuls per input and per hidden state
 }
 
 
@@ -48,6 +79,8 @@ class MLP(nn.Module):
 class LSTM(nn.Module):
     spec: LSTMSpec
     dtype: Any
+    cell: str = "optimized"  # a key of LSTM_CELLS (benchmarks/idioms.py times the others)
+    unroll: int = 1          # scan iterations unrolled into one (nn.RNN's unroll)
 
     @nn.compact
     def __call__(self, x, lengths=None):
@@ -56,10 +89,11 @@ class LSTM(nn.Module):
         last = None
         for layer in range(self.spec.num_layers):
             # The cell, created here, owns the parameters, so it carries the name.
-            cell = nn.OptimizedLSTMCell(self.spec.hidden_size, dtype=self.dtype,
-                                        param_dtype=self.dtype, name=f"lstm_{layer}")
+            cell = LSTM_CELLS[self.cell](self.spec.hidden_size, dtype=self.dtype,
+                                         param_dtype=self.dtype, name=f"lstm_{layer}")
             # Scan over time, zero initial carry; past seq_lengths the carry stays put.
-            (_, last), x = nn.RNN(cell, return_carry=True)(x, seq_lengths=lengths)
+            (_, last), x = nn.RNN(cell, return_carry=True, unroll=self.unroll)(
+                x, seq_lengths=lengths)
         return nn.Dense(self.spec.out_features, dtype=self.dtype, param_dtype=self.dtype,
                         name="head")(x[:, -1, :] if lengths is None else last)
 
@@ -67,6 +101,7 @@ class LSTM(nn.Module):
 class RNN(nn.Module):
     spec: Any  # bench.models.rnn.RNNSpec
     dtype: Any
+    unroll: int = 1  # as for the LSTM
 
     @nn.compact
     def __call__(self, x, lengths=None):
@@ -76,7 +111,7 @@ class RNN(nn.Module):
             # h_t = tanh(x_t @ i.kernel + i.bias + h_{t-1} @ h.kernel), zero initial carry
             cell = nn.SimpleCell(self.spec.hidden_size, activation_fn=jnp.tanh,
                                  dtype=self.dtype, param_dtype=self.dtype, name=f"rnn_{layer}")
-            last, x = nn.RNN(cell, return_carry=True)(x, seq_lengths=lengths)
+            last, x = nn.RNN(cell, return_carry=True, unroll=self.unroll)(x, seq_lengths=lengths)
         return nn.Dense(self.spec.out_features, dtype=self.dtype, param_dtype=self.dtype,
                         name="head")(x[:, -1, :] if lengths is None else last)
 
@@ -84,6 +119,7 @@ class RNN(nn.Module):
 class Block(nn.Module):
     spec: AttentionSpec
     dtype: Any
+    attention: str = "flax"  # a key of ATTENTION_FNS
 
     @nn.compact
     def __call__(self, h, valid=None):
@@ -94,7 +130,8 @@ class Block(nn.Module):
         # XLA's unfused path from it anyway (measured with jax 0.10.2, flax 0.12.8).
         attn = nn.MultiHeadDotProductAttention(
             s.num_heads, qkv_features=s.d_model, out_features=s.d_model, dtype=dt,
-            param_dtype=dt, dropout_rate=0.0, deterministic=True, name="attn")
+            param_dtype=dt, dropout_rate=0.0, deterministic=True,
+            attention_fn=ATTENTION_FNS[self.attention], name="attn")
         # use_fast_variance=False: Flax's default E[x^2] - E[x]^2 loses digits in float32.
         norm = partial(nn.LayerNorm, epsilon=s.layer_norm_eps, dtype=dt, param_dtype=dt,
                        use_fast_variance=False)
@@ -118,6 +155,7 @@ class Block(nn.Module):
 class Attention(nn.Module):
     spec: AttentionSpec
     dtype: Any
+    attention: str = "flax"  # a key of ATTENTION_FNS
 
     @nn.compact
     def __call__(self, x, lengths=None):
@@ -129,7 +167,7 @@ class Attention(nn.Module):
         h = h + position[: x.shape[1]]
         valid = None if lengths is None else jnp.arange(x.shape[1])[None, :] < lengths[:, None]
         for b in range(s.num_blocks):
-            h = Block(s, dt, name=f"blocks_{b}")(h, valid)
+            h = Block(s, dt, self.attention, name=f"blocks_{b}")(h, valid)
         if valid is None:
             pooled = h.mean(axis=1)
         else:

@@ -134,14 +134,15 @@ def bind_mlp(spec: MLPSpec, model: keras.Model) -> list[Binding]:
 
 
 # --- LSTM --------------------------------------------------------------------------------
-def build_lstm(spec: LSTMSpec, dtype: str) -> keras.Model:
-    inputs = keras.Input((None, spec.in_features), dtype=dtype)
+def build_lstm(spec: LSTMSpec, dtype: str, unroll: bool = False) -> keras.Model:
+    """`unroll`: Keras' unrolled loop, which needs the sequence length fixed (the spec's)."""
+    inputs = keras.Input((spec.seq_len if unroll else None, spec.in_features), dtype=dtype)
     h = inputs
     for layer in range(spec.num_layers):
         h = keras.layers.LSTM(
             spec.hidden_size, activation="tanh", recurrent_activation="sigmoid",
             use_bias=True, unit_forget_bias=False, dropout=0.0, recurrent_dropout=0.0,
-            return_sequences=layer < spec.num_layers - 1, dtype=dtype,
+            return_sequences=layer < spec.num_layers - 1, unroll=unroll, dtype=dtype,
             name=f"lstm_{layer}")(h)  # the last layer returns the last step's h
     return keras.Model(inputs, _dense_layer(spec.out_features, "head", dtype)(h))
 
@@ -182,14 +183,15 @@ def bind_attention(spec: AttentionSpec, model: keras.Model) -> list[Binding]:
 
 
 # --- vanilla RNN -------------------------------------------------------------------------
-def build_rnn(spec: Any, dtype: str) -> keras.Model:
-    inputs = keras.Input((None, spec.in_features), dtype=dtype)
+def build_rnn(spec: Any, dtype: str, unroll: bool = False) -> keras.Model:
+    """`unroll` as for the LSTM."""
+    inputs = keras.Input((spec.seq_len if unroll else None, spec.in_features), dtype=dtype)
     h = inputs
     for layer in range(spec.num_layers):
         h = keras.layers.SimpleRNN(
             spec.hidden_size, activation="tanh", use_bias=True, dropout=0.0,
-            recurrent_dropout=0.0, return_sequences=layer < spec.num_layers - 1, dtype=dtype,
-            name=f"rnn_{layer}")(h)  # the last layer returns the last step's h
+            recurrent_dropout=0.0, return_sequences=layer < spec.num_layers - 1, unroll=unroll,
+            dtype=dtype, name=f"rnn_{layer}")(h)  # the last layer returns the last step's h
     return keras.Model(inputs, _dense_layer(spec.out_features, "head", dtype)(h))
 
 

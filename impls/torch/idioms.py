@@ -1,0 +1,154 @@
+"""The idioms an expert would try for each model in PyTorch (bench/speed/idioms.py times
+them against the adapter's and checks their parity)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.speed.idioms import ADAM, Candidate, Variant, adapter_candidate
+
+# One audit process compiles each kind's variants in two dtypes; TorchDynamo's default
+# limit of 8 compiled versions per function (the optimizer's step, the blocks' forward)
+# would silently send later variants back to eager.
+torch._dynamo.config.cache_size_limit = 64
+
+
+class SDPABlock(nn.Module):
+    """A TransformerEncoderLayer's computation written out with F.scaled_dot_product_attention
+    on the layer's own parameters (q, k, v from one packed projection)."""
+
+    def __init__(self, layer: nn.TransformerEncoderLayer, causal: bool):
+        super().__init__()
+        self.layer, self.causal = layer, causal
+        self.heads = layer.self_attn.num_heads
+
+    def _attend(self, h: torch.Tensor) -> torch.Tensor:
+        attn = self.layer.self_attn
+        batch, steps, d = h.shape
+        qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
+        q, k, v = qkv.view(batch, steps, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return attn.out_proj(out.transpose(1, 2).reshape(batch, steps, d))
+
+    def forward(self, h: torch.Tensor, src_mask: Any = None, is_causal: bool = False) -> torch.Tensor:
+        layer = self.layer
+
+        def ffn(y: torch.Tensor) -> torch.Tensor:
+            return layer.linear2(layer.activation(layer.linear1(y)))
+
+        if layer.norm_first:
+            h = h + self._attend(layer.norm1(h))
+            return h + ffn(layer.norm2(h))
+        h = layer.norm1(h + self._attend(h))
+        return layer.norm2(h + ffn(h))
+
+
+class LoopRNN(nn.Module):
+    """An nn.LSTM's or nn.RNN's computation as a Python loop over time steps on its own
+    parameters (one matmul for the input, one for the hidden state, per step); under
+    torch.compile the loop is unrolled into one graph."""
+
+    def __init__(self, rnn: nn.RNNBase):
+        super().__init__()
+        self.rnn = rnn
+        self.lstm = isinstance(rnn, nn.LSTM)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        rnn = self.rnn
+        for layer in range(rnn.num_layers):
+            w_ih, w_hh = getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")
+            bias = getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
+            inputs = F.linear(x, w_ih, bias)  # every step's input projection at once
+            h = x.new_zeros(x.shape[0], rnn.hidden_size)
+            c = torch.zeros_like(h)
+            outputs = []
+            for t in range(x.shape[1]):
+                pre = inputs[:, t] + F.linear(h, w_hh)
+                if self.lstm:
+                    i, f, g, o = pre.chunk(4, dim=1)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                    h = torch.sigmoid(o) * torch.tanh(c)
+                else:
+                    h = torch.tanh(pre)
+                outputs.append(h)
+            x = torch.stack(outputs, dim=1)
+        return x, None
+
+
+def _blocks_to_sdpa(model: Any) -> None:
+    module = model.module
+    module.blocks = nn.ModuleList(SDPABlock(b, module.causal) for b in module.blocks)
+
+
+def _loop(attr: str):
+    def change(model: Any) -> None:
+        setattr(model.module, attr, LoopRNN(getattr(model.module, attr)))
+    return change
+
+
+def _variant(kind: str, name: str, idiom: str, change: Any = None, chosen: bool = False) -> Variant:
+    return Variant(kind, name, idiom, partial(adapter_candidate, change=change), chosen)
+
+
+def _adam(flag: str):
+    """The adapter's compiled model with torch's eager Adam in its `flag` implementation."""
+    def make(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
+        candidate = adapter_candidate(adapter, spec, params, dtype)
+        trainer = candidate.trainer
+        trainable = [p for p in trainer.model.module.parameters() if p.requires_grad]
+        trainer.optimizer = torch.optim.Adam(
+            trainable, lr=ADAM.learning_rate, betas=(ADAM.beta1, ADAM.beta2), eps=ADAM.epsilon,
+            **{flag: True})
+        trainer.update = trainer.optimizer.step
+        return candidate
+    return make
+
+
+def _allow_rnn(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
+    """The adapter's step with TorchDynamo tracing into nn.LSTM (allow_rnn) instead of
+    breaking the graph around it."""
+    candidate = adapter_candidate(adapter, spec, params, dtype)
+    trainer, step = candidate.trainer, candidate.trainer.step
+
+    def traced(batch: Any) -> Any:
+        with torch._dynamo.config.patch(allow_rnn=True):
+            return step(batch)
+    trainer.step = traced
+    return candidate
+
+
+def _host_batches(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
+    """The adapter's step converting the NumPy batch to tensors every step."""
+    candidate = adapter_candidate(adapter, spec, params, dtype)
+    trainer, put, step = candidate.trainer, candidate.trainer.put, candidate.trainer.step
+    trainer.put = lambda x, y: (np.asarray(x), np.asarray(y))
+    trainer.step = lambda batch: step(put(*batch))
+    return candidate
+
+
+VARIANTS: list[Variant] = [
+    _variant("mlp", "compiled Adam", "torch.compile(module), torch.compile(opt.step)", chosen=True),
+    Variant("mlp", "foreach Adam", "torch.compile(module), Adam(foreach=True)", _adam("foreach")),
+    Variant("mlp", "fused Adam", "torch.compile(module), Adam(fused=True)", _adam("fused")),
+    Variant("mlp", "host batch", "NumPy batch turned into tensors each step", _host_batches),
+    _variant("attention", "encoder layer", "nn.TransformerEncoderLayer (batch_first)", chosen=True),
+    _variant("attention", "sdpa", "the same block written with F.scaled_dot_product_attention",
+             _blocks_to_sdpa),
+    Variant("attention", "fused Adam", "nn.TransformerEncoderLayer, Adam(fused=True)",
+            _adam("fused")),
+    _variant("lstm", "nn.LSTM", "nn.LSTM under torch.compile (a graph break around it)",
+             chosen=True),
+    Variant("lstm", "allow_rnn", "nn.LSTM traced by TorchDynamo (config.allow_rnn=True)",
+            _allow_rnn),
+    _variant("lstm", "cell loop", "a Python loop of gate matmuls, unrolled by torch.compile",
+             _loop("lstm")),
+    _variant("rnn", "nn.RNN", "nn.RNN under torch.compile (a graph break around it)", chosen=True),
+    _variant("rnn", "cell loop", "a Python loop of tanh(x W + h U + b), unrolled by torch.compile",
+             _loop("rnn")),
+]
