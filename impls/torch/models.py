@@ -82,8 +82,35 @@ class LSTM(nn.Module):
         return _recurrent("lstm", self.lstm) + _dense("head", self.head)
 
 
+def sdpa_block(layer: nn.TransformerEncoderLayer, h: torch.Tensor, causal: bool) -> torch.Tensor:
+    """`layer`'s computation on its own parameters, its attention through
+    F.scaled_dot_product_attention: 9% faster than the layer's own training path at T=64
+    and 25% at T=256 under torch.compile on CPU (benchmarks/idioms.py; README)."""
+    attn = layer.self_attn
+    batch, steps, d = h.shape
+
+    def attend(y: torch.Tensor) -> torch.Tensor:
+        qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)  # q, k, v packed as rows
+        q, k, v = qkv.view(batch, steps, 3, attn.num_heads, d // attn.num_heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return attn.out_proj(out.transpose(1, 2).reshape(batch, steps, d))
+
+    def ffn(y: torch.Tensor) -> torch.Tensor:
+        return layer.linear2(layer.activation(layer.linear1(y)))
+
+    if layer.norm_first:
+        h = h + attend(layer.norm1(h))
+        return h + ffn(layer.norm2(h))
+    h = layer.norm1(h + attend(h))
+    return layer.norm2(h + ffn(h))
+
+
 class Attention(nn.Module):
-    def __init__(self, spec: AttentionSpec):
+    """Encoder blocks held as nn.TransformerEncoderLayer (their parameters, norms and
+    feed-forward) and computed by `sdpa_block`; attention="encoder_layer" runs the layers'
+    own forward instead (the idiom audit's alternative)."""
+
+    def __init__(self, spec: AttentionSpec, attention: str = "sdpa"):
         super().__init__()
         self.embed = nn.Linear(spec.in_features, spec.d_model)
         self.register_buffer("position", torch.from_numpy(
@@ -98,10 +125,15 @@ class Attention(nn.Module):
         self.head = nn.Linear(spec.d_model, spec.out_features)
         self.causal = spec.causal
         self.d_model = spec.d_model
+        self.attention = attention
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[1]
         h = self.embed(x) + self.position[:steps]
+        if self.attention == "sdpa":
+            for block in self.blocks:
+                h = sdpa_block(block, h, self.causal)
+            return self.head(h.mean(dim=1))
         mask = None
         if self.causal:
             mask = nn.Transformer.generate_square_subsequent_mask(
@@ -177,6 +209,8 @@ def alignments() -> list[dict[str, str]]:
         a("Linear weight layout", "(out, in)", "transposed from canonical (in, out)"),
         a("LSTM and RNN biases", "b_ih + b_hh, both trained", "b_hh frozen at 0"),
         a("MultiheadAttention q, k, v", "packed rows of in_proj_weight", "sliced"),
+        a("Encoder block forward", "TransformerEncoderLayer.forward",
+          "F.scaled_dot_product_attention on the layer's parameters (faster; idiom audit)"),
     ]
 
 
