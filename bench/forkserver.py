@@ -18,9 +18,10 @@ fork server pays it once per run. A job whose `preload` names its framework (ben
     at the timeout
 
 The child is the process a fresh `python -m bench.workers` would be, with the framework
-already imported (and the modules its bench.frameworks record preloads, ones each of its
-processes imports anyway: torch.optim imports TorchDynamo when an optimizer is made): its threads, runtime and device are configured by the task, after the
-fork (bench.speed.measure records import_s as the server's import time). Only the
+already imported, and the modules its bench.frameworks record preloads (ones each of its
+processes imports anyway: torch.optim imports TorchDynamo when an optimizer is made).
+Its threads, runtime and device are configured by the task, after the fork
+(bench.speed.measure records import_s as the server's import time). Only the
 import may happen before the fork: no framework starts its runtime or its thread pools
 on import (TensorFlow, torch and JAX were checked), and forking after that is what each
 documents as safe (torch's DataLoader workers do it; JAX warns only once a backend
