@@ -31,6 +31,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bench import adapters, canonical, data, tolerances
@@ -73,6 +74,13 @@ def adapter_candidate(adapter: Any, spec: ModelSpec, params: Params, dtype: str,
         change(model)
     trainer = adapter.trainer(model, ADAM, "cross_entropy", "compiled")
     return Candidate(trainer, lambda: adapter.get_params(model))
+
+
+def variant(kind: str, name: str, idiom: str, change: Callable[[Any], None] | None = None,
+            chosen: bool = False) -> Variant:
+    """A Variant that is the adapter's model and trainer, with `change` applied to the
+    model first (None: the adapter's idiom itself)."""
+    return Variant(kind, name, idiom, partial(adapter_candidate, change=change), chosen)
 
 
 def _trajectory(candidate: Candidate, spec: ModelSpec, batch_size: int) -> dict[str, Any]:

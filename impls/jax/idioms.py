@@ -3,13 +3,12 @@ times them against the adapter's and checks their parity)."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import jax
 import numpy as np
 
-from bench.speed.idioms import Candidate, Variant, adapter_candidate
+from bench.speed.idioms import Candidate, Variant, adapter_candidate, variant
 from impls.jax.models import LSTM, RNN, Attention
 
 
@@ -19,10 +18,6 @@ def _module(cls: type, **fields: Any):
     def change(model: Any) -> None:
         model.module = cls(model.spec, model.dtype, **fields)
     return change
-
-
-def _variant(kind: str, name: str, idiom: str, change: Any = None, chosen: bool = False) -> Variant:
-    return Variant(kind, name, idiom, partial(adapter_candidate, change=change), chosen)
 
 
 def _no_donation(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
@@ -43,21 +38,21 @@ def _host_batches(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate
 
 
 VARIANTS: list[Variant] = [
-    _variant("mlp", "jit+donate", "jax.jit(step, donate_argnums=(0, 1)), batch on device",
+    variant("mlp", "jit+donate", "jax.jit(step, donate_argnums=(0, 1)), batch on device",
              chosen=True),
     Variant("mlp", "jit", "jax.jit(step) without donated buffers", _no_donation),
     Variant("mlp", "host batch", "NumPy batch passed to the jitted step each step", _host_batches),
-    _variant("attention", "flax", "nn.MultiHeadDotProductAttention, Flax's "
+    variant("attention", "flax", "nn.MultiHeadDotProductAttention, Flax's "
              "dot_product_attention", chosen=True),
-    _variant("attention", "jax.nn xla", "the same layer with attention_fn="
+    variant("attention", "jax.nn xla", "the same layer with attention_fn="
              "jax.nn.dot_product_attention(implementation='xla')",
              _module(Attention, attention="jax_nn_xla")),
-    _variant("attention", "einsum", "the same layer with a plain einsum + softmax attention_fn",
+    variant("attention", "einsum", "the same layer with a plain einsum + softmax attention_fn",
              _module(Attention, attention="einsum")),
-    _variant("lstm", "optimized", "nn.RNN(nn.OptimizedLSTMCell)", chosen=True),
-    _variant("lstm", "plain cell", "nn.RNN(nn.LSTMCell)", _module(LSTM, cell="plain")),
-    _variant("lstm", "unroll 4", "nn.RNN(nn.OptimizedLSTMCell, unroll=4)",
+    variant("lstm", "optimized", "nn.RNN(nn.OptimizedLSTMCell)", chosen=True),
+    variant("lstm", "plain cell", "nn.RNN(nn.LSTMCell)", _module(LSTM, cell="plain")),
+    variant("lstm", "unroll 4", "nn.RNN(nn.OptimizedLSTMCell, unroll=4)",
              _module(LSTM, unroll=4)),
-    _variant("rnn", "scan", "nn.RNN(nn.SimpleCell)", chosen=True),
-    _variant("rnn", "unroll 4", "nn.RNN(nn.SimpleCell, unroll=4)", _module(RNN, unroll=4)),
+    variant("rnn", "scan", "nn.RNN(nn.SimpleCell)", chosen=True),
+    variant("rnn", "unroll 4", "nn.RNN(nn.SimpleCell, unroll=4)", _module(RNN, unroll=4)),
 ]

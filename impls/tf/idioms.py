@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from bench.speed.idioms import Candidate, Variant, adapter_candidate
+from bench.speed.idioms import Candidate, Variant, adapter_candidate, variant
 from impls.tf import models
 from impls.tf.train import compiled_as
 
@@ -42,10 +42,6 @@ def _unrolled(build: Any):
     return change
 
 
-def _variant(kind: str, name: str, idiom: str, change: Any = None, chosen: bool = False) -> Variant:
-    return Variant(kind, name, idiom, partial(adapter_candidate, change=change), chosen)
-
-
 def _xla(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
     """The adapter's step under tf.function(jit_compile=True) (the matrix's xla mode)."""
     candidate = adapter_candidate(adapter, spec, params, dtype)
@@ -63,21 +59,21 @@ def _host_batches(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate
 
 
 VARIANTS: list[Variant] = [
-    _variant("mlp", "tf.function", "GradientTape step in tf.function, batch on device",
+    variant("mlp", "tf.function", "GradientTape step in tf.function, batch on device",
              chosen=True),
     Variant("mlp", "xla", "the same step in tf.function(jit_compile=True)", _xla),
     Variant("mlp", "host batch", "NumPy batch passed to the tf.function each step",
             _host_batches),
-    _variant("attention", "MHA", "keras.layers.MultiHeadAttention (keras.ops."
+    variant("attention", "MHA", "keras.layers.MultiHeadAttention (keras.ops."
              "dot_product_attention inside)", chosen=True),
-    _variant("attention", "explicit", "MultiHeadAttention's einsum + masked softmax path",
+    variant("attention", "explicit", "MultiHeadAttention's einsum + masked softmax path",
              _explicit_attention),
     Variant("attention", "xla", "keras.layers.MultiHeadAttention, step under XLA", _xla),
-    _variant("lstm", "LSTM", "keras.layers.LSTM (while loop over time)", chosen=True),
-    _variant("lstm", "unrolled", "keras.layers.LSTM(unroll=True) at a fixed length",
+    variant("lstm", "LSTM", "keras.layers.LSTM (while loop over time)", chosen=True),
+    variant("lstm", "unrolled", "keras.layers.LSTM(unroll=True) at a fixed length",
              _unrolled(models.build_lstm)),
     Variant("lstm", "xla", "keras.layers.LSTM, step under XLA", _xla),
-    _variant("rnn", "SimpleRNN", "keras.layers.SimpleRNN (while loop over time)", chosen=True),
-    _variant("rnn", "unrolled", "keras.layers.SimpleRNN(unroll=True) at a fixed length",
+    variant("rnn", "SimpleRNN", "keras.layers.SimpleRNN (while loop over time)", chosen=True),
+    variant("rnn", "unrolled", "keras.layers.SimpleRNN(unroll=True) at a fixed length",
              _unrolled(models.build_rnn)),
 ]

@@ -3,7 +3,6 @@ them against the adapter's and checks their parity)."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.speed.idioms import ADAM, Candidate, Variant, adapter_candidate
+from bench.speed.idioms import ADAM, Candidate, Variant, adapter_candidate, variant
 
 # One audit process compiles each kind's variants in two dtypes; TorchDynamo's default
 # limit of 8 compiled versions per function (the optimizer's step, the blocks' forward)
@@ -61,10 +60,6 @@ def _loop(attr: str):
     return change
 
 
-def _variant(kind: str, name: str, idiom: str, change: Any = None, chosen: bool = False) -> Variant:
-    return Variant(kind, name, idiom, partial(adapter_candidate, change=change), chosen)
-
-
 def _adam(flag: str):
     """The adapter's compiled model with torch's eager Adam in its `flag` implementation."""
     def make(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
@@ -102,22 +97,22 @@ def _host_batches(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate
 
 
 VARIANTS: list[Variant] = [
-    _variant("mlp", "compiled Adam", "torch.compile(module), torch.compile(opt.step)", chosen=True),
+    variant("mlp", "compiled Adam", "torch.compile(module), torch.compile(opt.step)", chosen=True),
     Variant("mlp", "foreach Adam", "torch.compile(module), Adam(foreach=True)", _adam("foreach")),
     Variant("mlp", "fused Adam", "torch.compile(module), Adam(fused=True)", _adam("fused")),
     Variant("mlp", "host batch", "NumPy batch turned into tensors each step", _host_batches),
-    _variant("attention", "sdpa", "nn.TransformerEncoderLayer's parameters, the block written "
+    variant("attention", "sdpa", "nn.TransformerEncoderLayer's parameters, the block written "
              "with F.scaled_dot_product_attention", chosen=True),
-    _variant("attention", "encoder layer", "nn.TransformerEncoderLayer(batch_first=True) called "
+    variant("attention", "encoder layer", "nn.TransformerEncoderLayer(batch_first=True) called "
              "as a module", _encoder_layers),
     Variant("attention", "fused Adam", "the sdpa block, Adam(fused=True)", _adam("fused")),
-    _variant("lstm", "nn.LSTM", "nn.LSTM under torch.compile (a graph break around it)",
+    variant("lstm", "nn.LSTM", "nn.LSTM under torch.compile (a graph break around it)",
              chosen=True),
     Variant("lstm", "allow_rnn", "nn.LSTM traced by TorchDynamo (config.allow_rnn=True)",
             _allow_rnn),
-    _variant("lstm", "cell loop", "a Python loop of gate matmuls, unrolled by torch.compile",
+    variant("lstm", "cell loop", "a Python loop of gate matmuls, unrolled by torch.compile",
              _loop("lstm")),
-    _variant("rnn", "nn.RNN", "nn.RNN under torch.compile (a graph break around it)", chosen=True),
-    _variant("rnn", "cell loop", "a Python loop of tanh(x W + h U + b), unrolled by torch.compile",
+    variant("rnn", "nn.RNN", "nn.RNN under torch.compile (a graph break around it)", chosen=True),
+    variant("rnn", "cell loop", "a Python loop of tanh(x W + h U + b), unrolled by torch.compile",
              _loop("rnn")),
 ]
