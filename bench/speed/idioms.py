@@ -4,8 +4,8 @@ A framework comparison is only as fair as its slowest adapter. For every framewo
 model kind, impls/<framework>/idioms.py lists the idioms an expert would try (the
 attention kernel, the LSTM cell or loop, the optimizer's update, where batches live),
 each as a `Variant` that builds a training step on the adapter's model from the same
-canonical weights. One worker process per framework (`audit_task`, run by
-benchmarks/idioms.py through bench.workers) then, for each kind:
+canonical weights. One worker process per framework and kind (`audit_task`, run by
+benchmarks/idioms.py through bench.workers) then:
 
 1. checks each variant's parity against the adapter's own idiom, whose parity against
    the float64 NumPy reference `fwbench parity` checks: the losses of `PARITY_STEPS` Adam
