@@ -83,6 +83,20 @@ def variant(kind: str, name: str, idiom: str, change: Callable[[Any], None] | No
     return Variant(kind, name, idiom, partial(adapter_candidate, change=change), chosen)
 
 
+def host_batches(label_dtype: str) -> Callable[[Any, ModelSpec, Params, str], Candidate]:
+    """The adapter's step fed NumPy batches (inputs in the run's dtype, labels in
+    `label_dtype`), which the framework converts every step, instead of batches already
+    on the device."""
+    import numpy as np
+
+    def make(adapter: Any, spec: ModelSpec, params: Params, dtype: str) -> Candidate:
+        candidate = adapter_candidate(adapter, spec, params, dtype)
+        candidate.trainer.put = lambda x, y: (np.asarray(x, dtype=dtype),
+                                              np.asarray(y, dtype=label_dtype))
+        return candidate
+    return make
+
+
 def _trajectory(candidate: Candidate, spec: ModelSpec, batch_size: int) -> dict[str, Any]:
     losses = []
     for index in range(PARITY_STEPS):

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import numpy as np
 
-from bench.speed.idioms import Candidate, Variant, adapter_candidate, variant
+from bench.speed.idioms import Candidate, Variant, adapter_candidate, host_batches, variant
 from impls.jax.models import LSTM, RNN, Attention
 
 
@@ -28,31 +27,22 @@ def _no_donation(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
     return candidate
 
 
-def _host_batches(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
-    """The adapter's step fed NumPy batches: jit copies each to the device every step."""
-    candidate = adapter_candidate(adapter, spec, params, dtype)
-    trainer = candidate.trainer
-    dt = trainer.model.dtype
-    trainer.put = lambda x, y: (np.asarray(x, dtype=dt), np.asarray(y, dtype=np.int32))
-    return candidate
-
-
 VARIANTS: list[Variant] = [
     variant("mlp", "jit+donate", "jax.jit(step, donate_argnums=(0, 1)), batch on device",
-             chosen=True),
+            chosen=True),
     Variant("mlp", "jit", "jax.jit(step) without donated buffers", _no_donation),
-    Variant("mlp", "host batch", "NumPy batch passed to the jitted step each step", _host_batches),
+    Variant("mlp", "host batch", "NumPy batch passed to the jitted step each step", host_batches("int32")),
     variant("attention", "flax", "nn.MultiHeadDotProductAttention, Flax's "
-             "dot_product_attention", chosen=True),
+            "dot_product_attention", chosen=True),
     variant("attention", "jax.nn xla", "the same layer with attention_fn="
-             "jax.nn.dot_product_attention(implementation='xla')",
-             _module(Attention, attention="jax_nn_xla")),
+            "jax.nn.dot_product_attention(implementation='xla')",
+            _module(Attention, attention="jax_nn_xla")),
     variant("attention", "einsum", "the same layer with a plain einsum + softmax attention_fn",
-             _module(Attention, attention="einsum")),
+            _module(Attention, attention="einsum")),
     variant("lstm", "optimized", "nn.RNN(nn.OptimizedLSTMCell)", chosen=True),
     variant("lstm", "plain cell", "nn.RNN(nn.LSTMCell)", _module(LSTM, cell="plain")),
     variant("lstm", "unroll 4", "nn.RNN(nn.OptimizedLSTMCell, unroll=4)",
-             _module(LSTM, unroll=4)),
+            _module(LSTM, unroll=4)),
     variant("rnn", "scan", "nn.RNN(nn.SimpleCell)", chosen=True),
     variant("rnn", "unroll 4", "nn.RNN(nn.SimpleCell, unroll=4)", _module(RNN, unroll=4)),
 ]

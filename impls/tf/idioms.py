@@ -6,10 +6,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
-from bench.speed.idioms import Candidate, Variant, adapter_candidate, variant
+from bench.speed.idioms import Candidate, Variant, adapter_candidate, host_batches, variant
 from impls.tf import models
 from impls.tf.train import compiled_as
 
@@ -17,8 +16,9 @@ from impls.tf.train import compiled_as
 def _scores_path(layer: Any, query: Any, key: Any, value: Any, attention_mask: Any = None,
                  training: Any = None, return_attention_scores: bool = False,
                  use_causal_mask: bool = False) -> tuple[Any, None]:
-    """MultiHeadAttention's explicit path (einsum, masked softmax, einsum), the layer's
-    only path before Keras 3.5 routed it through keras.ops.dot_product_attention."""
+    """MultiHeadAttention's explicit path (einsum, masked softmax, einsum), which the layer
+    took before Keras routed it through keras.ops.dot_product_attention; it still takes
+    it when attention scores are asked for."""
     out, _ = type(layer)._compute_attention(layer, query, key, value, attention_mask, training,
                                             return_attention_scores=True,
                                             use_causal_mask=use_causal_mask)
@@ -50,30 +50,22 @@ def _xla(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
     return candidate
 
 
-def _host_batches(adapter: Any, spec: Any, params: Any, dtype: str) -> Candidate:
-    """The adapter's step fed NumPy batches, which tf.function converts every step."""
-    candidate = adapter_candidate(adapter, spec, params, dtype)
-    trainer = candidate.trainer
-    trainer.put = lambda x, y: (np.asarray(x, dtype=dtype), np.asarray(y, dtype=np.int64))
-    return candidate
-
-
 VARIANTS: list[Variant] = [
     variant("mlp", "tf.function", "GradientTape step in tf.function, batch on device",
-             chosen=True),
+            chosen=True),
     Variant("mlp", "xla", "the same step in tf.function(jit_compile=True)", _xla),
     Variant("mlp", "host batch", "NumPy batch passed to the tf.function each step",
-            _host_batches),
+            host_batches("int64")),
     variant("attention", "MHA", "keras.layers.MultiHeadAttention (keras.ops."
-             "dot_product_attention inside)", chosen=True),
+            "dot_product_attention inside)", chosen=True),
     variant("attention", "explicit", "MultiHeadAttention's einsum + masked softmax path",
-             _explicit_attention),
+            _explicit_attention),
     Variant("attention", "xla", "keras.layers.MultiHeadAttention, step under XLA", _xla),
     variant("lstm", "LSTM", "keras.layers.LSTM (while loop over time)", chosen=True),
     variant("lstm", "unrolled", "keras.layers.LSTM(unroll=True) at a fixed length",
-             _unrolled(models.build_lstm)),
+            _unrolled(models.build_lstm)),
     Variant("lstm", "xla", "keras.layers.LSTM, step under XLA", _xla),
     variant("rnn", "SimpleRNN", "keras.layers.SimpleRNN (while loop over time)", chosen=True),
     variant("rnn", "unrolled", "keras.layers.SimpleRNN(unroll=True) at a fixed length",
-             _unrolled(models.build_rnn)),
+            _unrolled(models.build_rnn)),
 ]

@@ -102,17 +102,17 @@ VARIANTS: list[Variant] = [
     Variant("mlp", "fused Adam", "torch.compile(module), Adam(fused=True)", _adam("fused")),
     Variant("mlp", "host batch", "NumPy batch turned into tensors each step", _host_batches),
     variant("attention", "sdpa", "nn.TransformerEncoderLayer's parameters, the block written "
-             "with F.scaled_dot_product_attention", chosen=True),
+            "with F.scaled_dot_product_attention", chosen=True),
     variant("attention", "encoder layer", "nn.TransformerEncoderLayer(batch_first=True) called "
-             "as a module", _encoder_layers),
+            "as a module", _encoder_layers),
     Variant("attention", "fused Adam", "the sdpa block, Adam(fused=True)", _adam("fused")),
     variant("lstm", "nn.LSTM", "nn.LSTM under torch.compile (a graph break around it)",
-             chosen=True),
+            chosen=True),
     Variant("lstm", "allow_rnn", "nn.LSTM traced by TorchDynamo (config.allow_rnn=True)",
             _allow_rnn),
     variant("lstm", "cell loop", "a Python loop of gate matmuls, unrolled by torch.compile",
-             _loop("lstm")),
+            _loop("lstm")),
     variant("rnn", "nn.RNN", "nn.RNN under torch.compile (a graph break around it)", chosen=True),
     variant("rnn", "cell loop", "a Python loop of tanh(x W + h U + b), unrolled by torch.compile",
-             _loop("rnn")),
+            _loop("rnn")),
 ]
