@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from bench import adapters, canonical, data, tolerances
 from bench.adapters import Trainer
 from bench.canonical import Params
@@ -87,8 +89,6 @@ def host_batches(label_dtype: str) -> Callable[[Any, ModelSpec, Params, str], Ca
     """The adapter's step fed NumPy batches (inputs in the run's dtype, labels in
     `label_dtype`), which the framework converts every step, instead of batches already
     on the device."""
-    import numpy as np
-
     def make(adapter: Any, spec: ModelSpec, params: Params, dtype: str) -> Candidate:
         candidate = adapter_candidate(adapter, spec, params, dtype)
         candidate.trainer.put = lambda x, y: (np.asarray(x, dtype=dtype),
@@ -112,8 +112,6 @@ def parity(chosen: dict[str, Any], other: dict[str, Any], dtype: str,
     parameters' relative errors, and whether it is within the trajectory tolerance.
     `inert` parameters are left out, as parity leaves them out of trajectories: their
     exact gradient is zero, so Adam moves them by +-lr at the sign of rounding noise."""
-    import numpy as np
-
     def kept(params: Params) -> Params:
         return {k: v for k, v in params.items() if k not in inert}
 
