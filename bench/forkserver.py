@@ -19,7 +19,10 @@ fork server pays it once per run. A job whose `preload` names its framework (ben
 
 The child is the process a fresh `python -m bench.workers` would be, with the framework
 already imported, and the modules its bench.frameworks record preloads (ones each of its
-processes imports anyway: torch.optim imports TorchDynamo when an optimizer is made).
+processes imports anyway: torch.optim imports TorchDynamo when an optimizer is made), and
+the record's preload_calls made: probes of the machine a framework keeps in memory for the
+process's life (torch Inductor's check of the CPU's vector instructions, 3-19 s before a
+process's first compiled kernel), timed apart, so a child's compile is the model's own.
 Its threads, runtime and device are configured by the task, after the fork
 (bench.speed.measure records import_s as the server's import time). Only the
 import may happen before the fork: no framework starts its runtime or its thread pools
@@ -69,6 +72,14 @@ def preloaded_import_s(framework: str) -> float | None:
     """Seconds the fork server took to import `framework`, in a child it forked; else None."""
     if PRELOADED and PRELOADED.get("framework") == framework:
         return float(PRELOADED["import_s"])
+    return None
+
+
+def preloaded_calls(framework: str) -> tuple[list[str], float] | None:
+    """The functions the fork server called after importing `framework` (its record's
+    preload_calls) and their seconds, in a child it forked; else None."""
+    if PRELOADED and PRELOADED.get("framework") == framework and PRELOADED.get("calls"):
+        return list(PRELOADED["calls"]), float(PRELOADED["calls_s"])
     return None
 
 
@@ -278,18 +289,27 @@ def serve(framework: str, requests: int, replies: int) -> int:
     workers.quiet_helper_pools()  # as a fresh worker does, before the framework's import
     started = time.perf_counter()
     try:  # a framework's adapter and its record's preload, or (tests) any module
+        calls: tuple[str, ...] = ()
         if framework in adapters.REGISTRY:
             adapters.get(framework)
             for module in frameworks.get(framework).preload:
                 importlib.import_module(module)
+            calls = frameworks.get(framework).preload_calls
         else:
             importlib.import_module(framework)
+        import_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for call in calls:
+            module, name = call.split(":")
+            getattr(importlib.import_module(module), name)()
+        calls_s = time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 - the parent runs its jobs fresh, which say why
         traceback.print_exc()
         _say(replies, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         return 1
-    PRELOADED = {"framework": framework, "import_s": time.perf_counter() - started}
-    _say(replies, {"ready": True, "import_s": PRELOADED["import_s"]})
+    PRELOADED = {"framework": framework, "import_s": import_s, "calls": list(calls),
+                 "calls_s": calls_s}
+    _say(replies, {"ready": True, "import_s": import_s})
     with os.fdopen(requests, "rb", buffering=0) as pipe:
         for line in iter(pipe.readline, b""):
             request = json.loads(line)

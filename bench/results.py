@@ -228,6 +228,8 @@ def _row(record: dict[str, Any], run: dict[str, Any],
     row["compile_api"] = fw.get("compile_api")
     # how the cell's process started and what compile cache it had (None: before recorded)
     row["process"], row["compile_cache"] = fw.get("process"), fw.get("compile_cache")
+    # machine probes its fork server made before forking it (preload_calls_s: their time)
+    row["preload_calls"] = ", ".join(fw.get("preload_calls", [])) or None
     row["tf32"] = record.get("tf32", run.get("tf32"))
     # The axis a scaling-sweep point varies (batch_size or seq_len); None for matrix cells.
     row["sweep_axis"] = sweep_axes.get(record["cell_id"])

@@ -1,8 +1,9 @@
 """Fork servers (bench/forkserver.py): a job with `preload` runs in a child forked from a
 server that imported the module once, with the same protocol as a fresh worker: the
 result, the log, every way the child can end, the timeout killing its process group, and
-a fresh process when no server can start. Framework-free: the servers preload standard
-modules; the real frameworks' servers run in every speed cell (tests/test_harness.py)."""
+a fresh process when no server can start. Framework-free but for one slow test of
+torch's server (its machine probe): the others preload standard modules; the real
+frameworks' servers run in every speed cell (tests/test_harness.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from bench import forkserver, workers
+from bench import adapters, forkserver, workers
 from bench.workers import Fault, Job
 from tests.worker_tasks import ended
 
@@ -97,3 +98,19 @@ def test_close_all_ends_every_server(tmp_path):
     forkserver.close_all()
     assert ended(server_pid), f"fork server {server_pid} still runs after close_all"
     assert sys.modules["bench.forkserver"]._servers == {}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not adapters.installed("torch"), reason="torch is not installed")
+def test_torchs_server_probes_the_cpu_once_and_its_children_inherit_the_answer(tmp_path):
+    """Inductor checks the CPU's vector instructions before a process's first compiled
+    kernel (3-19 s here): torch's fork server does it once, timed apart, so that a cell's
+    compile time is its model's."""
+    outs = [workers.run(Job("tests.worker_tasks:inductor_isa_probed", {}, preload="torch",
+                            threads=1), tmp_path / f"{i}.log") for i in range(2)]
+    assert all(out.ok for out in outs), outs
+    first, second = (out.value for out in outs)
+    assert first["preloaded"]["calls"] == ["torch._inductor.cpu_vec_isa:valid_vec_isa_list"]
+    assert first["preloaded"]["calls_s"] > 0
+    assert first["isa_probes_cached"] == second["isa_probes_cached"] == 1
+    assert first["preloaded"] == second["preloaded"]  # probed once, by the one server

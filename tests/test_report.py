@@ -280,3 +280,19 @@ def test_a_report_of_several_runs_never_divides_one_run_by_another(results_dir):
     report._runs(merged, [a, b], results_dir, merge=True)
     assert any("Runs a, b are merged (--merge)" in blk[1] for blk in merged.blocks
                if blk[0] == "p")
+
+
+def test_the_report_says_which_machine_probes_a_fork_server_made_and_that_compile_times_leave_them_out():
+    from bench.report import speed as speed_report
+
+    forked = "forked from the run's fork server (framework imported there)"
+    frame = pd.DataFrame([
+        {"framework": "torch", "process": forked, "compile_cache": "cold: empty folders",
+         "preload_calls": "torch._inductor.cpu_vec_isa:valid_vec_isa_list", "preload_calls_s": 2.93},
+        {"framework": "jax", "process": forked, "compile_cache": None, "preload_calls": None,
+         "preload_calls_s": None}])
+    text = speed_report._process_text(frame)
+    assert ("torch's fork server also called `torch._inductor.cpu_vec_isa:valid_vec_isa_list` "
+            "once per server (2.9 s)") in text
+    assert "jax's" not in text and "leave it out" in text
+    assert "also called" not in speed_report._process_text(frame.drop(columns=["preload_calls"]))

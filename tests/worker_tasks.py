@@ -59,3 +59,14 @@ def ended(pid: int, within_s: float = 5.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
+
+
+def inductor_isa_probed(args: dict[str, Any], fault: workers.Fault | None = None) -> dict[str, Any]:
+    """What the fork server preloaded, and whether torch Inductor's CPU-ISA probe is
+    already cached in this process (1) or would run at its first compiled kernel (0)."""
+    from torch._inductor import cpu_vec_isa
+
+    from bench import forkserver
+
+    return {"preloaded": forkserver.PRELOADED,
+            "isa_probes_cached": cpu_vec_isa.valid_vec_isa_list.cache_info().currsize}

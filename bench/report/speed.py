@@ -113,6 +113,15 @@ def _process_text(frame: Any) -> str:
             if forked.all() else "Each process imports the framework. " if not forked.any()
             else f"{int(forked.sum())} of {len(frame)} cells' processes were forked from a "
                  "fork server that had imported the framework; the others imported it. ")
+    if "preload_calls" in frame and frame["preload_calls"].notna().any():
+        probed = frame[frame["preload_calls"].notna()]
+        for framework, cells in probed.groupby("framework"):
+            low, high = cells["preload_calls_s"].min(), cells["preload_calls_s"].max()
+            took = f"{low:.1f} s" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f}-{high:.1f} s"
+            text += (f"{framework}'s fork server also called `{cells['preload_calls'].iloc[0]}` "
+                     f"once per server ({took}): a probe "
+                     "of the machine that every process would otherwise make before its "
+                     "first compiled kernel, so its compile and first-step times leave it out. ")
     caches = sorted(set(frame["compile_cache"].dropna()) - {c for c in frame["compile_cache"].dropna()
                                                            if c.startswith("none")})
     if caches:

@@ -10,7 +10,9 @@ What is timed, in this order (seconds from time.perf_counter):
 - import_s: importing the adapter and its framework;
 - build_s: building the model from canonical parameters;
 - compile_s: the framework's own ahead-of-time trace/compile call, where it has one;
-- first_step_s: the first training step, which includes whatever compilation is left;
+- first_step_s: the first training step, which includes whatever compilation is left
+  (not the machine probes a fork server made once for every process of the run: those
+  are preload_calls_s, apart);
 - steady state: after warm-up, every step on its own, each ending with the loss read
   back to the host, which waits for the device (.item() / .numpy() /
   block_until_ready()). The raw samples are kept.
@@ -184,6 +186,9 @@ def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault
         facts["process"] = "forked from the run's fork server (framework imported there)"
     else:
         facts["process"] = "fresh interpreter"
+    calls = forkserver.preloaded_calls(cell.framework)
+    if calls is not None:  # e.g. torch Inductor's CPU-ISA probe: the machine's, not the model's
+        facts["preload_calls"], metrics["preload_calls_s"] = calls
     facts["compile_cache"] = compile_cache
     metrics["rss_after_import_mib"] = _rss_mib()
 

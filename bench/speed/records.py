@@ -18,7 +18,7 @@ from bench.speed import stats
 # Metrics that are a property of one process, combined by the median over repeats.
 PER_PROCESS = ("import_s", "rss_after_import_mib", "build_s", "compile_s", "first_step_s",
                "time_to_first_step_s", "warmup_steps", "warmup_s", "sampling_s",
-               "first_loss", "last_loss")
+               "first_loss", "last_loss", "preload_calls_s")
 PEAKS = ("peak_rss_mib", "peak_device_mib")
 # The machine's load while a process sampled (bench.speed.machineload): the worst repeat's.
 WORST_LOAD = ("load_other_cpu_share", "load_steal_share", "load_involuntary_switches_per_s",
