@@ -20,9 +20,10 @@ fork server pays it once per run. A job whose `preload` names its framework (ben
 The child is the process a fresh `python -m bench.workers` would be, with the framework
 already imported, and the modules its bench.frameworks record preloads (ones each of its
 processes imports anyway: torch.optim imports TorchDynamo when an optimizer is made), and
-the record's preload_calls made: probes of the machine a framework keeps in memory for the
-process's life (torch Inductor's check of the CPU's vector instructions, 3-19 s before a
-process's first compiled kernel), timed apart, so a child's compile is the model's own.
+for a job that compiles, the record's compile_preload: the compiler's modules, and probes
+of the machine a framework keeps in memory for the process's life (torch Inductor's check
+of the CPU's vector instructions, 3-19 s before a process's first compiled kernel), timed
+apart, so that a child's compile is its model's own.
 Its threads, runtime and device are configured by the task, after the fork
 (bench.speed.measure records import_s as the server's import time). Only the
 import may happen before the fork: no framework starts its runtime or its thread pools
@@ -76,8 +77,9 @@ def preloaded_import_s(framework: str) -> float | None:
 
 
 def preloaded_calls(framework: str) -> tuple[list[str], float] | None:
-    """The functions the fork server called after importing `framework` (its record's
-    preload_calls) and their seconds, in a child it forked; else None."""
+    """The probes the fork server made after importing `framework` (the "module:function"
+    entries of its record's compile_preload) and their seconds, in a child it forked;
+    else None."""
     if PRELOADED and PRELOADED.get("framework") == framework and PRELOADED.get("calls"):
         return list(PRELOADED["calls"]), float(PRELOADED["calls_s"])
     return None
@@ -97,10 +99,12 @@ class ServerLost(RuntimeError):
 
 
 class Server:
-    """One fork server: a process with `framework` imported under `env`."""
+    """One fork server: a process with `framework` imported under `env` (and, if
+    `compiles`, its record's compile_preload made)."""
 
-    def __init__(self, framework: str, env: dict[str, str], log: Path) -> None:
-        self.framework, self.env, self.log = framework, env, log
+    def __init__(self, framework: str, env: dict[str, str], log: Path,
+                 compiles: bool = False) -> None:
+        self.framework, self.env, self.log, self.compiles = framework, env, log, compiles
         self.lock = threading.Lock()  # one job at a time per server
         self.proc: subprocess.Popen | None = None
         self.import_s: float | None = None
@@ -116,8 +120,8 @@ class Server:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.forkserver", self.framework, str(requests_r),
-                 str(replies_w)],
+                [sys.executable, "-m", "bench.forkserver", self.framework,
+                 "compiles" if self.compiles else "eager", str(requests_r), str(replies_w)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=workers.ROOT, env=self.env, pass_fds=(requests_r, replies_w),
                 start_new_session=True)
@@ -212,22 +216,34 @@ _servers: dict[tuple, Server | None] = {}  # None: it failed to start; not tried
 _servers_lock = threading.Lock()
 
 
-def server_for(framework: str, env: dict[str, str], log_dir: Path) -> Server | None:
+def _compile_preload(framework: str) -> tuple[str, ...]:
+    from bench import frameworks
+
+    record = frameworks.FRAMEWORKS.get(framework)
+    return record.compile_preload if record is not None else ()
+
+
+def server_for(framework: str, env: dict[str, str], log_dir: Path,
+               compiles: bool = False) -> Server | None:
     """The running server for `framework` under `env`, started if need be (its log in
-    `log_dir`); None if it cannot start."""
-    key = (framework, tuple(sorted(env.items())))
+    `log_dir`); None if it cannot start. Jobs that compile get a server of their own
+    only where the framework has a compile_preload."""
+    compiles = compiles and bool(_compile_preload(framework))
+    key = (framework, compiles, tuple(sorted(env.items())))
     with _servers_lock:
         if key not in _servers:
-            server = Server(framework, env, Path(log_dir) / f"forkserver-{framework}.log")
+            name = f"forkserver-{framework}{'-compiles' if compiles else ''}.log"
+            server = Server(framework, env, Path(log_dir) / name, compiles)
             _servers[key] = server if server.start() else None
         return _servers[key]
 
 
 def run(framework: str, env: dict[str, str], job_path: Path, result_path: Path, log: Path,
-        timeout_s: float) -> tuple[int | None, float] | None:
-    """Run a job file through `framework`'s server: (exit status or None after a
-    timeout, wall seconds), or None if no server could be had (run it fresh instead)."""
-    server = server_for(framework, env, log.parent)
+        timeout_s: float, compiles: bool = False) -> tuple[int | None, float] | None:
+    """Run a job file through `framework`'s server (the one for jobs that compile if
+    `compiles`): (exit status or None after a timeout, wall seconds), or None if no
+    server could be had (run it fresh instead)."""
+    server = server_for(framework, env, log.parent, compiles)
     if server is None:
         return None
     with server.lock:
@@ -280,21 +296,24 @@ def _child(request: dict[str, Any], fds: tuple[int, int]) -> None:
         os._exit(code)
 
 
-def serve(framework: str, requests: int, replies: int) -> int:
-    """The server: import `framework`'s adapter, then fork one child per request until
-    the request pipe closes."""
+def serve(framework: str, compiles: bool, requests: int, replies: int) -> int:
+    """The server: import `framework`'s adapter (and if `compiles`, make its
+    compile_preload), then fork one child per request until the request pipe closes."""
     global PRELOADED
     from bench import adapters, frameworks, workers
 
     workers.quiet_helper_pools()  # as a fresh worker does, before the framework's import
     started = time.perf_counter()
     try:  # a framework's adapter and its record's preload, or (tests) any module
-        calls: tuple[str, ...] = ()
+        calls: list[str] = []
         if framework in adapters.REGISTRY:
             adapters.get(framework)
-            for module in frameworks.get(framework).preload:
-                importlib.import_module(module)
-            calls = frameworks.get(framework).preload_calls
+            record = frameworks.get(framework)
+            for entry in (*record.preload, *(record.compile_preload if compiles else ())):
+                if ":" in entry:
+                    calls.append(entry)  # made after every import, timed apart
+                else:
+                    importlib.import_module(entry)
         else:
             importlib.import_module(framework)
         import_s = time.perf_counter() - started
@@ -307,7 +326,7 @@ def serve(framework: str, requests: int, replies: int) -> int:
         traceback.print_exc()
         _say(replies, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         return 1
-    PRELOADED = {"framework": framework, "import_s": import_s, "calls": list(calls),
+    PRELOADED = {"framework": framework, "import_s": import_s, "calls": calls,
                  "calls_s": calls_s}
     _say(replies, {"ready": True, "import_s": import_s})
     with os.fdopen(requests, "rb", buffering=0) as pipe:
@@ -328,4 +347,5 @@ if __name__ == "__main__":
     # through the imported module, not __main__: children read bench.forkserver.PRELOADED
     from bench import forkserver
 
-    sys.exit(forkserver.serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    sys.exit(forkserver.serve(sys.argv[1], sys.argv[2] == "compiles", int(sys.argv[3]),
+                              int(sys.argv[4])))

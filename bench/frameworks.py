@@ -51,11 +51,13 @@ class Framework:
     # modules its fork server (bench.forkserver) imports beside the adapter: ones every
     # process of it imports anyway, so that each cell need not
     preload: tuple[str, ...] = ()
-    # functions ("module:name") its fork server calls after those imports: probes of the
-    # machine that the framework caches in memory for the life of a process and that every
-    # process would otherwise repeat before its first compile; their time is recorded
-    # apart from the import's (the cell's preload_calls_s), never in a compile figure
-    preload_calls: tuple[str, ...] = ()
+    # what its fork server also makes for processes that compile (a Job with compiles):
+    # modules ("module") those processes import anyway, counted in import_s, and probes of
+    # the machine ("module:function") that the framework caches in memory for the life of
+    # a process and that each would otherwise repeat before its first compiled kernel,
+    # timed apart (the cell's preload_calls_s), never in a compile figure. Eager processes
+    # get a server without them: nothing they would not load sits in their memory.
+    compile_preload: tuple[str, ...] = ()
 
     @property
     def package(self) -> str:
@@ -127,12 +129,14 @@ FRAMEWORKS: dict[str, Framework] = {f.name: f for f in (
         # torch.optim's Optimizer imports TorchDynamo when it is made, eager or not: 2 s
         # of every torch process's model build here
         preload=("torch._dynamo",),
-        # Inductor's first C++ kernel in a process asks which vector instructions (AVX2,
-        # AVX-512, AMX) the compiler and CPU support, by building and loading a test
-        # library per ISA: 16-19 s with an empty cache, 3-5 s with a warm one, on this
-        # 2-core VM. It is a property of the machine, not of the model compiled, and was
-        # most of a cold-cache cell's compile (the MLP's first step: 30 s, 12 s without it)
-        preload_calls=("torch._inductor.cpu_vec_isa:valid_vec_isa_list",),
+        # torch.compile() imports Inductor (2.2 s here, 45 MiB). Inductor's first C++ kernel
+        # in a process asks which vector instructions (AVX2, AVX-512, AMX) the compiler
+        # and CPU support, by building and loading a test library per ISA: 16-19 s with an
+        # empty cache, 3-5 s with a warm one, on this 2-core VM. That is the machine's, not
+        # the model's, and was most of a cold-cache cell's compile (the MLP's first
+        # compiled step: 30 s with it, 12 s without)
+        compile_preload=("torch._inductor.compile_fx",
+                         "torch._inductor.cpu_vec_isa:valid_vec_isa_list"),
     ),
     Framework(
         name="jax", title="JAX (Flax + Optax)", requires=("jax", "flax", "optax"), extra="jax",

@@ -68,6 +68,7 @@ class Job:
     timeout_s: float = 300.0
     fault: Fault | None = None
     preload: str | None = None  # a framework (or module): run forked from its fork server
+    compiles: bool = False  # it compiles: its server also makes the framework's compile_preload
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "args": dict(self.args), "env": dict(self.env),
@@ -265,7 +266,8 @@ def run(job: Job, log: Path) -> Outcome:
         from bench import forkserver
 
         if forkserver.usable():
-            ran = forkserver.run(job.preload, env, job_path, result_path, log, job.timeout_s)
+            ran = forkserver.run(job.preload, env, job_path, result_path, log, job.timeout_s,
+                                 job.compiles)
     cmd = [sys.executable, "-m", "bench.workers", str(job_path), str(result_path)]
     returncode, wall_s = ran if ran is not None else run_command(cmd, log, env, job.timeout_s)
     if returncode is not None and result_path.exists():

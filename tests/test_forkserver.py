@@ -107,10 +107,15 @@ def test_torchs_server_probes_the_cpu_once_and_its_children_inherit_the_answer(t
     kernel (3-19 s here): torch's fork server does it once, timed apart, so that a cell's
     compile time is its model's."""
     outs = [workers.run(Job("tests.worker_tasks:inductor_isa_probed", {}, preload="torch",
-                            threads=1), tmp_path / f"{i}.log") for i in range(2)]
+                            threads=1, compiles=compiles), tmp_path / f"{i}.log")
+            for i, compiles in enumerate((True, True, False))]
     assert all(out.ok for out in outs), outs
-    first, second = (out.value for out in outs)
+    first, second, eager = (out.value for out in outs)
     assert first["preloaded"]["calls"] == ["torch._inductor.cpu_vec_isa:valid_vec_isa_list"]
     assert first["preloaded"]["calls_s"] > 0
     assert first["isa_probes_cached"] == second["isa_probes_cached"] == 1
     assert first["preloaded"] == second["preloaded"]  # probed once, by the one server
+    assert "torch._inductor.compile_fx" in first["modules"]
+    # an eager job's server holds nothing it would not load itself
+    assert eager["preloaded"]["calls"] == [] and eager["isa_probes_cached"] == 0
+    assert "torch._inductor.compile_fx" not in eager["modules"]

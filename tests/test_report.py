@@ -292,7 +292,7 @@ def test_the_report_says_which_machine_probes_a_fork_server_made_and_that_compil
         {"framework": "jax", "process": forked, "compile_cache": None, "preload_calls": None,
          "preload_calls_s": None}])
     text = speed_report._process_text(frame)
-    assert ("torch's fork server also called `torch._inductor.cpu_vec_isa:valid_vec_isa_list` "
-            "once per server (2.9 s)") in text
+    assert ("The fork server of torch's compiling cells also called "
+            "`torch._inductor.cpu_vec_isa:valid_vec_isa_list` once (2.9 s)") in text
     assert "jax's" not in text and "leave it out" in text
     assert "also called" not in speed_report._process_text(frame.drop(columns=["preload_calls"]))

@@ -62,11 +62,15 @@ def ended(pid: int, within_s: float = 5.0) -> bool:
 
 
 def inductor_isa_probed(args: dict[str, Any], fault: workers.Fault | None = None) -> dict[str, Any]:
-    """What the fork server preloaded, and whether torch Inductor's CPU-ISA probe is
-    already cached in this process (1) or would run at its first compiled kernel (0)."""
-    from torch._inductor import cpu_vec_isa
+    """What the fork server preloaded, which of torch Inductor's modules this process
+    holds, and whether Inductor's CPU-ISA probe is already cached in it (1) or would run
+    at its first compiled kernel (0)."""
+    import sys
 
     from bench import forkserver
 
-    return {"preloaded": forkserver.PRELOADED,
+    modules = sorted(m for m in sys.modules if m.startswith("torch._inductor"))
+    from torch._inductor import cpu_vec_isa
+
+    return {"preloaded": forkserver.PRELOADED, "modules": modules,
             "isa_probes_cached": cpu_vec_isa.valid_vec_isa_list.cache_info().currsize}

@@ -235,7 +235,8 @@ def run_job(framework: str, task: str, job: dict[str, Any], folder: Path,
     worker_job = workers.Job("bench.graphs:graph_task",
                              {"framework": framework, "task": task, "job": job, "name": name},
                              threads=threads, cores=tuple(workers.affinity(threads)),
-                             timeout_s=timeout_s, fault=fault, preload=framework)
+                             timeout_s=timeout_s, fault=fault, preload=framework,
+                             compiles=True)  # every job of the study compiles
     outcome = workers.run(worker_job, folder / "logs" / f"{name}.log")
     if outcome.ok:
         return {"ok": True, "result": outcome.value, "wall_s": outcome.task_s}

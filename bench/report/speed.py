@@ -118,8 +118,8 @@ def _process_text(frame: Any) -> str:
         for framework, cells in probed.groupby("framework"):
             low, high = cells["preload_calls_s"].min(), cells["preload_calls_s"].max()
             took = f"{low:.1f} s" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f}-{high:.1f} s"
-            text += (f"{framework}'s fork server also called `{cells['preload_calls'].iloc[0]}` "
-                     f"once per server ({took}): a probe "
+            text += (f"The fork server of {framework}'s compiling cells also called "
+                     f"`{cells['preload_calls'].iloc[0]}` once ({took}): a probe "
                      "of the machine that every process would otherwise make before its "
                      "first compiled kernel, so its compile and first-step times leave it out. ")
     caches = sorted(set(frame["compile_cache"].dropna()) - {c for c in frame["compile_cache"].dropna()

@@ -134,7 +134,8 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1,
          # the matrix's compile times are reported: cold caches; a sweep point's are not
          "cold_compile": cell.id in run.get("cell_ids", [])},
         threads=cell.threads, device=cell.device, cores=tuple(workers.affinity(cell.threads)),
-        timeout_s=run["timeout_s"], fault=fault, preload=cell.framework)
+        timeout_s=run["timeout_s"], fault=fault, preload=cell.framework,
+        compiles=cell.mode != "eager")
     outcome = workers.run(job, Path(run_dir) / "logs" / f"{cell.id}.r{repeat}.log")
     if outcome.ok:
         record = outcome.value
