@@ -12,6 +12,9 @@ rules). It prints a Markdown table (the README's idiom table) and writes the JSO
         [--preset small] [--seq-lens 64,256] [--rounds 7] [--threads N]
         [--output results/idioms.json]
 
+`fwbench report` shows the newest results/idioms*.json (or --idioms FILE): the table and
+where a framework's fastest idiom that passes parity would change the frameworks' ranking.
+
 Exit status 0 when every audit ran, 1 when one failed, 2 for bad arguments. A variant
 that is faster than the adapter's idiom is reported, not an error: the README says why
 each one was or was not taken.
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq-lens", default="64,256", help="attention's sequence lengths")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--output", type=Path, default=Path("results/idioms.json"))
+    # under the results folder (FWBENCH_RESULTS), where `fwbench report` looks for it
+    parser.add_argument("--output", type=Path, default=results.RESULTS_DIR / "idioms.json")
     args = parser.parse_args(argv)
     try:
         frameworks = parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")

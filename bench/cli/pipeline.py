@@ -201,7 +201,7 @@ def report_phase(run_dir: Path, graphs_path: Path | None, parity_path: Path | No
     try:  # the run's results are on disk already; a report failure loses none of them
         out = report.build([run_dir], graphs_path or latest("graphs/*/graphs.json"),
                            parity_path or latest("parity-*.json"),
-                           study_paths=study_inputs("latest"))
+                           study_paths=study_inputs("latest"), idioms_path=latest("idioms*.json"))
         print(f"report: {out / 'report.html'} (and report.md)")
     except Exception as exc:  # noqa: BLE001 - said, and the exit status says it too
         problems.append(f"report FAILED: {type(exc).__name__}: {exc}; rerun with "

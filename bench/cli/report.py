@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench.cli.common import inputs, run_dir, study_inputs
+from bench.cli.common import UsageError, inputs, run_dir, study_inputs
 
 EXAMPLES = {"report": """\
   fwbench report                      the latest run, graph study, parity file and studies
@@ -28,6 +28,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--studies", default="latest",
                    help="study folders or ids (comma-separated), 'latest' (default: the newest "
                    "of each study) or 'none'")
+    p.add_argument("--idioms", default="latest",
+                   help="an idiom audit (benchmarks/idioms.py's JSON), 'latest' (default: "
+                   "the newest results/idioms*.json) or 'none'")
     p.add_argument("--merge", action="store_true",
                    help="treat the runs as one result set (e.g. one run per framework) "
                    "instead of comparing them")
@@ -49,13 +52,17 @@ def execute(args: argparse.Namespace) -> Path:
     graphs_paths = inputs(args.graphs, "graphs/*/graphs.json", "--graphs")
     parity_paths = inputs(args.parity, "parity-*.json", "--parity")
     study_paths = study_inputs(args.studies)
+    idioms_paths = inputs(args.idioms, "idioms*.json", "--idioms")
+    if len(idioms_paths) > 1:
+        raise UsageError(f"--idioms {args.idioms}: one audit file, not {len(idioms_paths)}")
     out = report.build(run_dirs, graphs_paths, parity_paths, args.out, merge=args.merge,
-                       study_paths=study_paths)
+                       study_paths=study_paths, idioms_path=idioms_paths[0] if idioms_paths else None)
     studies = [(p if p.is_dir() else p.parent).name for p in graphs_paths]
     print(f"report of {', '.join(d.name for d in run_dirs) or 'no speed run'}"
           + (" (merged)" if args.merge and len(run_dirs) > 1 else "")
           + (f", graph study {', '.join(studies)}" if studies else "")
           + (f", parity {', '.join(p.name for p in parity_paths)}" if parity_paths else "")
           + (f", studies {', '.join(p.name for p in study_paths)}" if study_paths else "")
+          + (f", idiom audit {idioms_paths[0].name}" if idioms_paths else "")
           + f": {out / 'report.html'} and {out / 'report.md'}")
     return out

@@ -32,14 +32,16 @@ from bench.report.summary import (  # noqa: F401
 
 def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = None,
           parity_path: Path | Sequence[Path] | None = None, out_dir: Path | None = None,
-          merge: bool = False, study_paths: Sequence[Path] = ()) -> Path:
+          merge: bool = False, study_paths: Sequence[Path] = (),
+          idioms_path: Path | None = None) -> Path:
     """Write the report of `run_dirs` (plus graph studies and parity runs, if given)
     under `out_dir` (default results/report); returns the folder.
 
     Several runs are compared with each other, unless `merge`: then they are one result
     set (e.g. one run per framework from nox's bench sessions). Several graph studies or
     parity files are always merged: their rows are put together.
-    `study_paths`: study folders (fwbench study) shown in the Studies section."""
+    `study_paths`: study folders (fwbench study) shown in the Studies section.
+    `idioms_path`: an idiom audit (benchmarks/idioms.py) for the Idiom audit section."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -71,13 +73,18 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
 
     # every framework's code, whatever the run measured: the comparison is the point
     code.add_section(report, list(adapters.FRAMEWORKS), _kinds(run_dirs))
+    from bench.report import idioms
+
+    idiom_doc = idioms.load(idioms_path) if idioms_path else None
+    idioms.add_section(report, idiom_doc, idioms_path)
     from bench.report import studies as study_sections
 
     study_sections.add_sections(report, list(study_paths), out)
     from bench.report import findings, limits
 
+    extra_lines = limits.finding_lines(run_dirs) + (idioms.finding_lines(idiom_doc) if idiom_doc else [])
     lines = findings.add_section(report, _run_frames(run_dirs, merge), graphs_path,
-                                 parity_path, list(study_paths), limits.finding_lines(run_dirs))
+                                 parity_path, list(study_paths), extra_lines)
     results.write_json(out / "findings.json", {"findings": lines})
     for block in report.blocks:
         if block[0] == "table":
