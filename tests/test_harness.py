@@ -304,3 +304,22 @@ def test_runs_started_in_the_same_second_get_different_ids(results_dir, monkeypa
     matrix = [Cell("torch", "mlp", "tiny", "eager")]
     ids = [harness.new_run(matrix, QUICK, 60.0, False).name for _ in range(3)]
     assert ids == ["20261202-093000", "20261202-093000-2", "20261202-093000-3"]
+
+
+@pytest.mark.skipif(not adapters.installed("torch"), reason="torch is not installed")
+@pytest.mark.slow
+def test_a_killed_cold_compile_cell_leaves_no_compile_cache_behind(results_dir, tmp_path, monkeypatch):
+    """A matrix cell's empty Inductor cache folder is made and removed by the harness:
+    a worker killed mid-run (here by SIGKILL right after its compile call) cannot remove
+    it itself."""
+    import tempfile
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    matrix = [Cell("torch", "mlp", "tiny", "compiled"), Cell("torch", "lstm", "tiny", "compiled")]
+    run_dir = harness.new_run(matrix, QUICK, timeout_s=120.0, tf32=False, name="cache")
+    records = harness.execute(run_dir, fault=workers.Fault("kill", "-lstm-"))
+    assert [r["status"] for r in records] == ["ok", "killed"]
+    assert records[0]["framework"]["compile_cache"].startswith("cold: empty folders")
+    assert list(temp.iterdir()) == []

@@ -21,13 +21,15 @@ the repeats of a cell into one row and reports the spread between them.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import adapters, environment, forkserver, results, workers
+from bench import adapters, environment, forkserver, frameworks, results, workers
 from bench.speed import limits, measure
 from bench.speed.cells import Cell, MatrixError
 from bench.speed.measure import Budget
@@ -127,16 +129,24 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1,
         results.write_json(out, record)
         return record
     out.unlink(missing_ok=True)
+    # the matrix's compile times are reported: cold caches; a sweep point's are not
+    cold = cell.id in run.get("cell_ids", [])
+    # made and removed here, so that a worker killed at its timeout leaves no cache behind
+    cache_dir = (tempfile.mkdtemp(prefix="fwbench-compile-cache-")
+                 if cold and frameworks.get(cell.framework).compile_cache_env else None)
     job = workers.Job(
         "bench.speed.measure:cell_task",
         {"run_id": run["run_id"], "repeat": repeat, "cell": cell.to_dict(),
-         "budget": run["budget"], "tf32": run["tf32"],
-         # the matrix's compile times are reported: cold caches; a sweep point's are not
-         "cold_compile": cell.id in run.get("cell_ids", [])},
+         "budget": run["budget"], "tf32": run["tf32"], "cold_compile": cold,
+         "compile_cache_dir": cache_dir},
         threads=cell.threads, device=cell.device, cores=tuple(workers.affinity(cell.threads)),
         timeout_s=run["timeout_s"], fault=fault, preload=cell.framework,
         compiles=cell.mode != "eager")
-    outcome = workers.run(job, Path(run_dir) / "logs" / f"{cell.id}.r{repeat}.log")
+    try:
+        outcome = workers.run(job, Path(run_dir) / "logs" / f"{cell.id}.r{repeat}.log")
+    finally:
+        if cache_dir is not None:
+            shutil.rmtree(cache_dir, ignore_errors=True)
     if outcome.ok:
         record = outcome.value
     else:

@@ -145,14 +145,20 @@ def status_of(exc: BaseException) -> str:
 Curves = dict[str, list[float]]
 
 
-def compile_caches(framework: str, cold: bool) -> tuple[str, Path | None]:
+def compile_caches(framework: str, cold: bool, folder: str | None = None) -> tuple[str, Path | None]:
     """Point the framework's persistent compile caches (its record's compile_cache_env)
-    at a new empty folder if `cold`: (what the record says, the folder to remove)."""
+    at an empty folder if `cold`: `folder` (the parent's, which removes it whatever way
+    this process ends) or a new one. Returns (what the record says, the folder this
+    process must remove)."""
     names = frameworks.get(framework).compile_cache_env
     if not names:
         return "none: nothing compiled is kept across processes", None
     if not cold:
         return f"shared: the user's ({', '.join(names)}), warm or not", None
+    if folder is not None:
+        for name in names:
+            os.environ[name] = str(Path(folder) / name.lower())
+        return f"cold: empty folders in {', '.join(names)}", None
     folder = Path(tempfile.mkdtemp(prefix="fwbench-compile-cache-"))
     for name in names:
         os.environ[name] = str(folder / name.lower())
@@ -317,7 +323,8 @@ def cell_task(job: dict[str, Any], fault: workers.Fault | None = None) -> dict[s
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "affinity": cpus.allowed(), "pid": os.getpid()})
     started = time.perf_counter()
-    cache, cache_folder = compile_caches(cell.framework, bool(job.get("cold_compile")))
+    cache, cache_folder = compile_caches(cell.framework, bool(job.get("cold_compile")),
+                                         job.get("compile_cache_dir"))
     try:
         out["metrics"], out["framework"], out["samples_ms"], curves = measure(
             cell, budget, out["tf32"], fault, cache)
