@@ -137,8 +137,7 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1,
     job = workers.Job(
         "bench.speed.measure:cell_task",
         {"run_id": run["run_id"], "repeat": repeat, "cell": cell.to_dict(),
-         "budget": run["budget"], "tf32": run["tf32"], "cold_compile": cold,
-         "compile_cache_dir": cache_dir},
+         "budget": run["budget"], "tf32": run["tf32"], "compile_cache_dir": cache_dir},
         threads=cell.threads, device=cell.device, cores=tuple(workers.affinity(cell.threads)),
         timeout_s=run["timeout_s"], fault=fault, preload=cell.framework,
         compiles=cell.mode != "eager")

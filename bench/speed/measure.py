@@ -23,10 +23,8 @@ from __future__ import annotations
 import math
 import os
 import resource
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -145,24 +143,18 @@ def status_of(exc: BaseException) -> str:
 Curves = dict[str, list[float]]
 
 
-def compile_caches(framework: str, cold: bool, folder: str | None = None) -> tuple[str, Path | None]:
+def compile_caches(framework: str, folder: str | None) -> str:
     """Point the framework's persistent compile caches (its record's compile_cache_env)
-    at an empty folder if `cold`: `folder` (the parent's, which removes it whatever way
-    this process ends) or a new one. Returns (what the record says, the folder this
-    process must remove)."""
+    at `folder`, an empty one its parent made for a cold start (and removes, whatever way
+    this process ends), or leave the user's when None. Returns what the record says."""
     names = frameworks.get(framework).compile_cache_env
     if not names:
-        return "none: nothing compiled is kept across processes", None
-    if not cold:
-        return f"shared: the user's ({', '.join(names)}), warm or not", None
-    if folder is not None:
-        for name in names:
-            os.environ[name] = str(Path(folder) / name.lower())
-        return f"cold: empty folders in {', '.join(names)}", None
-    folder = Path(tempfile.mkdtemp(prefix="fwbench-compile-cache-"))
+        return "none: nothing compiled is kept across processes"
+    if folder is None:
+        return f"shared: the user's ({', '.join(names)}), warm or not"
     for name in names:
-        os.environ[name] = str(folder / name.lower())
-    return f"cold: empty folders in {', '.join(names)}", folder
+        os.environ[name] = str(Path(folder) / name.lower())
+    return f"cold: empty folders in {', '.join(names)}"
 
 
 def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault | None = None,
@@ -323,8 +315,7 @@ def cell_task(job: dict[str, Any], fault: workers.Fault | None = None) -> dict[s
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "affinity": cpus.allowed(), "pid": os.getpid()})
     started = time.perf_counter()
-    cache, cache_folder = compile_caches(cell.framework, bool(job.get("cold_compile")),
-                                         job.get("compile_cache_dir"))
+    cache = compile_caches(cell.framework, job.get("compile_cache_dir"))
     try:
         out["metrics"], out["framework"], out["samples_ms"], curves = measure(
             cell, budget, out["tf32"], fault, cache)
@@ -336,8 +327,5 @@ def cell_task(job: dict[str, Any], fault: workers.Fault | None = None) -> dict[s
         out["error"] = f"{type(exc).__name__}: {exc}".strip()
         if out["status"] == "crash":
             out["error"] += "\n" + "".join(traceback.format_exc(limit=-6))
-    finally:
-        if cache_folder is not None:
-            shutil.rmtree(cache_folder, ignore_errors=True)
     out["wall_s"] = time.perf_counter() - started
     return out
