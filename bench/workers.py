@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,11 +214,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_command(cmd: list[str], log: Path, env: Mapping[str, str], timeout_s: float,
-                cwd: Path = ROOT, stop_signal: int = signal.SIGKILL) -> tuple[int | None, float]:
+                cwd: Path = ROOT, stop_signal: int = signal.SIGKILL,
+                on_start: Callable[[subprocess.Popen], None] | None = None
+                ) -> tuple[int | None, float]:
     """Run `cmd` in a session of its own, output in `log`, tracked for stop signals, its
     group killed at `timeout_s`; returns its exit status (None after a timeout) and wall
     seconds. The lifecycle of every process fwbench starts: `run` for a Job, and fwbench
-    ab for a side's `fwbench run` (stop_signal SIGTERM: it stops its own workers first)."""
+    ab for a side's `fwbench run` (stop_signal SIGTERM: it stops its own workers first).
+    `on_start` gets the process once it runs (a data-parallel group kills its members'
+    groups when one of them fails: bench.distributed.group)."""
     started = time.perf_counter()
     with open(log, "w") as log_file, _live_lock:
         if _stopped_by is not None:  # stopped while this thread was getting here
@@ -232,6 +236,8 @@ def run_command(cmd: list[str], log: Path, env: Mapping[str, str], timeout_s: fl
                 _stop_signal[proc] = stop_signal
             if _stopped_by is not None:  # the main thread was stopped meanwhile
                 raise Stopped(_stopped_by)
+            if on_start is not None:
+                on_start(proc)
         except BaseException:
             _kill_group(proc)
             raise
@@ -250,10 +256,12 @@ def run_command(cmd: list[str], log: Path, env: Mapping[str, str], timeout_s: fl
     return returncode, time.perf_counter() - started
 
 
-def run(job: Job, log: Path) -> Outcome:
+def run(job: Job, log: Path,
+        on_start: Callable[[subprocess.Popen], None] | None = None) -> Outcome:
     """Run `job` in a process of its own, its output in `log` and the job beside it
     (<log>.job.json); never raises for anything the worker does (an interrupt of this
-    process kills the worker, then goes on up)."""
+    process kills the worker, then goes on up). `on_start`: as for run_command; a job
+    with it runs fresh, not forked from a fork server (whose children it cannot hold)."""
     log = Path(log).resolve()
     log.parent.mkdir(parents=True, exist_ok=True)
     job_path = log.with_name(log.stem + ".job.json")
@@ -262,14 +270,15 @@ def run(job: Job, log: Path) -> Outcome:
     result_path.unlink(missing_ok=True)
     env = process_env(job.threads, job.device, job.env)
     ran = None
-    if job.preload:
+    if job.preload and on_start is None:
         from bench import forkserver
 
         if forkserver.usable():
             ran = forkserver.run(job.preload, env, job_path, result_path, log, job.timeout_s,
                                  job.compiles)
     cmd = [sys.executable, "-m", "bench.workers", str(job_path), str(result_path)]
-    returncode, wall_s = ran if ran is not None else run_command(cmd, log, env, job.timeout_s)
+    returncode, wall_s = (ran if ran is not None else
+                          run_command(cmd, log, env, job.timeout_s, on_start=on_start))
     if returncode is not None and result_path.exists():
         with open(result_path, "rb") as f:
             payload = pickle.load(f)

@@ -81,7 +81,8 @@ class Adapter(adapters.Adapter):
     def build(self, spec: ModelSpec, params: Params, dtype: str = "float32",
               device: str = "cpu") -> Model:
         self._check_build(spec, params, dtype, device)
-        target = jax.devices("gpu" if device == "gpu" else "cpu")[0]
+        # this process's first device (under jax.distributed, devices() lists every host's)
+        target = jax.local_devices(backend="gpu" if device == "gpu" else "cpu")[0]
         binds = bindings(spec)
         module = build_module(spec, DTYPES[dtype])
         # the slots' shapes are those of the tree Flax's own init would create
