@@ -74,3 +74,23 @@ def inductor_isa_probed(args: dict[str, Any], fault: workers.Fault | None = None
 
     return {"preloaded": forkserver.PRELOADED, "modules": modules,
             "isa_probes_cached": cpu_vec_isa.valid_vec_isa_list.cache_info().currsize}
+
+
+def group_member(args: dict[str, Any], fault: workers.Fault | None = None) -> int:
+    """A member of a test group (tests/test_distributed.py): writes its pid to
+    args["pid_dir"]/<rank>, then does args["behave"][rank]: "ok" (returns its rank),
+    "raise", "raise-port" (raises as a rendezvous on a taken port does), "exit" (os._exit)
+    or "hang" (as a replica waiting in a collective for a dead peer)."""
+    rank = args["rank"]
+    Path(args["pid_dir"], str(rank)).write_text(str(os.getpid()))
+    behave = args["behave"][rank]
+    if behave == "raise":
+        raise RuntimeError("replica failed")
+    if behave == "raise-port":
+        raise RuntimeError("The server socket has failed to listen: EADDRINUSE, address already in use")
+    if behave == "exit":
+        time.sleep(0.5)
+        os._exit(3)
+    if behave == "hang":
+        time.sleep(1000)
+    return rank

@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import adapters, results
-from bench.cli.common import fmt, format_table, write_verdict
+from bench.cli.common import UsageError, fmt, format_table, write_verdict
 from bench.spec import DTYPES
 from bench.speed import cells
 
 EXAMPLES = {"parity": """\
   fwbench parity                      every framework, float32 and float64, on the CPU
   fwbench parity --frameworks torch,jax --dtypes float32 --failures-only
-  fwbench parity --json parity.json   also the verdict as JSON (exit 1: a check failed)"""}
+  fwbench parity --json parity.json   also the verdict as JSON (exit 1: a check failed)
+  fwbench parity --devices 2          data-parallel rows: 2 replicas vs one device, one host
+                                      and one process per stand-in host"""}
 
 
 def add_parser(sub: Any) -> None:
@@ -30,6 +32,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="cpu", choices=adapters.DEVICES,
                    help="cpu or gpu: where the frameworks compute (the float64 NumPy reference "
                         "is always on the host; on gpu, TF32 is off)")
+    p.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="run the data-parallel checks instead: N replicas on each framework's "
+                        "own distributed runtime against single-device training, as one host "
+                        "and as one process per host (bench/distributed/); N <= the machine's "
+                        "devices (on a CPU, its cores)")
     p.add_argument("--failures-only", action="store_true", help="print only failed checks")
     p.add_argument("--output", type=Path, default=None,
                    help="JSON file to write (default: results/parity-<time>.json)")
@@ -41,14 +48,21 @@ def add_parser(sub: Any) -> None:
 
 def run_checks(frameworks: Sequence[str], dtypes: Sequence[str],
                case_names: Sequence[str] | None, jobs: int, output: Path | None,
-               device: str = "cpu") -> tuple[list[Any], dict[str, Any], float, Path]:
-    """Run the parity checks on `device` and write their results file; returns (rows,
-    meta, seconds, path)."""
+               device: str = "cpu", replicas: int | None = None
+               ) -> tuple[list[Any], dict[str, Any], float, Path]:
+    """Run the parity checks on `device` (with `replicas`: the data-parallel ones) and
+    write their results file; returns (rows, meta, seconds, path)."""
     from bench import parity
 
     started = time.perf_counter()
-    rows, meta = parity.run(tuple(frameworks), tuple(dtypes), case_names and tuple(case_names),
-                            jobs=jobs, device=device)
+    if replicas is not None:
+        from bench.distributed import parity as dp_parity
+
+        rows, meta = dp_parity.run(tuple(frameworks), tuple(dtypes),
+                                   case_names and tuple(case_names), replicas, device)
+    else:
+        rows, meta = parity.run(tuple(frameworks), tuple(dtypes), case_names and tuple(case_names),
+                                jobs=jobs, device=device)
     seconds = time.perf_counter() - started
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     # two parity runs ending in the same second write two files, not one over the other
@@ -79,8 +93,15 @@ def execute(args: argparse.Namespace) -> tuple[int, list[Any], Path]:
     dtypes = cells.parse_list(args.dtypes, DTYPES, "--dtypes")
     case_names = (cells.parse_list(args.cases, [c.name for c in parity.cases()], "--cases")
                   if args.cases else None)
+    if args.devices is not None:
+        from bench.distributed import DevicesUnavailable, check_devices
+
+        try:  # refused before anything runs: one line, exit 2
+            check_devices(args.devices, args.device)
+        except DevicesUnavailable as exc:
+            raise UsageError(str(exc)) from None
     rows, meta, seconds, path = run_checks(frameworks, dtypes, case_names, args.jobs,
-                                           args.output, args.device)
+                                           args.output, args.device, args.devices)
     table = [{"check": r.check, "framework": r.framework, "model": r.model, "dtype": r.dtype,
               "max error": fmt(r.error), "tolerance": fmt(r.tolerance),
               "pass": "yes" if r.passed else "NO", "note": r.note} for r in rows]
