@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import canonical, progress, tolerances
+from bench import canonical, tolerances
 from bench.distributed import FORMS, check_devices, group, launch
 from bench.parity.cases import DATA_SEED, STEPS, WORKER_TIMEOUT_S, case_params, cases, optimizer_spec
 from bench.parity.checks import Row, _error_row, _form_drift, _row, _without
@@ -56,12 +56,13 @@ def run_groups(frameworks: tuple[str, ...], dtypes: tuple[str, ...],
                     continue
                 args = {"items": items(fw, dtypes, case_names), "steps": STEPS, "batch_size": BATCH,
                         "seed": DATA_SEED, "timeout_s": WORKER_TIMEOUT_S, "baseline": True}
-                progress.say(0, 1, f"{fw} {form} x{replicas}")
                 outcome = group.run_group(
                     lambda port, fw=fw, form=form, args=args: launch.group_jobs(
                         fw, form, replicas, port, args, device=device, timeout_s=WORKER_TIMEOUT_S,
                         env={"TF_ENABLE_ONEDNN_OPTS": "0"}),  # sums in a fixed order, as parity
                     logs, f"dp-{fw}-{form}", ports=replicas)
+                print(f"data-parallel parity, {fw} {form}, {replicas} replicas: {outcome.status} "
+                      f"in {outcome.wall_s:.0f} s", flush=True)
                 raws[(fw, form)] = ({"members": outcome.values, "seconds": outcome.wall_s,
                                      "port_attempts": outcome.attempts} if outcome.ok else
                                     {"fatal": f"group {outcome.status}: {outcome.describe()}"})
