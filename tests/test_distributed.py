@@ -166,3 +166,14 @@ def test_a_replica_killed_mid_run_fails_the_cell_and_leaves_no_process(framework
     assert outcome.members[0].status == "killed" or outcome.members[0].status == "error"
     time.sleep(0.5)
     assert _leftovers(str(tmp_path)) == []
+
+
+def test_parity_refuses_replicas_that_do_not_split_its_batch(capsys, monkeypatch):
+    import bench.distributed
+    from bench.cli import main
+
+    monkeypatch.setattr(bench.distributed, "available_devices", lambda device: 8)
+    with pytest.raises(SystemExit) as exc:
+        main(["parity", "--devices", "3"])
+    assert exc.value.code == 2
+    assert "does not split evenly 3 ways" in capsys.readouterr().err

@@ -100,6 +100,11 @@ def execute(args: argparse.Namespace) -> tuple[int, list[Any], Path]:
             check_devices(args.devices, args.device)
         except DevicesUnavailable as exc:
             raise UsageError(str(exc)) from None
+        from bench.distributed.parity import BATCH
+
+        if BATCH % args.devices:
+            raise UsageError(f"--devices {args.devices}: parity's global batch of {BATCH} "
+                             f"does not split evenly {args.devices} ways")
     rows, meta, seconds, path = run_checks(frameworks, dtypes, case_names, args.jobs,
                                            args.output, args.device, args.devices)
     table = [{"check": r.check, "framework": r.framework, "model": r.model, "dtype": r.dtype,
