@@ -118,7 +118,8 @@ def run_once(jobs: list[Job], logs: list[Path]) -> GroupOutcome:
                 procs[rank] = proc
                 if failures:  # the group failed before this member started
                     stopped.add(rank)
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
 
         outcome = workers.run(jobs[rank], logs[rank], on_start=started)
         if not outcome.ok:
