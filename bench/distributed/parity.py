@@ -13,7 +13,15 @@ from typing import Any
 
 from bench import canonical, tolerances
 from bench.distributed import FORMS, check_devices, group, launch
-from bench.parity.cases import DATA_SEED, STEPS, WORKER_TIMEOUT_S, case_params, cases, optimizer_spec
+from bench.parity.cases import (
+    DATA_SEED,
+    STEPS,
+    WORKER_TIMEOUT_S,
+    Case,
+    case_params,
+    cases,
+    optimizer_spec,
+)
 from bench.parity.checks import Row, _error_row, _form_drift, _row, _without
 
 OPTIMIZERS = ("sgd", "adam")
@@ -23,13 +31,16 @@ BATCH = 8  # the global batch: splits evenly 1, 2, 4 or 8 ways
 EAGER = {"torch": True, "tf": True, "jax": False}
 
 
+def trained_cases(case_names: tuple[str, ...] | None) -> list[Case]:
+    """The cases with trajectories (each model kind's tiny preset), narrowed to `case_names`."""
+    return [c for c in cases() if c.trajectories and (not case_names or c.name in case_names)]
+
+
 def items(framework: str, dtypes: tuple[str, ...], case_names: tuple[str, ...] | None
           ) -> list[dict[str, str]]:
     out = []
     for dtype in dtypes:
-        for case in cases():
-            if not case.trajectories or (case_names and case.name not in case_names):
-                continue
+        for case in trained_cases(case_names):
             for opt in OPTIMIZERS:
                 out.append({"case": case.name, "dtype": dtype, "optimizer": opt, "mode": "compiled"})
                 if EAGER[framework] and opt == "adam":
@@ -76,11 +87,10 @@ def compare(raws: dict[tuple[str, str], dict[str, Any]], dtypes: tuple[str, ...]
         if "fatal" in raw:
             rows.append(_error_row("data_parallel", f"{fw} ({form})", "-", "-", raw["fatal"]))
     for dtype in dtypes:
-        for case in cases():
-            if not case.trajectories or (case_names and case.name not in case_names):
-                continue
+        for case in trained_cases(case_names):
             inert = canonical.inert_params(case.spec)
             skip = f"; {', '.join(inert)} left out (inert)" if inert else ""
+            loaded = _without(canonical.cast(case_params(case), dtype), inert)
             for opt in OPTIMIZERS:
                 for form in FORMS:
                     live = {fw: raw["members"] for (fw, f), raw in raws.items()
@@ -88,7 +98,7 @@ def compare(raws: dict[tuple[str, str], dict[str, Any]], dtypes: tuple[str, ...]
                     for fw, members in live.items():
                         rows += _framework_rows(fw, form, members, (dtype, case.name, opt),
                                                 inert, skip, replicas)
-                    rows += _across_rows(form, live, (dtype, case.name, opt), inert, skip)
+                    rows += _across_rows(form, live, (dtype, case.name, opt), loaded, inert, skip)
     return rows
 
 
@@ -124,10 +134,11 @@ def _framework_rows(fw: str, form: str, members: list[dict[str, Any]], key: tupl
 
 
 def _across_rows(form: str, live: dict[str, list[dict[str, Any]]], key: tuple[str, str, str],
-                 inert: tuple[str, ...], skip: str) -> list[Row]:
+                 loaded: Any, inert: tuple[str, ...], skip: str) -> list[Row]:
     """The frameworks' compiled data-parallel runs against each other, with the bound of
     their single-device trajectory rows (bench.parity.checks): the tolerance plus the
-    drift between their optimizer forms, simulated on the first one's gradients."""
+    drift between their optimizer forms, simulated on the first one's gradients;
+    `loaded`: the initial parameters in the run's dtype, inert ones left out."""
     dtype, case, opt = key
     full = (*key, "compiled")
     rows = []
@@ -139,8 +150,7 @@ def _across_rows(form: str, live: dict[str, list[dict[str, Any]]], key: tuple[st
         if base_a is None:
             continue  # its data_parallel row says why
         form_a, form_b = (live[f][0]["optimizer_forms"].get(opt, "plain") for f in (a, b))
-        loaded = canonical.cast(case_params(next(c for c in cases() if c.name == case)), dtype)
-        p_drift, l_drift = _form_drift(spec, form_a, form_b, _without(loaded, inert),
+        p_drift, l_drift = _form_drift(spec, form_a, form_b, loaded,
                                        [_without(g, inert) for g in base_a["grads"]],
                                        base_a["losses"])
         err_p = tolerances.relative_error(_without(run_a["final"], inert), _without(run_b["final"], inert))

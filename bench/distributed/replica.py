@@ -8,6 +8,7 @@ waiting in a collective, so any failure ends the process and the group stops it 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 from typing import Any
@@ -64,7 +65,7 @@ def train_task(args: dict[str, Any], fault: Fault | None = None) -> dict[str, An
                                          args["batch_size"], args["seed"], args["steps"],
                                          fault, item_id)
         if args.get("baseline") and world.rank == 0:
-            single = _replace_batch(case, args["batch_size"])
+            single = dataclasses.replace(case, batch_size=args["batch_size"])
             try:  # one device, no collective: its failure is this item's alone
                 out["baseline"][key] = _trajectory(dp.adapter, single, params, item["dtype"], opt,
                                                    item["mode"], args["steps"], True,
@@ -75,8 +76,3 @@ def train_task(args: dict[str, Any], fault: Fault | None = None) -> dict[str, An
     dp.close()
     return out
 
-
-def _replace_batch(case: Any, batch_size: int) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(case, batch_size=batch_size)

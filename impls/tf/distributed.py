@@ -36,12 +36,14 @@ class Trainer(BaseTrainer):
         with strategy.scope():
             self.optimizer = make_optimizer(optimizer, model.dtype)
             self.optimizer.build(variables)
-        self.global_batch: int | None = None
 
         def replica_step(x: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+            # every replica gets the same number of rows (put), so the global batch is
+            # this replica's rows times the replicas
+            global_batch = tf.shape(x)[0] * strategy.num_replicas_in_sync
             with tf.GradientTape() as tape:
                 per = per_example_loss(loss, model.keras(x, training=True), target)
-                value = tf.nn.compute_average_loss(per, global_batch_size=self.global_batch)
+                value = tf.nn.compute_average_loss(per, global_batch_size=global_batch)
             grads = tape.gradient(value, variables)
             self.optimizer.apply_gradients(zip(grads, variables))
             return value
@@ -55,7 +57,6 @@ class Trainer(BaseTrainer):
     def put(self, x: np.ndarray, target: np.ndarray) -> tuple[Any, Any]:
         """Each replica's rows of the global batch, as the strategy's per-replica values
         (replica ids are global: a worker makes only its own replicas')."""
-        self.global_batch = len(x)
         rows = len(x) // self.dp.world.replicas
         x, target = np.asarray(x, dtype=self.model.dtype), np.asarray(target)
 
@@ -97,8 +98,9 @@ class DataParallel:
                 cpu, [tf.config.LogicalDeviceConfiguration()] * world.replicas)
             names = [d.name for d in tf.config.list_logical_devices("CPU")][:world.replicas]
             self.strategy = tf.distribute.MirroredStrategy(names)
-            self.backend = ("MirroredStrategy (" +
-                            type(self.strategy.extended._cross_device_ops).__name__ + ")")
+            # which all-reduce it chose (a private attribute: "default" if it moves)
+            ops = getattr(self.strategy.extended, "_cross_device_ops", None)
+            self.backend = f"MirroredStrategy ({type(ops).__name__ if ops else 'default'})"
         if self.strategy.num_replicas_in_sync != world.replicas:
             raise adapters.DeviceUnavailable(
                 f"{world.replicas} replicas asked for, the strategy has "
