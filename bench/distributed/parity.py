@@ -14,7 +14,6 @@ from typing import Any
 from bench import canonical, tolerances
 from bench.distributed import FORMS, check_devices, group, launch
 from bench.parity.cases import (
-    DATA_SEED,
     STEPS,
     WORKER_TIMEOUT_S,
     Case,
@@ -66,7 +65,7 @@ def run_groups(frameworks: tuple[str, ...], dtypes: tuple[str, ...],
                                         f"install it with: pip install 'fwbench[{adapters.REGISTRY[fw][3]}]'"}
                     continue
                 args = {"items": items(fw, dtypes, case_names), "steps": STEPS, "batch_size": BATCH,
-                        "seed": DATA_SEED, "timeout_s": WORKER_TIMEOUT_S, "baseline": True}
+                        "timeout_s": WORKER_TIMEOUT_S, "baseline": True}
                 outcome = group.run_group(
                     lambda port, fw=fw, form=form, args=args: launch.group_jobs(
                         fw, form, replicas, port, args, device=device, timeout_s=WORKER_TIMEOUT_S,

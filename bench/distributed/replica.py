@@ -18,6 +18,7 @@ import numpy as np
 from bench import data, progress
 from bench.distributed import World
 from bench.faults import Fault, strike
+from bench.parity.cases import DATA_SEED
 
 
 def start(world: World, timeout_s: float) -> Any:
@@ -27,15 +28,16 @@ def start(world: World, timeout_s: float) -> Any:
 
 
 def trajectory(dp: Any, spec: Any, params: Any, dtype: str, optimizer: Any, mode: str,
-               batch_size: int, seed: int, steps: int, fault: Fault | None, item_id: str
+               batch_size: int, steps: int, fault: Fault | None, item_id: str
                ) -> dict[str, Any]:
-    """Losses and final parameters of `steps` data-parallel steps on global batches."""
+    """Losses and final parameters of `steps` data-parallel steps on global batches,
+    the batches of parity's single-device trajectories (DATA_SEED)."""
     model = dp.build(spec, params, dtype)
     trainer = dp.trainer(model, optimizer, "cross_entropy", mode)
     losses = []
     for t in range(steps):
         strike(fault, f"{item_id}/step{t}")
-        x, target = data.batch(spec, batch_size, "cross_entropy", seed, index=t)
+        x, target = data.batch(spec, batch_size, "cross_entropy", DATA_SEED, index=t)
         losses.append(dp.global_loss(trainer, trainer.step(trainer.put(x, target))))
         if not math.isfinite(losses[-1]):
             raise FloatingPointError(f"non-finite loss {losses[-1]} at step {t} of {item_id}")
@@ -44,7 +46,7 @@ def trajectory(dp: Any, spec: Any, params: Any, dtype: str, optimizer: Any, mode
 
 def train_task(args: dict[str, Any], fault: Fault | None = None) -> dict[str, Any]:
     """args: world (World as a dict), items (dicts: case, dtype, optimizer, mode),
-    steps, batch_size, seed, timeout_s, baseline (rank 0 also trains on one device)."""
+    steps, batch_size, timeout_s, baseline (rank 0 also trains on one device)."""
     from bench.parity.cases import case_params, cases, optimizer_spec
     from bench.parity.worker import _trajectory
 
@@ -62,8 +64,7 @@ def train_task(args: dict[str, Any], fault: Fault | None = None) -> dict[str, An
         item_id = f"{world.form}/{'/'.join(key)}/p{world.rank}"
         params, opt = case_params(case), optimizer_spec(item["optimizer"])
         out["results"][key] = trajectory(dp, case.spec, params, item["dtype"], opt, item["mode"],
-                                         args["batch_size"], args["seed"], args["steps"],
-                                         fault, item_id)
+                                         args["batch_size"], args["steps"], fault, item_id)
         if args.get("baseline") and world.rank == 0:
             single = dataclasses.replace(case, batch_size=args["batch_size"])
             try:  # one device, no collective: its failure is this item's alone
