@@ -186,7 +186,7 @@ def read_folder_file(folder: Path, name: str, schema: str, error: type[Exception
 
 # Columns of `load()`'s DataFrame that describe the cell; every metric follows them.
 CELL_COLUMNS = ("run_id", "cell_id", "status", "error", "framework", "model", "preset",
-                "mode", "device", "dtype", "batch_size", "seq_len", "threads")
+                "mode", "device", "dtype", "batch_size", "seq_len", "threads", "replicas")
 
 
 def _run_dirs(path: Path) -> list[Path]:
@@ -226,6 +226,11 @@ def _row(record: dict[str, Any], run: dict[str, Any],
     fw = record.get("framework", {})
     row["versions"] = ", ".join(f"{k} {v}" for k, v in fw.get("versions", {}).items()) or None
     row["compile_api"] = fw.get("compile_api")
+    # a data-parallel cell's runtime: its backend, world size and processes (None otherwise)
+    runtime, group = fw.get("runtime") or {}, fw.get("group") or {}
+    row["dp_backend"] = runtime.get("backend") if group else None
+    row["dp_world_size"] = runtime.get("world_size") if group else None
+    row["dp_processes"] = group.get("processes")
     # how the cell's process started and what compile cache it had (None: before recorded)
     row["process"], row["compile_cache"] = fw.get("process"), fw.get("compile_cache")
     # machine probes its fork server made before forking it (preload_calls_s: their time)

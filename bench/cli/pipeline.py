@@ -107,13 +107,19 @@ def _main_job(run_dir: Path, graphs: bool, parity: bool, report: bool, retry_fai
     matrix_cells = [Cell.from_dict(c) for c in run["cells"]]
     frameworks = list(dict.fromkeys(c.framework for c in matrix_cells
                                     if adapters.installed(c.framework)))
-    if graphs and frameworks:
+    study = run.get("data_parallel")
+    if graphs and frameworks and study:
+        print("graphs: not part of a data-parallel run (`fwbench graphs` studies one device)",
+              file=sys.stderr)
+    elif graphs and frameworks:
         started = time.perf_counter()
         graphs_path = graphs_phase(run_dir, run, matrix_cells, frameworks, problems)
         seconds["graphs"] = time.perf_counter() - started
     if parity and frameworks:
         started = time.perf_counter()
-        parity_path = parity_phase(run, frameworks, matrix_cells[0].device, problems)
+        parity_path = parity_phase(run, frameworks, matrix_cells[0].device, problems,
+                                   sorted({c.model for c in matrix_cells}) if study else None,
+                                   study["devices"] if study else None)
         seconds["parity"] = time.perf_counter() - started
     if report:
         started = time.perf_counter()
@@ -174,14 +180,25 @@ def graphs_phase(run_dir: Path, run: dict[str, Any], matrix_cells: list[Cell],
 
 
 def parity_phase(run: dict[str, Any], frameworks: list[str], device: str,
-                 problems: list[str]) -> Path | None:
-    """The float32 parity checks of the run's frameworks, on the run's device."""
-    print(f"parity: float32 checks of {', '.join(frameworks)} on {device} (the full set, "
-          f"float64 too: `fwbench parity`)", file=sys.stderr, flush=True)
+                 problems: list[str], models: list[str] | None = None,
+                 replicas: int | None = None) -> Path | None:
+    """The float32 parity checks of the run's frameworks, on the run's device; for a
+    data-parallel run (`replicas`), its data-parallel rows for the run's `models`."""
+    what = (f"data-parallel checks ({replicas} replicas; {', '.join(models or [])})"
+            if replicas else "checks")
+    print(f"parity: float32 {what} of {', '.join(frameworks)} on {device} (the full set, "
+          f"float64 too: `fwbench parity{f' --devices {replicas}' if replicas else ''}`)",
+          file=sys.stderr, flush=True)
+    cases = None
+    if replicas:
+        from bench import models as model_kinds
+        from bench.distributed.parity import trained_cases
+
+        cases = [c.name for c in trained_cases(None) if model_kinds.of(c.spec).name in models]
     try:
-        rows, _, _, path = run_checks(frameworks, ("float32",), None, 3,
+        rows, _, _, path = run_checks(frameworks, ("float32",), cases, 3,
                                       results.RESULTS_DIR / f"parity-{run['run_id']}.json",
-                                      device)
+                                      device, replicas)
     except Exception as exc:  # noqa: BLE001 - said, and the exit status says it too
         problems.append(f"parity FAILED: {type(exc).__name__}: {exc}")
         return None

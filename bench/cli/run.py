@@ -25,7 +25,9 @@ from bench.speed.cells import Cell
 EXAMPLES = {"run": """\
   fwbench run                         the main job: speed, scaling, graphs, parity, report
   fwbench run --frameworks torch,jax --models mlp --preset tiny --no-graphs --no-parity
-  fwbench run --resume latest         finish an interrupted run"""}
+  fwbench run --resume latest         finish an interrupted run
+  fwbench run --devices 2 --models mlp,lstm,attention
+                                      data-parallel speed and scaling at 1 and 2 replicas"""}
 
 
 def add_parser(sub: Any) -> None:
@@ -38,6 +40,13 @@ def add_parser(sub: Any) -> None:
                    help="comma-separated (default: every mode each framework has): "
                    + ", ".join(cells.all_modes(adapters.FRAMEWORKS)))
     p.add_argument("--device", default="cpu", help="cpu or gpu")
+    p.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="measure data-parallel training instead, on each framework's own "
+                   "distributed runtime: strong and weak scaling at 1, 2, 4, ... N replicas "
+                   "with no-communication controls (bench/distributed/scaling.py), compiled "
+                   "mode unless --modes says otherwise; N <= the machine's devices (on a "
+                   "CPU, its cores, shared by the replicas); parity then checks the "
+                   "data-parallel rows")
     p.add_argument("--preset", default="small", help="model sizes: " + ", ".join(PRESETS))
     p.add_argument("--dtype", default="float32", help=", ".join(DTYPES))
     p.add_argument("--threads", type=int, default=0,
@@ -97,7 +106,8 @@ def add_parser(sub: Any) -> None:
 
 # The flags that define a run (its matrix and budget), which --resume takes from the run.
 RUN_DEFINING = (("frameworks", "--frameworks"), ("models", "--models"), ("modes", "--modes"),
-                ("device", "--device"), ("preset", "--preset"), ("dtype", "--dtype"),
+                ("device", "--device"), ("devices", "--devices"), ("preset", "--preset"),
+                ("dtype", "--dtype"),
                 ("threads", "--threads"), ("batch_sizes", "--batch-sizes"),
                 ("seq_lens", "--seq-lens"), ("sample_seconds", "--sample-seconds"),
                 ("warmup_seconds", "--warmup-seconds"), ("min_samples", "--min-samples"),
@@ -114,9 +124,11 @@ def fault_flag(text: str) -> workers.Fault:
         raise argparse.ArgumentTypeError(str(exc))
 
 
-def matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]]]:
-    """The cells the flags ask for and the scaling sweep's (axis, cell) points (none with
-    --no-scaling); every bad value is a UsageError before anything runs."""
+def matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]], list[Any]]:
+    """The cells the flags ask for, the scaling sweep's (axis, cell) points (none with
+    --no-scaling or --devices) and, with --devices, the data-parallel cells' roles
+    (bench.distributed.scaling.Point); every bad value is a UsageError before anything
+    runs."""
     frameworks = cells.parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
     models = cells.parse_list(args.models, MODELS, "--models")
     modes = (cells.parse_list(args.modes, cells.all_modes(adapters.FRAMEWORKS), "--modes")
@@ -126,11 +138,28 @@ def matrix(args: argparse.Namespace) -> tuple[list[Cell], list[tuple[str, Cell]]
     threads = args.threads or len(cpus.allowed())
 
     workers.affinity(threads)  # more threads than CPUs is an error now, not in every cell
+    if args.devices is not None:
+        modes = modes or (cells.SCALING_MODE,)
     cells_ = cells.expand(frameworks, models, modes, args.preset, args.device, args.dtype,
                           threads, batch_sizes, seq_lens)
+    if args.devices is not None:
+        dp_cells, points = data_parallel_plan(cells_, args.devices, args.device)
+        return dp_cells, [], points
     sweep = (cells.scaling_cells(frameworks, models, args.preset, args.device, args.dtype,
                                  threads) if args.scaling else [])
-    return cells_, sweep
+    return cells_, sweep, []
+
+
+def data_parallel_plan(base: list[Cell], devices: int, device: str) -> tuple[list[Cell], list[Any]]:
+    """The data-parallel cells and their roles for `--devices`, refused (UsageError)
+    beyond the machine's devices."""
+    from bench.distributed import DevicesUnavailable, check_devices, scaling
+
+    try:
+        check_devices(devices, device)
+    except DevicesUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    return scaling.plan(base, devices)
 
 
 def budget(args: argparse.Namespace) -> Any:
@@ -170,9 +199,15 @@ def start(args: argparse.Namespace) -> Path:
     else:
         if args.allow_changes or args.retry_failed:
             raise UsageError("--allow-changes and --retry-failed go with --resume")
-        (cells_, sweep), budget_ = matrix(args), budget(args)
+        (cells_, sweep, points), budget_ = matrix(args), budget(args)
         refuse_all_missing(sorted({c.framework for c in cells_}))
         note_missing(sorted({c.framework for c in cells_}), "cells are")
+        study = None
+        if args.devices is not None:
+            from bench.distributed import scaling
+
+            study = {"devices": args.devices, "form": scaling.FORM,
+                     "points": [p.to_dict() for p in points]}
         folder = harness.new_run(cells_, budget_, args.timeout, args.tf32, args.name,
-                                 args.repeats, sweep, limits=args.limits)
+                                 args.repeats, sweep, limits=args.limits, data_parallel=study)
     return folder

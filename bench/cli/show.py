@@ -54,6 +54,15 @@ def print_code(kind: str) -> int:
     return 0
 
 
+def _data_parallel(run_dirs: Sequence[Path], run_id: str) -> dict[str, Any] | None:
+    """The data-parallel study settings of the run called `run_id`, if it is one."""
+    for folder in run_dirs:
+        path = Path(folder) / "run.json"
+        if Path(folder).name == run_id and path.exists():
+            return results.read_json(path).get("data_parallel")
+    return None
+
+
 def print_runs(frame: Any, run_dirs: Sequence[Path]) -> int:
     """Print the speed table of each run in `frame` (results.load of `run_dirs`)."""
     if frame.empty:
@@ -64,12 +73,21 @@ def print_runs(frame: Any, run_dirs: Sequence[Path]) -> int:
     matrix = scaling.split(frame)[0]
     curves = scaling.points(frame)
     for run_id, part in matrix.groupby("run_id", sort=False):
+        study = _data_parallel(run_dirs, run_id)
         print(f"run {run_id}: {show.describe_cells(part)}")
-        print(format_table(show.speed_rows(part), show.COLUMNS))
+        print(format_table(show.speed_rows(part), show.DP_COLUMNS if study else show.COLUMNS))
         note = show.loaded_note(part)
         if note:
             print(f"warning: {note}")
         print()
+        if study:
+            from bench.distributed import efficiency
+
+            print(f"data-parallel scaling of run {run_id} (median ms per step; "
+                  f"{study['form']}, --devices {study['devices']})")
+            print(format_table(efficiency.formatted(efficiency.rows(part, study["points"])),
+                               efficiency.COLUMNS))
+            print()
         points = curves[curves["run_id"] == run_id]
         if not points.empty:
             print(f"scaling curves of run {run_id} (median ms per step at each size)")

@@ -38,6 +38,9 @@ from bench import cpus
 
 FORMS = ("one-host", "multi-host")
 ADDRESS = "127.0.0.1"  # the stand-in hosts' rendezvous address on one machine
+# The modes each framework's data parallelism runs in: JAX's is jax.jit over a Mesh
+# (no op-by-op form); torch's DDP and TensorFlow's strategies run eagerly too.
+DP_MODES = {"torch": ("eager", "compiled"), "tf": ("eager", "compiled"), "jax": ("compiled",)}
 
 
 class DevicesUnavailable(ValueError):

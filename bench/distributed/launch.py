@@ -62,14 +62,15 @@ def member_env(world: World, threads: int) -> dict[str, str]:
 def group_jobs(framework: str, form: str, replicas: int, port: int, args: Mapping[str, Any],
                device: str = "cpu", threads: int = 1, timeout_s: float = 600.0,
                env: Mapping[str, str] | None = None, fault: Fault | None = None,
-               cores: list[tuple[int, ...]] | None = None) -> list[Job]:
-    """One Job per process of the group; `args` go to every member beside its World;
-    `cores[i]`: what member i is pinned to (None: unpinned, as parity's workers)."""
+               cores: list[tuple[int, ...]] | None = None, task: str = TASK) -> list[Job]:
+    """One Job per process of the group, running `task`; `args` go to every member
+    beside its World; `cores[i]`: what member i is pinned to (None: unpinned, as
+    parity's workers)."""
     n = processes_for(framework, form, replicas)
     jobs = []
     for rank in range(n):
         world = World(framework, form, replicas, n, rank, device, port)
-        jobs.append(Job(TASK, {**args, "world": world.to_dict()}, threads=threads, device=device,
+        jobs.append(Job(task, {**args, "world": world.to_dict()}, threads=threads, device=device,
                         cores=cores[rank] if cores else None, timeout_s=timeout_s, fault=fault,
                         env={**(env or {}), **member_env(world, threads)}))
     return jobs

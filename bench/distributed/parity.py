@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import canonical, tolerances
-from bench.distributed import FORMS, check_devices, group, launch
+from bench.distributed import DP_MODES, FORMS, check_devices, group, launch
 from bench.parity.cases import (
     STEPS,
     WORKER_TIMEOUT_S,
@@ -25,9 +25,9 @@ from bench.parity.checks import Row, _error_row, _form_drift, _row, _without
 
 OPTIMIZERS = ("sgd", "adam")
 BATCH = 8  # the global batch: splits evenly 1, 2, 4 or 8 ways
-# Each framework's data-parallel modes: every item compiled; eager too, for Adam, where
-# the framework's data parallelism runs eagerly (JAX's is jax.jit over a Mesh).
-EAGER = {"torch": True, "tf": True, "jax": False}
+# Every item is compiled; Adam is also eager where the framework's data parallelism
+# runs eagerly (bench.distributed.DP_MODES).
+EAGER = {fw: "eager" in modes for fw, modes in DP_MODES.items()}
 
 
 def trained_cases(case_names: tuple[str, ...] | None) -> list[Case]:

@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import adapters, results
-from bench.report.checks import MODE_CHECKS, _graphs, _parity, _paths, parity_heat  # noqa: F401
+from bench.report.checks import (  # noqa: F401
+    MODE_CHECKS,
+    _graphs,
+    _parity,
+    _parity_records,
+    _paths,
+    parity_heat,
+)
 from bench.report.document import Report, save_figure, to_html, to_markdown  # noqa: F401
 from bench.report.speed import _comparison, _runs  # noqa: F401
 from bench.report.summary import (  # noqa: F401
@@ -57,6 +64,12 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
     else:
         report.heading("Speed")
         report.text("No speed run was given: run `fwbench run`, then `fwbench report` again.")
+    from bench.distributed import efficiency
+    from bench.report import distributed
+
+    distributed.add_section(report, run_dirs, efficiency.split(results.load(list(run_dirs)))[1]
+                            if run_dirs else _empty(), out,
+                            _parity_records(parity_path) if _paths(parity_path) else [])
     if _paths(graphs_path):
         _graphs(report, graphs_path, parity_path or None)
     else:
@@ -94,6 +107,12 @@ def build(run_dirs: Sequence[Path], graphs_path: Path | Sequence[Path] | None = 
     return out
 
 
+def _empty() -> "pd.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    return pd.DataFrame(columns=[*results.CELL_COLUMNS, "median_ms"])
+
+
 def _kinds(run_dirs: Sequence[Path]) -> list[str]:
     """The model kinds of the runs, in the registry's order (all when no run is given)."""
     from bench import models
@@ -107,9 +126,10 @@ def _run_frames(run_dirs: Sequence[Path], merge: bool) -> list[tuple[str, "pd.Da
     are compared (runs never mix)."""
     if not run_dirs:
         return []
+    from bench.distributed import efficiency
     from bench.speed import scaling
 
-    frame = scaling.split(results.load(list(run_dirs)))[0]
+    frame = scaling.split(efficiency.split(results.load(list(run_dirs)))[0])[0]
     if merge or frame["run_id"].nunique() < 2:
         return [("", frame)]
     return [(f"Run {run_id}: ", part) for run_id, part in frame.groupby("run_id", sort=False)]

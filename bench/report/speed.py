@@ -18,11 +18,19 @@ from bench.speed import scaling, show
 def _runs(report: Report, run_dirs: Sequence[Path], out: Path, merge: bool) -> None:
     """The speed sections: environment, methodology, summary, failures, step time and the
     rest, scaling, and the comparison of several runs (unless `merge`)."""
-    every_cell = results.load(list(run_dirs))
+    from bench.distributed import efficiency
+
+    # Data-parallel cells have a section of their own (bench.report.distributed).
+    every_cell = efficiency.split(results.load(list(run_dirs)))[0]
+    runs = [results.read_json(Path(d) / "run.json") for d in run_dirs]
+    if every_cell.empty and any(run.get("data_parallel") for run in runs):
+        report.heading("Speed")
+        report.text("These runs measured data-parallel training only: see Data-parallel "
+                    "training below.")
+        return
     # The matrix's cells make every section but the scaling curves, which also use the
     # sweep's points (other batch sizes and lengths, one process each).
     frame = matrix = scaling.split(every_cell)[0]
-    runs = [results.read_json(Path(d) / "run.json") for d in run_dirs]
     _environment(report, runs, frame)
     _methodology(report, runs, frame)
     report.heading("Summary")

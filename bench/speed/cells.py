@@ -1,8 +1,9 @@
 """Cells of the speed matrix: what one measurement is, and how flags expand to a matrix.
 
 A cell is (framework, model, preset, mode, device, dtype, batch size, sequence length)
-plus the thread count it runs with. Everything here is framework-free: the matrix is
-expanded, checked and written down before any framework is imported.
+plus the thread count it runs with, and for a data-parallel cell its replica count.
+Everything here is framework-free: the matrix is expanded, checked and written down
+before any framework is imported.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class Cell:
     batch_size: int | None = None  # None: the preset's batch size
     seq_len: int | None = None     # None: the preset's sequence length (ignored by models without one)
     threads: int = 1               # compute threads (and CPU cores in the affinity mask)
+    # None: the single-device path; N >= 1: the framework's data-parallel runtime with N
+    # replicas (bench.distributed), the batch being the global one and `threads` the
+    # cores of the whole group
+    replicas: int | None = None
 
     def specs(self) -> tuple[ModelSpec, TrainSpec]:
         """The model and training specs this cell trains."""
@@ -51,7 +56,7 @@ class Cell:
         seq = getattr(model_spec, "seq_len", None)
         parts = [self.framework, self.model, self.preset, self.mode, self.device, self.dtype,
                  f"b{train_spec.batch_size}", *([f"t{seq}"] if seq is not None else []),
-                 f"th{self.threads}"]
+                 f"th{self.threads}", *([f"dp{self.replicas}"] if self.replicas else [])]
         return "-".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

@@ -61,12 +61,15 @@ def cell_env(cell: Cell) -> dict[str, str]:
 
 def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
             name: str | None = None, repeats: int = 1,
-            sweep: Sequence[tuple[str, Cell]] = (), limits: bool = False) -> Path:
+            sweep: Sequence[tuple[str, Cell]] = (), limits: bool = False,
+            data_parallel: dict[str, Any] | None = None) -> Path:
     """Create a run folder holding the matrix and settings; returns its path.
 
     `sweep`: (axis, cell) points of scaling curves (bench.speed.cells.scaling_cells), measured
     once each after the matrix's repeats; a point that is a matrix cell already is dropped.
     `limits`: measure the machine's limits (bench.speed.limits) before the first cell.
+    `data_parallel`: for a run of data-parallel cells (`--devices N`), the study's
+    settings and each cell's roles (bench.distributed.scaling), kept in run.json.
     """
     if not cells:
         raise MatrixError("the matrix is empty: nothing to run")
@@ -86,6 +89,7 @@ def new_run(cells: Sequence[Cell], budget: Budget, timeout_s: float, tf32: bool,
         "cell_ids": matrix_ids,
         "sweep": [{"axis": axis, "cell": c.to_dict(), "cell_id": c.id} for axis, c in sweep
                   if c.id not in matrix_ids],
+        **({"data_parallel": data_parallel} if data_parallel else {}),
     })
     return run_dir
 
@@ -129,6 +133,13 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int = 1,
         results.write_json(out, record)
         return record
     out.unlink(missing_ok=True)
+    if cell.replicas:  # a data-parallel cell: a group of processes (bench.distributed)
+        from bench.distributed import scaling
+
+        record = scaling.run_cell(run_dir, run, cell, repeat, fault)
+        record["ran_under"] = under
+        results.write_json(out, record)
+        return results.read_json(out)
     # the matrix's compile times are reported: cold caches; a sweep point's are not
     cold = cell.id in run.get("cell_ids", [])
     # made and removed here, so that a worker killed at its timeout leaves no cache behind

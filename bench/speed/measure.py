@@ -67,10 +67,10 @@ def _rss_mib() -> float:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:
-        return _peak_rss_mib()
+        return peak_rss_mib()
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
     # ru_maxrss is in KiB on Linux and in bytes on macOS
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 1024)
@@ -102,7 +102,7 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def _checked(loss: float, step: int, fault: str | None) -> float:
+def checked_loss(loss: float, step: int, fault: str | None) -> float:
     if fault == "nan":
         loss = float("nan")
     if not math.isfinite(loss):
@@ -206,7 +206,7 @@ def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault
 
     struck = workers.strike(fault, cell.id)
     t = time.perf_counter()
-    first_loss = _checked(trainer.value(trainer.step(batches[0])), 0, struck)
+    first_loss = checked_loss(trainer.value(trainer.step(batches[0])), 0, struck)
     metrics["first_step_s"] = time.perf_counter() - t
     metrics["time_to_first_step_s"] = metrics["first_step_s"] + (metrics["compile_s"] or 0.0)
     losses = [first_loss]  # reading them costs nothing: each step's loss is read back anyway
@@ -216,7 +216,7 @@ def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault
     warm_ms = []
     while not warm_enough(step - 1, time.perf_counter() - warm_start, budget):
         t = time.perf_counter()
-        losses.append(_checked(trainer.value(trainer.step(batches[step % DISTINCT_BATCHES])), step,
+        losses.append(checked_loss(trainer.value(trainer.step(batches[step % DISTINCT_BATCHES])), step,
                                None))
         warm_ms.append((time.perf_counter() - t) * 1e3)
         step += 1
@@ -258,7 +258,7 @@ def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault
             _spin(extra_s)
         samples_ms.append((time.perf_counter() - t) * 1e3)
         block_sizes[-1] += 1
-        last_loss = _checked(loss, step, None)
+        last_loss = checked_loss(loss, step, None)
         losses.append(last_loss)
         step += 1
         done = sampled_enough(len(samples_ms), time.perf_counter() - sample_start, budget)
@@ -279,7 +279,7 @@ def measure(cell: Cell, budget: Budget, tf32: bool = False, fault: workers.Fault
     metrics["flops_per_step"] = flops.train_step_flops(model_spec, train_spec.batch_size)
     metrics.update(stats.steady_state(samples_ms, train_spec.batch_size,
                                       metrics["flops_per_step"]))
-    metrics["peak_rss_mib"] = _peak_rss_mib()
+    metrics["peak_rss_mib"] = peak_rss_mib()
     peak = adapter.peak_memory_bytes(cell.device)
     metrics["peak_device_mib"] = peak / 2**20 if peak is not None else None
     probes = speedprobe.per_step(block_probes, block_sizes)

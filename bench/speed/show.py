@@ -12,6 +12,8 @@ from typing import Any
 COLUMNS = ("framework", "model", "mode", "median ms", "IQR ms", "p95 ms", "n", "spread",
            "samples/s",
            "GFLOP/s", "vs eager", "compile s", "1st step s", "peak MiB", "status")
+# A data-parallel run's cells differ in replicas, global batch and cores (bench.distributed)
+DP_COLUMNS = (*COLUMNS[:3], "replicas", "batch", "threads", *COLUMNS[3:])
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -32,25 +34,33 @@ def first_line(text: Any, width: int = 70) -> str:
     return str(text).strip().splitlines()[0][:width] if text else ""
 
 
+def _group_of(r: Any) -> dict[str, str]:
+    """A cell's replicas, global batch and cores, as DP_COLUMNS shows them."""
+    replicas = r.get("replicas")
+    return {"replicas": "-" if _missing(replicas) else str(int(replicas)),
+            "batch": _num(r.get("batch_size")), "threads": _num(r.get("threads"))}
+
+
 def speed_rows(frame: "pandas.DataFrame") -> list[dict[str, str]]:  # noqa: F821
     """One row per cell: step-time statistics, throughput, FLOP/s and the speed-up of the
     mode over the same framework and model's eager cell (eager median / this median)."""
     rows = []
-    keys = ["run_id", "framework", "model", "device", "dtype", "batch_size", "seq_len", "threads"]
+    keys = ["run_id", "framework", "model", "device", "dtype", "batch_size", "seq_len", "threads",
+            "replicas"]
     def key(r: Any) -> tuple:
-        return tuple(None if _missing(r[k]) else r[k] for k in keys)  # NaN != NaN
+        return tuple(None if _missing(r.get(k)) else r.get(k) for k in keys)  # NaN != NaN
 
     ok = frame[frame["status"] == "ok"]
     eager = {key(r): r["median_ms"] for _, r in ok[ok["mode"] == "eager"].iterrows()}
     for _, r in frame.iterrows():
         if r["status"] != "ok":
-            rows.append({**{c: "-" for c in COLUMNS}, "framework": r["framework"],
-                         "model": r["model"], "mode": r["mode"],
+            rows.append({**{c: "-" for c in DP_COLUMNS}, "framework": r["framework"],
+                         "model": r["model"], "mode": r["mode"], **_group_of(r),
                          "status": f"{r['status']}: {first_line(r['error'])}"})
             continue
         base = eager.get(key(r))
         rows.append({
-            "framework": r["framework"], "model": r["model"], "mode": r["mode"],
+            "framework": r["framework"], "model": r["model"], "mode": r["mode"], **_group_of(r),
             "median ms": _num(r["median_ms"]), "IQR ms": _num(r["iqr_ms"], 2),
             "p95 ms": _num(r["p95_ms"]), "n": _num(int(r["samples"])),
             # between the repeats' medians, as a share of the median (- with one repeat)

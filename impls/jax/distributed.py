@@ -64,7 +64,8 @@ class Trainer(BaseTrainer):
 
 
 class DataParallel:
-    def __init__(self, world: Any, timeout_s: float) -> None:
+    def __init__(self, world: Any, timeout_s: float, threads: int | None = None,
+                 tf32: bool = False) -> None:
         self.world = world
         kind = "gpu" if world.device == "gpu" else "cpu"
         if world.form == "multi-host":
@@ -74,6 +75,9 @@ class DataParallel:
                                        num_processes=world.processes, process_id=world.rank,
                                        initialization_timeout=int(timeout_s))
         self.adapter = adapters.get("jax")
+        # after jax.distributed.initialize: configure lists the devices, starting JAX
+        self.settings = (self.adapter.configure(world.device, threads, tf32)
+                         if threads is not None else {})
         devices = jax.devices(kind)
         if len(devices) < world.replicas:
             raise adapters.DeviceUnavailable(f"{world.replicas} replicas asked for, JAX sees "
@@ -95,7 +99,7 @@ class DataParallel:
                 "world_size": self.world.replicas, "rank": jax.process_index(),
                 "processes": jax.process_count(),
                 "devices": [str(d) for d in self.mesh.devices.flat if d.process_index ==
-                            jax.process_index()]}
+                            jax.process_index()], "settings": self.settings}
 
     def build(self, spec: ModelSpec, params: Params, dtype: str) -> Any:
         model = self.adapter.build(spec, params, dtype, self.world.device)
@@ -109,6 +113,14 @@ class DataParallel:
 
     def global_loss(self, trainer: Trainer, loss: Any) -> float:
         return trainer.value(loss)  # the step's loss is the global batch's mean already
+
+    def agree_max(self, value: float) -> float:
+        """The largest of every process's `value` (outside any timed step)."""
+        if self.world.processes == 1:
+            return value
+        from jax.experimental import multihost_utils
+
+        return float(np.max(multihost_utils.process_allgather(np.array([value]))))
 
     def get_params(self, model: Any) -> Params:
         local = jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), model.params)

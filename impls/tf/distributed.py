@@ -77,9 +77,13 @@ class Trainer(BaseTrainer):
 
 
 class DataParallel:
-    def __init__(self, world: Any, timeout_s: float) -> None:
+    def __init__(self, world: Any, timeout_s: float, threads: int | None = None,
+                 tf32: bool = False) -> None:
         self.world = world
         self.adapter = adapters.get("tf")
+        # before the strategy: TensorFlow's thread settings hold only before its runtime starts
+        self.settings = (self.adapter.configure(world.device, threads, tf32)
+                         if threads is not None else {})
         if world.form == "multi-host":
             impl = (tf.distribute.experimental.CommunicationImplementation.NCCL
                     if world.device == "gpu" else
@@ -109,7 +113,8 @@ class DataParallel:
     def describe(self) -> dict[str, Any]:
         return {"runtime": type(self.strategy).__name__, "backend": self.backend,
                 "world_size": self.strategy.num_replicas_in_sync, "rank": self.world.rank,
-                "devices": list(self.strategy.extended.worker_devices)}
+                "devices": list(self.strategy.extended.worker_devices),
+                "settings": self.settings}
 
     def build(self, spec: ModelSpec, params: Params, dtype: str) -> Any:
         with self.strategy.scope():
@@ -120,6 +125,13 @@ class DataParallel:
 
     def global_loss(self, trainer: Trainer, loss: Any) -> float:
         return trainer.value(loss)  # the step's loss is the global batch's mean already
+
+    def agree_max(self, value: float) -> float:
+        """The largest of every worker's `value` (outside any timed step)."""
+        if self.world.form == "one-host":
+            return value
+        per_replica = self.strategy.run(lambda: tf.constant([value], tf.float64))
+        return float(tf.reduce_max(self.strategy.gather(per_replica, axis=0)))
 
     def get_params(self, model: Any) -> Params:
         return self.adapter.get_params(model)

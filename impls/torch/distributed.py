@@ -37,7 +37,8 @@ class Trainer(SingleTrainer):
 
 
 class DataParallel:
-    def __init__(self, world: Any, timeout_s: float) -> None:
+    def __init__(self, world: Any, timeout_s: float, threads: int | None = None,
+                 tf32: bool = False) -> None:
         self.world = world
         self.adapter = adapters.get("torch")
         self.backend = "nccl" if world.device == "gpu" else "gloo"
@@ -45,13 +46,16 @@ class DataParallel:
         if world.device == "gpu":
             torch.cuda.set_device(self.local_rank)
         dist.init_process_group(self.backend, timeout=timedelta(seconds=timeout_s))
+        self.settings = (self.adapter.configure(world.device, threads, tf32)
+                         if threads is not None else {})
 
     def describe(self) -> dict[str, Any]:
         device = (f"cuda:{self.local_rank}" if self.world.device == "gpu" else "cpu")
         return {"runtime": "torch.distributed + DistributedDataParallel",
                 "backend": self.backend, "world_size": dist.get_world_size(),
                 "rank": dist.get_rank(), "local_rank": self.local_rank,
-                "devices": [device], "init_method": "env:// (torchrun's variables)"}
+                "devices": [device], "init_method": "env:// (torchrun's variables)",
+                "settings": self.settings}
 
     def build(self, spec: ModelSpec, params: Params, dtype: str) -> Any:
         model = self.adapter.build(spec, params, dtype, self.world.device)
@@ -68,6 +72,13 @@ class DataParallel:
         total = loss.detach().clone()
         dist.all_reduce(total)
         return float(total.item()) / self.world.replicas
+
+    def agree_max(self, value: float) -> float:
+        """The largest of every process's `value` (an all-reduce outside any timed step)."""
+        out = torch.tensor([value], dtype=torch.float64,
+                           device=f"cuda:{self.local_rank}" if self.world.device == "gpu" else "cpu")
+        dist.all_reduce(out, op=dist.ReduceOp.MAX)
+        return float(out.item())
 
     def get_params(self, model: Any) -> Params:
         return self.adapter.get_params(model)  # the bindings hold the wrapped module's tensors
