@@ -28,20 +28,22 @@ from bench.compare.sides import gpu_names
 FORMATS = ("pytest-benchmark", "github-action-benchmark", "csv")
 # The CSV's columns: what the cell is, then its numbers (units in the names).
 CSV_COLUMNS = ("run_id", "cell_id", "framework", "model", "mode", "preset", "device",
-               "dtype", "batch_size", "seq_len", "threads", "sweep_axis", "status",
+               "dtype", "batch_size", "seq_len", "threads", "replicas", "sweep_axis", "status",
                "median_ms", "iqr_ms", "p95_ms", "samples", "throughput", "flops_per_s",
                "compile_s", "first_step_s", "peak_mib", "repeats", "repeats_ok",
                "repeat_spread", "wall_s", "versions", "git_commit", "error")
 
 
 def cell_name(row: Any) -> str:
-    """framework/model/mode/b<batch>[/L<length>], and the preset, device and dtype where
-    they are not the defaults."""
+    """framework/model/mode/b<batch>[/L<length>][/dp<replicas>/th<cores>], and the
+    preset, device and dtype where they are not the defaults."""
     parts = [str(row["framework"]), str(row["model"]), str(row["mode"])]
     if _number(row.get("batch_size")) is not None:
         parts.append(f"b{int(row['batch_size'])}")
     if _number(row.get("seq_len")) is not None:
         parts.append(f"L{int(row['seq_len'])}")
+    if _number(row.get("replicas")) is not None:  # a data-parallel cell: its group too
+        parts += [f"dp{int(row['replicas'])}", f"th{int(row['threads'])}"]
     for key, default in (("preset", "small"), ("device", "cpu"), ("dtype", "float32")):
         if row.get(key) not in (None, default) and not _nan(row.get(key)):
             parts.append(str(row[key]))

@@ -34,9 +34,13 @@ harness that disturbs some steps and not others widens the IQR before it moves t
 median). Then all rows' rounds together. Exit status 1 when a row, or all rows together,
 lies wholly over the bar; the perf nox session runs this.
 
+With --devices N the rows are data-parallel cells instead (`fwbench run --devices N`'s
+strong-scaling cell at N replicas): both sides are groups of processes, the hand loop
+each framework's minimal data-parallel loop (benchmarks/dp_overhead.py).
+
     python benchmarks/harness_overhead.py [--frameworks tf,torch,jax] [--models ...]
         [--modes eager,compiled,xla] [--preset small] [--rounds 5] [--threads N]
-        [--output results/harness_overhead.json]
+        [--devices N] [--output results/harness_overhead.json]
 """
 
 from __future__ import annotations
@@ -184,12 +188,21 @@ def _run_harness(cell: Cell, results_dir: Path, name: str) -> dict[str, Any]:
 
 
 def _pair(cell: Cell, results_dir: Path, name: str, hand_first: bool) -> tuple[dict, dict]:
-    """One round: a harness process and a hand-loop process, in the order asked."""
+    """One round: a harness process and a hand-loop process, in the order asked (for a
+    data-parallel cell, a group each: benchmarks/dp_overhead.py)."""
+    run_harness, run_hand = _run_harness, _run_hand
+    if cell.replicas:
+        from benchmarks import dp_overhead
+
+        def run_harness(c: Cell, d: Path, n: str) -> dict:
+            return dp_overhead.run_harness(c, d, n, default_run_budget())
+
+        run_hand = dp_overhead.run_hand
     if hand_first:
-        hand = _run_hand(cell)
-        return _run_harness(cell, results_dir, name), hand
-    harness = _run_harness(cell, results_dir, name)
-    return harness, _run_hand(cell)
+        hand = run_hand(cell)
+        return run_harness(cell, results_dir, name), hand
+    harness = run_harness(cell, results_dir, name)
+    return harness, run_hand(cell)
 
 
 def _rounds(cell: Cell, rounds: range, results_dir: Path) -> tuple[list, list, int]:
@@ -236,6 +249,7 @@ def measure_row(cell: Cell, rounds: int, results_dir: Path) -> dict[str, Any]:
     pipelined = [x["pipelined_ms"] for x in hand if x["pipelined_ms"] is not None]
     ratio, low, high = ratio_ci(ratios)
     return {"framework": cell.framework, "model": cell.model, "mode": cell.mode,
+            "replicas": cell.replicas,
             "harness_ms": statistics.median(x["median_ms"] for x in harness),
             "hand_loop_ms": statistics.median(x["median_ms"] for x in hand),
             "pipelined_ms": statistics.median(pipelined) if pipelined else None,
@@ -264,12 +278,25 @@ def _line(row: dict[str, Any]) -> str:
                if row["rounds_added"] else ""))
 
 
+def _modes_of(framework: str, devices: int | None) -> tuple[str, ...]:
+    """The framework's modes; with --devices, those its data parallelism runs in."""
+    if devices is None:
+        return adapters.MODES[framework]
+    from bench.distributed import DP_MODES
+
+    return DP_MODES[framework]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS))
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--modes", default="eager,compiled,xla",
-                        help="modes to measure, where the framework has them")
+    parser.add_argument("--modes", default=None,
+                        help="modes to measure, where the framework has them (default "
+                        "eager,compiled,xla; with --devices, compiled)")
+    parser.add_argument("--devices", type=int, default=None,
+                        help="measure data-parallel cells at this many replicas instead "
+                        "(strong scaling, the preset's global batch; dp_overhead.py)")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--rounds", type=int, default=5)
@@ -284,8 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         frameworks = parse_list(args.frameworks, adapters.FRAMEWORKS, "--frameworks")
         models = parse_list(args.models, MODELS, "--models")
-        modes = parse_list(args.modes, sorted({m for ms in adapters.MODES.values() for m in ms}),
-                           "--modes")
+        modes = parse_list(args.modes or ("compiled" if args.devices else "eager,compiled,xla"),
+                           sorted({m for ms in adapters.MODES.values() for m in ms}), "--modes")
+        if args.devices is not None:
+            from bench.distributed import DevicesUnavailable, check_devices
+
+            try:
+                check_devices(args.devices, "cpu")
+            except DevicesUnavailable as exc:
+                raise MatrixError(str(exc)) from None
         affinity(args.threads)
         if args.rounds < 2:
             raise MatrixError(f"--rounds {args.rounds}: an interval needs at least 2")
@@ -295,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, failed = [], []
     doc = {"schema": "fwbench.harness_overhead/2", "preset": args.preset,
-           "threads": args.threads, "rounds": args.rounds, "bar": BAR,
+           "threads": args.threads, "replicas": args.devices, "rounds": args.rounds, "bar": BAR,
            "environment": environment.describe(), "rows": rows, "failed": failed}
     with tempfile.TemporaryDirectory() as tmp:
         for fw in frameworks:
@@ -303,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{fw}: not installed, skipped", file=sys.stderr)
                 continue
             for model in models:
-                for mode in (m for m in modes if m in adapters.MODES[fw]):
-                    cell = Cell(fw, model, args.preset, mode, threads=args.threads)
+                for mode in (m for m in modes if m in _modes_of(fw, args.devices)):
+                    cell = Cell(fw, model, args.preset, mode, threads=args.threads,
+                                replicas=args.devices)
                     try:
                         rows.append(measure_row(cell, args.rounds, Path(tmp)))
                     except (RuntimeError, subprocess.TimeoutExpired) as exc:

@@ -180,3 +180,86 @@ def test_parity_refuses_replicas_that_do_not_split_its_batch(capsys, monkeypatch
         main(["parity", "--devices", "3"])
     assert exc.value.code == 2
     assert "does not split evenly 3 ways" in capsys.readouterr().err
+
+
+# bench.distributed.member: joining a group another launcher started
+
+def test_member_reads_torchruns_and_slurms_variables():
+    from bench.distributed.member import torch_variables, world_from_env
+
+    torchrun = {"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "node0", "MASTER_PORT": "29500",
+                "LOCAL_RANK": "0"}
+    world = world_from_env("torch", torchrun)
+    assert (world.rank, world.processes, world.replicas, world.address, world.port,
+            world.form) == (1, 2, 2, "node0", 29500, "multi-host")
+    slurm = {"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "1",
+             "MASTER_ADDR": "node0", "MASTER_PORT": "29500"}
+    world = world_from_env("jax", slurm)
+    assert (world.rank, world.processes) == (3, 4)
+    assert torch_variables(world, slurm) == {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}
+
+
+def test_member_reads_tf_config():
+    from bench.distributed.member import world_from_env
+
+    config = {"cluster": {"worker": ["host0:12345", "host1:12345"]},
+              "task": {"type": "worker", "index": 1}}
+    world = world_from_env("tf", {"TF_CONFIG": json.dumps(config)})
+    assert (world.rank, world.processes, world.address, world.port) == (1, 2, "host0", 12345)
+
+
+@pytest.mark.parametrize("framework,env,message", [
+    ("torch", {}, "RANK or SLURM_PROCID, WORLD_SIZE or SLURM_NTASKS, MASTER_PORT, MASTER_ADDR not set"),
+    ("jax", {"RANK": "2", "WORLD_SIZE": "2", "MASTER_ADDR": "h", "MASTER_PORT": "1"},
+     "rank 2 is not one of the 2 processes"),
+    ("torch", {"RANK": "x"}, "RANK='x' is not a whole number"),
+    ("tf", {}, "TF_CONFIG is not set"),
+    ("tf", {"TF_CONFIG": "{"}, "TF_CONFIG is not a cluster description"),
+    ("mxnet", {}, "framework 'mxnet' not known"),
+])
+def test_member_says_in_one_line_what_is_missing(framework, env, message):
+    from bench.distributed.member import MemberError, world_from_env
+
+    with pytest.raises(MemberError, match=message.replace("(", r"\(")):
+        world_from_env(framework, env)
+
+
+def test_member_without_a_launcher_exits_2_in_one_line():
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID")}
+    proc = subprocess.run([sys.executable, "-m", "bench.distributed.member", "torch"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=workers.ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("member: ") and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_members_started_by_hand_train_together_and_pass(framework, tmp_path):
+    """Two processes started the way a shell on each of two machines would start them
+    (torchrun's variables, or TF_CONFIG), each checking its run against one device."""
+    import os
+    import subprocess
+    import sys
+
+    port = group.free_port(2)
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(port), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0",
+               "TF_CONFIG": json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}",
+                                                              f"127.0.0.1:{port + 1}"]},
+                                        "task": {"type": "worker", "index": rank}})}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "bench.distributed.member", framework, "--models", "mlp",
+             "--output", str(tmp_path / "rows-{rank}.json")],
+            env=env, cwd=workers.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    for rank in range(2):
+        doc = json.loads((tmp_path / f"rows-{rank}.json").read_text())
+        assert doc["world"]["rank"] == rank and len(doc["rows"]) >= 2
+        assert all(r["passed"] and r["check"] == "data_parallel" for r in doc["rows"])

@@ -185,3 +185,17 @@ def test_a_replica_killed_mid_measurement_fails_its_cell_only(results_dir, capsy
     assert time.perf_counter() - started < 300
     time.sleep(0.5)
     assert _leftovers(str(results_dir / "runs" / "dpkill")) == []
+
+
+def test_compare_and_export_tell_a_groups_cells_apart():
+    from bench import export
+    from bench.compare.sides import match_key, match_label
+
+    cells, _ = scaling.plan([_cell(batch=128)], 2)
+    keys = {match_key(match_label(c.to_dict().get)) for c in cells}
+    names = {export.cell_name({**c.to_dict(), "batch_size": c.batch_size}) for c in cells}
+    assert len(keys) == len(names) == len(cells)
+    # a single-device cell keeps the key and name it always had
+    single = _cell(batch=128).to_dict()
+    assert match_key(match_label(single.get)) == "torch/mlp/compiled/small/cpu/float32/128/None"
+    assert export.cell_name(single) == "torch/mlp/compiled/b128"

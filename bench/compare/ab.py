@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import environment, results, workers
-from bench.compare.sides import MATCH_KEYS, Cell, CompareError, Side
+from bench.compare.sides import Cell, CompareError, Side, match_key, match_label
 
 SCHEMA = "fwbench.ab/1"
 SIDES = ("A", "B")
@@ -340,7 +340,7 @@ def sides(folder: Path) -> tuple[Side, Side, dict[str, dict[str, Any]]]:
 
 def _key(data: Mapping[str, Any], per_side: Mapping[str, list[Cell | None]]) -> str:
     found = next((c for cells in per_side.values() for c in cells if c is not None), None)
-    return found.key if found else "/".join(str(data.get(k)) for k in MATCH_KEYS)
+    return found.key if found else match_key(match_label(data.get))
 
 
 def _merged(data: Mapping[str, Any], per_side: Mapping[str, list[Cell | None]],
@@ -350,7 +350,7 @@ def _merged(data: Mapping[str, Any], per_side: Mapping[str, list[Cell | None]],
     each side keeps whatever measured, unpaired (the pairs no longer line up)."""
     mine = per_side[label]
     found = next((c for c in mine if c is not None), None)
-    cell_label = found.label if found else {k: data.get(k) for k in MATCH_KEYS}
+    cell_label = found.label if found else match_label(data.get)
     whole = all(c is not None and c.processes for cells in per_side.values() for c in cells)
     cell = Cell(key=_key(data, per_side), label=cell_label, processes=[], repeats=len(mine),
                 paired=whole)

@@ -17,6 +17,23 @@ from bench import results
 SCHEMA_BASELINE = "fwbench.baseline/1"
 # What identifies the same cell in two fwbench runs.
 MATCH_KEYS = ("framework", "model", "mode", "preset", "device", "dtype", "batch_size", "seq_len")
+# A data-parallel cell (`fwbench run --devices N`) is also told apart by its replicas and
+# its group's cores: its no-communication controls differ from the 1-replica cell in
+# cores only. Single-device cells leave both out (their threads are the environment's).
+GROUP_KEYS = ("replicas", "threads")
+
+
+def match_label(get: Any) -> dict[str, Any]:
+    """The label a cell is matched by, from `get(key)` (a row's or a cell dict's)."""
+    label = {k: get(k) for k in MATCH_KEYS}
+    if get("replicas") is not None:
+        label.update({k: get(k) for k in GROUP_KEYS})
+    return label
+
+
+def match_key(label: dict[str, Any]) -> str:
+    """The label as one string: single-device cells keep the key they always had."""
+    return "/".join(str(label.get(k)) for k in (*MATCH_KEYS, *(k for k in GROUP_KEYS if k in label)))
 # Environment keys that must agree for a comparison to mean anything.
 ENV_KEYS = ("cpu", "cpu_count", "gpus", "device", "threads", "tf32", "onednn", "python")
 
@@ -97,8 +114,8 @@ def _from_run(run_dir: Path) -> Side:
             side.versions[name] = version
     repeats = run.get("repeats", 1)
     for _, row in frame.iterrows():
-        label = {k: (None if _missing(row[k]) else _plain(row[k])) for k in MATCH_KEYS}
-        key = "/".join(str(label[k]) for k in MATCH_KEYS)
+        label = match_label(lambda k: None if _missing(row.get(k)) else _plain(row.get(k)))
+        key = match_key(label)
         planned = repeats if row.get("sweep_axis") in (None, "") or _missing(
             row.get("sweep_axis")) else 1
         kept = [(samples, probes, matmuls) for samples, probes, matmuls in
@@ -118,7 +135,7 @@ def _from_run(run_dir: Path) -> Side:
                                matmul_probe_version=1 if _missing(version) else int(version),
                                loaded=loaded, status=status, error=error, repeats=planned)
     for label, planned in _planned(run):
-        key = "/".join(str(label[k]) for k in MATCH_KEYS)
+        key = match_key(label)
         if key not in side.cells:
             side.cells[key] = Cell(key, label, [], status="missing", repeats=planned,
                                    error="no record: the run did not measure it "
@@ -144,7 +161,7 @@ def _planned(run: dict[str, Any]) -> list[tuple[dict[str, Any], int]]:
     points += [(p["cell"], 1) for p in run.get("sweep", [])]
     for data, processes in points:
         record = measure.skeleton(cells.Cell.from_dict(data), None, 1)
-        label = {k: data.get(k) for k in MATCH_KEYS}
+        label = match_label(data.get)
         label["batch_size"] = record["train"].get("batch_size")
         label["seq_len"] = record["spec"].get("seq_len")
         out.append((label, processes))

@@ -59,6 +59,7 @@ class World:
     rank: int            # this process's index in the group
     device: str = "cpu"  # cpu or gpu
     port: int = 0        # the rendezvous / coordinator port (the first of `processes`)
+    address: str = ADDRESS  # the rendezvous / coordinator host (process 0's)
 
     @property
     def local_replicas(self) -> int:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from bench.distributed import ADDRESS, World, processes_for
+from bench.distributed import World, processes_for
 from bench.threads import thread_env
 from bench.workers import Fault, Job
 
@@ -21,7 +21,7 @@ def torch_env(world: World) -> dict[str, str]:
     """torchrun's variables: one-host is `--nproc-per-node N` on one node, multi-host
     `--nnodes N --nproc-per-node 1` (each process its own node, GROUP_RANK its index)."""
     local = world.processes if world.form == "one-host" else 1
-    return {"MASTER_ADDR": ADDRESS, "MASTER_PORT": str(world.port),
+    return {"MASTER_ADDR": world.address, "MASTER_PORT": str(world.port),
             "RANK": str(world.rank), "WORLD_SIZE": str(world.processes),
             "LOCAL_RANK": str(world.rank % local), "LOCAL_WORLD_SIZE": str(local),
             "GROUP_RANK": str(world.rank // local), "ROLE_RANK": str(world.rank),
@@ -46,7 +46,7 @@ def tf_env(world: World) -> dict[str, str]:
     index. The one-host form needs none (MirroredStrategy over local devices)."""
     if world.form == "one-host":
         return {}
-    workers = [f"{ADDRESS}:{world.port + i}" for i in range(world.processes)]
+    workers = [f"{world.address}:{world.port + i}" for i in range(world.processes)]
     return {"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
                                      "task": {"type": "worker", "index": world.rank}})}
 

@@ -54,7 +54,8 @@ def trajectory(dp: Any, spec: Any, params: Any, dtype: str, optimizer: Any, mode
 
 def train_task(args: dict[str, Any], fault: Fault | None = None) -> dict[str, Any]:
     """args: world (World as a dict), items (dicts: case, dtype, optimizer, mode),
-    steps, batch_size, timeout_s, baseline (rank 0 also trains on one device)."""
+    steps, batch_size, timeout_s, baseline (True: rank 0 also trains on one device;
+    "every": every process does, as bench.distributed.member's do)."""
     from bench.parity.cases import case_params, cases, optimizer_spec
     from bench.parity.worker import _trajectory
 
@@ -73,7 +74,7 @@ def train_task(args: dict[str, Any], fault: Fault | None = None) -> dict[str, An
         params, opt = case_params(case), optimizer_spec(item["optimizer"])
         out["results"][key] = trajectory(dp, case.spec, params, item["dtype"], opt, item["mode"],
                                          args["batch_size"], args["steps"], fault, item_id)
-        if args.get("baseline") and world.rank == 0:
+        if args.get("baseline") == "every" or (args.get("baseline") and world.rank == 0):
             single = dataclasses.replace(case, batch_size=args["batch_size"])
             try:  # one device, no collective: its failure is this item's alone
                 out["baseline"][key] = _trajectory(dp.adapter, single, params, item["dtype"], opt,

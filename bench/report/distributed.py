@@ -100,7 +100,7 @@ def _curves(table: list[dict[str, Any]], run_id: str) -> Any:
         for fw in dict.fromkeys(r["framework"] for r in table):
             rows = [r for r in table if r["model"] == model and r["framework"] == fw]
             for key, style in (("strong ms", "-o"), ("weak ms", "--s")):
-                points = [(r["replicas"], 1e3 * _batch(rows, r, key) / r[key]) for r in rows
+                points = [(r["replicas"], 1e3 * _batch(r, key) / r[key]) for r in rows
                           if r[key]]
                 if points:
                     ax.plot(*zip(*points), style, label=f"{fw} {key.split()[0]}")
@@ -113,7 +113,7 @@ def _curves(table: list[dict[str, Any]], run_id: str) -> Any:
     return fig
 
 
-def _batch(rows: list[dict[str, Any]], row: dict[str, Any], key: str) -> float:
+def _batch(row: dict[str, Any], key: str) -> float:
     """The global batch of a table row's strong or weak cell (weak: r x the base's)."""
     base = row["batch"]
     return base * row["replicas"] if key == "weak ms" else base

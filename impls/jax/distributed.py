@@ -20,7 +20,6 @@ from jax.sharding import PartitionSpec as P
 from bench import adapters
 from bench.adapters import Trainer as BaseTrainer
 from bench.canonical import Params
-from bench.distributed import ADDRESS
 from bench.spec import ModelSpec, OptimizerSpec
 from impls.jax.optimizers import make_optimizer
 from impls.jax.train import make_loss
@@ -71,7 +70,7 @@ class DataParallel:
         if world.form == "multi-host":
             if kind == "cpu":
                 jax.config.update("jax_cpu_collectives_implementation", "gloo")
-            jax.distributed.initialize(coordinator_address=f"{ADDRESS}:{world.port}",
+            jax.distributed.initialize(coordinator_address=f"{world.address}:{world.port}",
                                        num_processes=world.processes, process_id=world.rank,
                                        initialization_timeout=int(timeout_s))
         self.adapter = adapters.get("jax")
@@ -129,3 +128,34 @@ class DataParallel:
     def close(self) -> None:
         if self.world.form == "multi-host":
             jax.distributed.shutdown()
+
+
+def hand_step(world: Any, build: Any, x: np.ndarray, y: np.ndarray, mode: str):
+    """The minimal hand-written data-parallel loop (Adam 1e-3, cross entropy), with none
+    of fwbench's machinery: a Mesh over this host's devices, the parameters put there
+    replicated and the batch sharded over "data", and one jax.jit whose shardings follow
+    its inputs. One host only. benchmarks/harness_overhead.py --devices measures the
+    harness's data-parallel cells against it. Returns (step, read)."""
+    mesh = Mesh(np.array(jax.devices()[:world.replicas]), ("data",))
+    model = build()
+    tx = optax.adam(1e-3)
+    params = jax.device_put(model.params, NamedSharding(mesh, P()))
+    rows = NamedSharding(mesh, P("data"))
+    xt, yt = jax.device_put(np.float32(x), rows), jax.device_put(np.int32(y), rows)
+
+    def train_step(params, opt_state, inputs, labels):
+        def loss_of(p):
+            logits = model.module.apply({"params": p}, inputs)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        loss, grads = jax.value_and_grad(loss_of)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    jitted = jax.jit(train_step, donate_argnums=(0, 1))
+    state = {"params": params, "opt": jax.jit(tx.init)(params)}
+
+    def step():
+        state["params"], state["opt"], loss = jitted(state["params"], state["opt"], xt, yt)
+        return loss
+
+    return step, lambda loss: float(loss)
