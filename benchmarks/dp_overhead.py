@@ -40,12 +40,17 @@ def _iqr(samples: list[float]) -> float:
 
 
 def run_harness(cell: Cell, results_dir: Path, name: str, budget: Any) -> dict[str, Any]:
+    from bench import results
     from bench.speed import harness
 
-    run_dir = harness.new_run([cell], budget, 600.0, False, name, 1, (), limits=False,
-                              data_parallel={"devices": cell.replicas, "form": scaling.FORM,
-                                             "points": []})
-    record = harness.run_cell(run_dir, harness.load_run(run_dir), cell)
+    kept, results.RESULTS_DIR = results.RESULTS_DIR, Path(results_dir)  # the run's folder there
+    try:
+        run_dir = harness.new_run([cell], budget, 600.0, False, name, 1, (), limits=False,
+                                  data_parallel={"devices": cell.replicas, "form": scaling.FORM,
+                                                 "points": []})
+        record = harness.run_cell(run_dir, harness.load_run(run_dir), cell)
+    finally:
+        results.RESULTS_DIR = kept
     if record["status"] != "ok":
         raise RuntimeError(f"the harness's cell {cell.id} failed: {record['error']}")
     m = record["metrics"]

@@ -157,6 +157,7 @@ def hand_step(world: Any, build: Any, x: np.ndarray, y: np.ndarray, mode: str):
     with strategy.scope():
         net = build().keras
         opt = keras.optimizers.Adam(1e-3)
+        opt.build(net.trainable_variables)  # its slots mirrored too, made before tracing
     data = tf.data.Dataset.from_tensors((np.float32(x), np.int64(y))).repeat()
     batch = next(iter(strategy.experimental_distribute_dataset(data)))
 
