@@ -36,6 +36,7 @@ from bench.speed.cells import Cell, MatrixError
 FORM = "one-host"  # how the speed cells run: each framework's own form for one machine
 MEASURE_TASK = "bench.distributed.replica:measure_task"
 ROLES = ("strong", "weak", "control-strong", "control-weak")
+COLLECTIVE_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,11 @@ def run_cell(run_dir: Path, run: dict[str, Any], cell: Cell, repeat: int,
 
     replicas = cell.replicas or 1
     cores, threads = member_cores(cell)
+    # A collective waits longer than the cell's timeout: a member that hangs is then
+    # reported as the timeout it is, not as its peers' collective giving up first.
     args = {"run_id": run["run_id"], "repeat": repeat, "cell": cell.to_dict(),
-            "budget": run["budget"], "tf32": run["tf32"], "timeout_s": run["timeout_s"]}
+            "budget": run["budget"], "tf32": run["tf32"],
+            "timeout_s": run["timeout_s"] + COLLECTIVE_GRACE_S}
     outcome = group.run_group(
         lambda port: launch.group_jobs(cell.framework, FORM, replicas, port, args,
                                        device=cell.device, threads=threads,
