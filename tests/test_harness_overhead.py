@@ -23,6 +23,7 @@ def overhead():
     (["--modes", "graph"], "--modes: 'graph' not known"),
     (["--rounds", "1"], "--rounds 1: an interval needs at least 2"),
     (["--threads", "999"], "--threads 999: only"),
+    (["--devices", "999"], "--devices 999: this machine has"),
 ])
 def test_bad_flags_are_refused_in_one_line(overhead, argv, message, capsys):
     assert overhead.main(argv) == 2
@@ -94,3 +95,24 @@ def test_a_row_over_the_bar_is_judged_again_on_twice_the_rounds(overhead, monkey
     steady = overhead.measure_row(Cell("torch", "mlp", "tiny", "eager"), 4, None)
     assert steady["rounds_added"] == 0 and len(steady["round_ratios"]) == 4
     assert steady["verdict"] == "within bar" and steady["first_rounds"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", INSTALLED)
+def test_a_data_parallel_row_is_measured_end_to_end(overhead, framework, tmp_path):
+    """--devices 2: both sides are groups, the hand loop impls/<name>/distributed.py's."""
+    from bench.distributed import available_devices
+
+    if available_devices("cpu") < 2:
+        pytest.skip("2 replicas need 2 cores")
+    out = tmp_path / "overhead.json"
+    overhead.main(["--devices", "2", "--frameworks", framework, "--models", "mlp",
+                   "--rounds", "2", "--threads", "2", "--output", str(out)])
+    doc = json.loads(out.read_text())
+    assert doc["failed"] == [] and doc["replicas"] == 2
+    (row,) = doc["rows"]
+    assert (row["framework"], row["mode"], row["replicas"]) == (framework, "compiled", 2)
+    assert row["harness_ms"] > 0 and row["hand_loop_ms"] > 0
+    # each hand loop takes the timed steps of the harness's last process (kept or, on a
+    # loaded machine, measured again): at least the budget's 10
+    assert all(m["samples"] >= 10 for m in row["hand_loop"] + row["harness"])

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from bench import adapters
 from bench.canonical import Params
 from bench.spec import ModelSpec, OptimizerSpec
 from impls.torch.train import Trainer as SingleTrainer
+from impls.torch.train import hand_step as single_hand_step
 
 
 class Trainer(SingleTrainer):
@@ -88,28 +88,17 @@ class DataParallel:
         dist.destroy_process_group()
 
 
+
 def hand_step(world: Any, build: Any, x: np.ndarray, y: np.ndarray, mode: str):
     """The minimal hand-written data-parallel loop (Adam 1e-3, cross entropy), with none
     of fwbench's machinery: the process group from torchrun's variables, the model
-    (`build()`, the adapter's) wrapped in DDP, torch.compile'd in compiled mode, and this
-    rank's rows of the global batch. benchmarks/harness_overhead.py --devices measures
-    the harness's data-parallel cells against it. Returns (step, read)."""
-    dist.init_process_group("nccl" if world.device == "gpu" else "gloo")
-    device = torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}" if world.device == "gpu" else "cpu")
-    net = DistributedDataParallel(build().module)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    forward = torch.compile(net) if mode == "compiled" else net
-    update = torch.compile(opt.step) if mode == "compiled" else opt.step
+    (`build()`, the adapter's) wrapped in DDP, and the single-device hand loop
+    (impls/torch/train.py hand_step: torch.compile'd in compiled mode) on it and this
+    rank's rows of the global batch. CPU. benchmarks/harness_overhead.py --devices
+    measures the harness's data-parallel cells against it. Returns (step, read)."""
+    dist.init_process_group("gloo")
+    model = build()
     rows = len(x) // world.replicas
     mine = slice(world.rank * rows, (world.rank + 1) * rows)
-    xt = torch.as_tensor(x[mine], dtype=torch.float32, device=device)
-    yt = torch.as_tensor(y[mine], dtype=torch.int64, device=device)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(forward(xt), yt)
-        loss.backward()
-        update()
-        return loss
-
-    return step, lambda loss: loss.item()
+    ddp = dataclasses.replace(model, module=DistributedDataParallel(model.module))
+    return single_hand_step(ddp, x[mine], y[mine], mode)
