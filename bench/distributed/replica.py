@@ -87,7 +87,6 @@ def train_task(args: dict[str, Any], fault: Fault | None = None) -> dict[str, An
     return out
 
 
-
 # Steps after the first whose median sizes a speed cell's warm-up and sampling: the
 # first steps after a compile can still be slower (torch's DDP under torch.compile took
 # 10x its steady time on the second step), and the median of three ignores one of them.

@@ -152,23 +152,6 @@ def failure_status(outcome: group.GroupOutcome) -> str:
     unavailable, crash); a process that died is killed, timeout or crash."""
     if outcome.status != "error":
         return {"timeout": "timeout", "killed": "killed"}.get(outcome.status, "crash")
-    error = outcome.error or ""
-    name = error.split(":", 1)[0]
-    if name == "Diverged":
-        return "nan"
-    if name in ("DeviceUnavailable", "FrameworkNotInstalled"):
-        return "unavailable" if name == "DeviceUnavailable" else "skipped"
-    lowered = error.lower()
-    if "out of memory" in lowered or "resource_exhausted" in lowered or name == "MemoryError":
-        return "oom"
-    return "crash"
+    from bench.speed import measure
 
-
-def describe_settings(points: Sequence[dict[str, Any]], devices: int) -> str:
-    """One sentence of what the study's cells are, for the report's methodology."""
-    counts = sorted({p["replicas"] for p in points})
-    return (f"replica counts {', '.join(map(str, counts))} (--devices {devices}); strong "
-            f"scaling keeps the global batch, weak scaling each replica's; each count above "
-            f"1 has two no-communication controls (one replica alone on its share of the "
-            f"cores, with one replica's rows)")
-
+    return measure.status_of_error(outcome.error or "")

@@ -124,20 +124,26 @@ def sampled_enough(samples: int, seconds: float, budget: Budget) -> bool:
     return enough_samples and seconds >= budget.sample_s
 
 
-def status_of(exc: BaseException) -> str:
-    """Classify a failure: a missing framework or device, out of memory, NaN, or a crash."""
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, adapters.FrameworkNotInstalled):
-        return "skipped"
-    if isinstance(exc, adapters.DeviceUnavailable):
-        return "unavailable"
-    if isinstance(exc, Diverged):
-        return "nan"
-    if (isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__
-            or "ResourceExhausted" in type(exc).__name__ or "RESOURCE_EXHAUSTED" in text
-            or "out of memory" in text.lower()):
+# Exceptions (by class name: a group's failure arrives as text) and the status they give.
+ERROR_STATUSES = {"FrameworkNotInstalled": "skipped", "DeviceUnavailable": "unavailable",
+                  "Diverged": "nan", "MemoryError": "oom"}
+
+
+def status_of_error(error: str) -> str:
+    """Classify a failure from its "ExceptionName: message" text: a missing framework or
+    device, out of memory, NaN, or a crash."""
+    name = error.split(":", 1)[0].strip()
+    if name in ERROR_STATUSES:
+        return ERROR_STATUSES[name]
+    if ("OutOfMemory" in name or "ResourceExhausted" in name or "RESOURCE_EXHAUSTED" in error
+            or "out of memory" in error.lower()):
         return "oom"
     return "crash"
+
+
+def status_of(exc: BaseException) -> str:
+    """Classify an exception raised in a cell (status_of_error of its text)."""
+    return status_of_error(f"{type(exc).__name__}: {exc}")
 
 
 Curves = dict[str, list[float]]
