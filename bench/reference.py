@@ -26,13 +26,15 @@ def forward(spec: ModelSpec, params: Params, x: np.ndarray) -> np.ndarray:
 
 
 def loss_value(loss: str, output: np.ndarray, target: np.ndarray) -> float:
-    """Mean cross entropy on integer labels (softmax of the output), or mean squared error."""
+    """Mean cross entropy on integer labels (softmax over the output's last axis, a label
+    per output row: per step for a head on every step), or mean squared error."""
     output = np.asarray(output, dtype=np.float64)
     if loss == "cross_entropy":
         shifted = output - output.max(axis=-1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        # labels (batch,), or (batch, T) for a head on every step: the mean over all
         labels = np.asarray(target, dtype=np.int64)
-        return float(-log_probs[np.arange(len(labels)), labels].mean())
+        return float(-np.take_along_axis(log_probs, labels[..., None], axis=-1).mean())
     if loss == "mse":
         return float(((output - np.asarray(target, dtype=np.float64)) ** 2).mean())
     raise ValueError(f"loss={loss!r} is not valid: allowed one of cross_entropy, mse")

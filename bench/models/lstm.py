@@ -11,7 +11,14 @@ import numpy as np
 
 from bench.models.kind import ModelKind, Shapes
 from bench.models.numerics import Params, dense, sigmoid
-from bench.models.recurrent import RecurrentSpec, stacked_flops, stacked_saved_elements, stacked_shapes
+from bench.models.recurrent import (
+    RecurrentSpec,
+    head_input,
+    parity_variants,
+    stacked_flops,
+    stacked_saved_elements,
+    stacked_shapes,
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ def forward(spec: LSTMSpec, p: Params, x: np.ndarray) -> np.ndarray:
             h = sigmoid(o) * np.tanh(c)
             outputs.append(h)
         seq = np.stack(outputs, axis=1)
-    return dense(p, "head", seq[:, -1, :])
+    return dense(p, "head", head_input(spec, seq))
 
 
 def forward_flops(spec: LSTMSpec, batch_size: int, seq_len: int | None = None) -> int:
@@ -58,6 +65,7 @@ def saved_elements(spec: LSTMSpec, batch_size: int, seq_len: int | None = None) 
 KIND = ModelKind(
     name="lstm", title="LSTM", spec=LSTMSpec, param_shapes=param_shapes, forward=forward,
     forward_flops=forward_flops, saved_elements=saved_elements, scaling_axis="seq_len",
+    parity_variants=parity_variants,
     presets={
         "tiny": (LSTMSpec(in_features=3, hidden_size=5, num_layers=2, seq_len=6,
                           out_features=3), 4),

@@ -16,7 +16,14 @@ import numpy as np
 
 from bench.models.kind import ModelKind, Shapes
 from bench.models.numerics import Params, dense
-from bench.models.recurrent import RecurrentSpec, stacked_flops, stacked_saved_elements, stacked_shapes
+from bench.models.recurrent import (
+    RecurrentSpec,
+    head_input,
+    parity_variants,
+    stacked_flops,
+    stacked_saved_elements,
+    stacked_shapes,
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ def forward(spec: RNNSpec, p: Params, x: np.ndarray) -> np.ndarray:
             h = np.tanh(seq[:, t, :] @ kernel + h @ recurrent + bias)
             outputs.append(h)
         seq = np.stack(outputs, axis=1)
-    return dense(p, "head", seq[:, -1, :])
+    return dense(p, "head", head_input(spec, seq))
 
 
 def forward_flops(spec: RNNSpec, batch_size: int, seq_len: int | None = None) -> int:
@@ -57,6 +64,7 @@ def saved_elements(spec: RNNSpec, batch_size: int, seq_len: int | None = None) -
 KIND = ModelKind(
     name="rnn", title="vanilla RNN", spec=RNNSpec, param_shapes=param_shapes, forward=forward,
     forward_flops=forward_flops, saved_elements=saved_elements, scaling_axis="seq_len",
+    parity_variants=parity_variants,
     presets={
         "tiny": (RNNSpec(in_features=3, hidden_size=5, num_layers=2, seq_len=6,
                          out_features=3), 4),

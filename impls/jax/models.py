@@ -76,6 +76,14 @@ class MLP(nn.Module):
         return x
 
 
+def _head_input(spec: Any, seq: Any, lengths: Any, last: Any) -> Any:
+    """What a recurrent head reads: every step's h (spec.every_step), the last step's,
+    or with `lengths` each sequence's last valid step (its final carry)."""
+    if spec.every_step:
+        return seq
+    return seq[:, -1, :] if lengths is None else last
+
+
 class LSTM(nn.Module):
     spec: LSTMSpec
     dtype: Any
@@ -95,7 +103,7 @@ class LSTM(nn.Module):
             (_, last), x = nn.RNN(cell, return_carry=True, unroll=self.unroll)(
                 x, seq_lengths=lengths)
         return nn.Dense(self.spec.out_features, dtype=self.dtype, param_dtype=self.dtype,
-                        name="head")(x[:, -1, :] if lengths is None else last)
+                        name="head")(_head_input(self.spec, x, lengths, last))
 
 
 class RNN(nn.Module):
@@ -113,7 +121,7 @@ class RNN(nn.Module):
                                  dtype=self.dtype, param_dtype=self.dtype, name=f"rnn_{layer}")
             last, x = nn.RNN(cell, return_carry=True, unroll=self.unroll)(x, seq_lengths=lengths)
         return nn.Dense(self.spec.out_features, dtype=self.dtype, param_dtype=self.dtype,
-                        name="head")(x[:, -1, :] if lengths is None else last)
+                        name="head")(_head_input(self.spec, x, lengths, last))
 
 
 class Block(nn.Module):

@@ -142,8 +142,9 @@ def build_lstm(spec: LSTMSpec, dtype: str, unroll: bool = False) -> keras.Model:
         h = keras.layers.LSTM(
             spec.hidden_size, activation="tanh", recurrent_activation="sigmoid",
             use_bias=True, unit_forget_bias=False, dropout=0.0, recurrent_dropout=0.0,
-            return_sequences=layer < spec.num_layers - 1, unroll=unroll, dtype=dtype,
-            name=f"lstm_{layer}")(h)  # the last layer returns the last step's h
+            # the last layer returns the last step's h, or every step's (spec.output)
+            return_sequences=spec.every_step or layer < spec.num_layers - 1, unroll=unroll,
+            dtype=dtype, name=f"lstm_{layer}")(h)
     return keras.Model(inputs, _dense_layer(spec.out_features, "head", dtype)(h))
 
 
@@ -190,8 +191,10 @@ def build_rnn(spec: Any, dtype: str, unroll: bool = False) -> keras.Model:
     for layer in range(spec.num_layers):
         h = keras.layers.SimpleRNN(
             spec.hidden_size, activation="tanh", use_bias=True, dropout=0.0,
-            recurrent_dropout=0.0, return_sequences=layer < spec.num_layers - 1, unroll=unroll,
-            dtype=dtype, name=f"rnn_{layer}")(h)  # the last layer returns the last step's h
+            recurrent_dropout=0.0,
+            # the last layer returns the last step's h, or every step's (spec.output)
+            return_sequences=spec.every_step or layer < spec.num_layers - 1, unroll=unroll,
+            dtype=dtype, name=f"rnn_{layer}")(h)
     return keras.Model(inputs, _dense_layer(spec.out_features, "head", dtype)(h))
 
 

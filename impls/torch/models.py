@@ -70,13 +70,14 @@ class LSTM(nn.Module):
         super().__init__()
         self.lstm = nn.LSTM(spec.in_features, spec.hidden_size, spec.num_layers, batch_first=True)
         self.head = nn.Linear(spec.hidden_size, spec.out_features)
+        self.every_step = spec.every_step  # the head reads every step's h, not the last's
         # torch adds two biases (b_ih + b_hh); the canonical layout has one. b_hh stays
         # zero and frozen, else every step would move the sum by twice the bias update.
         _freeze_second_bias(self.lstm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq, _ = self.lstm(x)  # zero initial state
-        return self.head(seq[:, -1, :])
+        return self.head(seq if self.every_step else seq[:, -1, :])
 
     def bindings(self) -> list[Binding]:
         return _recurrent("lstm", self.lstm) + _dense("head", self.head)
@@ -168,11 +169,12 @@ class RNN(nn.Module):
         self.rnn = nn.RNN(spec.in_features, spec.hidden_size, spec.num_layers,
                           nonlinearity="tanh", batch_first=True)
         self.head = nn.Linear(spec.hidden_size, spec.out_features)
+        self.every_step = spec.every_step
         _freeze_second_bias(self.rnn)  # as for the LSTM: one canonical bias per layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq, _ = self.rnn(x)  # zero initial state
-        return self.head(seq[:, -1, :])
+        return self.head(seq if self.every_step else seq[:, -1, :])
 
     def bindings(self) -> list[Binding]:
         return _recurrent("rnn", self.rnn) + _dense("head", self.head)

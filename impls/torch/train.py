@@ -15,7 +15,9 @@ from impls.torch.optimizers import make_optimizer
 
 def loss_fn(name: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if name == "cross_entropy":
-        return F.cross_entropy(output, target)  # mean over the batch
+        # F.cross_entropy wants classes on axis 1; a head on every step gives (batch, T,
+        # classes) and (batch, T) labels, so every step becomes a row: the mean over all
+        return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
     return F.mse_loss(output, target)  # mean over every element
 
 
