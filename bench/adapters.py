@@ -109,6 +109,14 @@ class Adapter(abc.ABC):
         (None: the framework's default mode)."""
 
     @abc.abstractmethod
+    def input_grads(self, model: Any, x: np.ndarray, target: np.ndarray,
+                    loss: str = "cross_entropy",
+                    mode: str | None = None) -> tuple[float, np.ndarray]:
+        """Loss and its gradient with respect to the input `x` (same shape as `x`), by the
+        framework's own autodiff in `mode`: for a sequence model, backpropagation through
+        time to every step's input (the gradients study reads it per step)."""
+
+    @abc.abstractmethod
     def get_params(self, model: Any) -> Params:
         """Current parameters in canonical names and layouts, in the model's dtype."""
 

@@ -4,6 +4,8 @@ framework: accuracy as well as speed.
     genz      Genz (1987) function approximation with the MLP (bench.studies.genz)
     forecast  LSTM forecasting of the Mauna Loa CO2 series (bench.studies.forecast)
     sweep     MLP architecture and optimizer sweep on the digits data set (bench.studies.sweep)
+    gradients vanishing and exploding gradients through time, RNN and LSTM
+              (bench.studies.gradients)
 
 Each study module defines NAME, FULL and QUICK (configurations), items(config) (the units
 of work), item_id(item) and run_item(adapter, item, config, mode) -> {"metrics", "curves"}.
@@ -20,6 +22,7 @@ STUDIES = {
     "genz": "bench.studies.genz",
     "forecast": "bench.studies.forecast",
     "sweep": "bench.studies.sweep",
+    "gradients": "bench.studies.gradients",
 }
 
 

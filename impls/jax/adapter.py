@@ -58,6 +58,15 @@ def _jitted_value_and_grad(module: Any, loss: str) -> Any:
     return jax.jit(jax.value_and_grad(make_loss(module, loss)))
 
 
+def _input_value_and_grad(module: Any, loss: str) -> Any:
+    return jax.value_and_grad(make_loss(module, loss), argnums=1)  # d loss / d x
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_input_value_and_grad(module: Any, loss: str) -> Any:
+    return jax.jit(_input_value_and_grad(module, loss))
+
+
 class Adapter(adapters.Adapter):
     name = "jax"
     trainer_class = Trainer
@@ -127,6 +136,20 @@ class Adapter(adapters.Adapter):
         else:
             value, grads = _jitted_value_and_grad(model.module, loss)(model.params, xj, target_j)
         return float(value), binding.read(model.bindings, lambda path: lookup(grads, path))
+
+    def input_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
+                    loss: str = "cross_entropy",
+                    mode: str | None = None) -> tuple[float, np.ndarray]:
+        self._check_loss(loss)
+        mode = self._mode_or_default(mode)
+        xj = jax.device_put(np.asarray(x, dtype=model.dtype), model.device)
+        target_j = to_target(loss, target, model.dtype, model.device)
+        if mode == "eager":
+            with jax.disable_jit():
+                value, grad = _input_value_and_grad(model.module, loss)(model.params, xj, target_j)
+        else:
+            value, grad = _jitted_input_value_and_grad(model.module, loss)(model.params, xj, target_j)
+        return float(value), np.asarray(grad)
 
     def get_params(self, model: Model) -> Params:
         return binding.read(model.bindings, lambda path: lookup(model.params, path))

@@ -94,6 +94,23 @@ class Adapter(adapters.Adapter):
         grad_of = {id(v): g for v, g in zip(variables, grads)}
         return float(value.numpy()), binding.read(model.bindings, lambda v: fetch(grad_of[id(v)]))
 
+    def input_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
+                    loss: str = "cross_entropy",
+                    mode: str | None = None) -> tuple[float, np.ndarray]:
+        self._check_loss(loss)
+
+        def value_and_grad(x: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                tape.watch(x)  # a constant, not a variable: watched by hand
+                value = loss_fn(loss, model.keras(x, training=True), target)
+            return value, tape.gradient(value, x)
+
+        fn = compiled_as(self._mode_or_default(mode), value_and_grad)
+        with tf.device(model.device):
+            value, grad = fn(tf.convert_to_tensor(np.asarray(x, dtype=model.dtype)),
+                             to_target(loss, target, model.dtype))
+        return float(value.numpy()), grad.numpy()
+
     def get_params(self, model: Model) -> Params:
         return binding.read(model.bindings, fetch)
 

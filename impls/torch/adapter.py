@@ -85,6 +85,17 @@ class Adapter(adapters.Adapter):
         model.module.zero_grad(set_to_none=True)
         return float(value.item()), grads
 
+    def input_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
+                    loss: str = "cross_entropy",
+                    mode: str | None = None) -> tuple[float, np.ndarray]:
+        self._check_loss(loss)
+        module = self._module(model, mode)
+        xt = torch.as_tensor(np.asarray(x), dtype=model.dtype, device=model.device)
+        xt.requires_grad_(True)
+        value = loss_fn(loss, module(xt), to_target(loss, target, model.dtype, model.device))
+        (grad,) = torch.autograd.grad(value, xt)  # leaves the parameters' .grad alone
+        return float(value.item()), grad.cpu().numpy()
+
     def get_params(self, model: Model) -> Params:
         return binding.read(model.bindings, fetch_value)
 
