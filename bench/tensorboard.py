@@ -8,7 +8,14 @@ the length, payload, masked CRC-32C of the payload), each payload a serialised
     Event          wall_time (1: double), step (2: int64), file_version (3: string),
                    summary (5: Summary)
     Summary        value (1: repeated Value)
-    Summary.Value  tag (1: string), simple_value (2: float)
+    Summary.Value  tag (1: string), simple_value (2: float), histo (5: HistogramProto)
+    HistogramProto min (1), max (2), num (3), sum (4), sum_squares (5): double;
+                   bucket_limit (6), bucket (7): packed doubles, bucket i counting the
+                   values up to bucket_limit[i] (and above the limit before it)
+
+Histograms (per-layer weights and gradients, `fwbench study --histograms N`) use
+HISTOGRAM_BINS equal buckets from the values' min to their max, as TensorBoard's own
+summary op does; TensorBoard's event reader reads them (tests/test_tensorboard.py).
 
 Layout: <root>/<run>/events.out.tfevents.<unix time>.<host>.fwbench, one file per run;
 TensorBoard overlays runs that share a tag, so the frameworks of one item or cell sit
@@ -22,6 +29,8 @@ import struct
 import time
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
+
+import numpy as np
 
 _CRC32C_TABLE: list[int] = []
 
@@ -79,6 +88,37 @@ def event_bytes(wall_time: float, step: int = 0, scalars: Mapping[str, float] | 
     return bytes(out)
 
 
+HISTOGRAM_BINS = 30  # tf.summary.histogram's default bucket count
+
+
+def histogram_bytes(values: np.ndarray) -> bytes:
+    """A serialised HistogramProto of the finite `values`: HISTOGRAM_BINS equal buckets
+    from their min to their max (one bucket when every value is the same)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    low, high = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+    if high > low:
+        counts, edges = np.histogram(v, bins=HISTOGRAM_BINS, range=(low, high))
+        limits = edges[1:]
+    else:
+        counts, limits = np.array([v.size]), np.array([high])
+    out = bytearray()
+    for number, value in ((1, low), (2, high), (3, float(v.size)), (4, float(v.sum())),
+                          (5, float((v * v).sum()))):
+        out += _varint(number << 3 | 1) + struct.pack("<d", value)
+    out += _field_bytes(6, np.asarray(limits, dtype="<f8").tobytes())
+    out += _field_bytes(7, np.asarray(counts, dtype="<f8").tobytes())
+    return bytes(out)
+
+
+def histogram_event_bytes(wall_time: float, step: int, histograms: Mapping[str, np.ndarray]) -> bytes:
+    """One serialised Event holding a histogram per tag at `step`."""
+    values = b"".join(_field_bytes(1, _field_bytes(1, tag.encode()) + _field_bytes(5, histogram_bytes(v)))
+                      for tag, v in histograms.items())
+    return (_varint(1 << 3 | 1) + struct.pack("<d", wall_time) + _varint(2 << 3 | 0)
+            + _varint(int(step)) + _field_bytes(5, values))
+
+
 def record_bytes(payload: bytes) -> bytes:
     """`payload` framed as one TFRecord."""
     length = struct.pack("<Q", len(payload))
@@ -100,6 +140,12 @@ class EventFile:
         finite = {k: v for k, v in values.items() if v is not None and v == v}
         if finite:
             self._buffer += record_bytes(event_bytes(wall_time or time.time(), step, finite))
+
+    def histograms(self, step: int, values: Mapping[str, np.ndarray],
+                   wall_time: float | None = None) -> None:
+        """A histogram of each array (tag -> values) at `step`."""
+        if values:
+            self._buffer += record_bytes(histogram_event_bytes(wall_time or time.time(), step, values))
 
     def curve(self, tag: str, values: Sequence[float], first_step: int = 0) -> None:
         """`values[i]` at step first_step + i."""
@@ -129,10 +175,20 @@ class StudyWriter:
     def __init__(self, root: Path, study_id: str, framework: str) -> None:
         self.root, self.study_id, self.framework = Path(root), study_id, framework
 
-    def item(self, item_id: str, curves: Mapping[str, Sequence[float]]) -> Path | None:
-        if not curves:
+    def item(self, item_id: str, curves: Mapping[str, Sequence[float]],
+             snapshots: Sequence[tuple[int, Mapping[str, np.ndarray], Mapping[str, np.ndarray]]] = (),
+             ) -> Path | None:
+        """The item's curves, and per snapshot (step, weights, gradients) a histogram of
+        each parameter, tagged weights/<canonical name> and gradients/<canonical name>."""
+        if not curves and not snapshots:
             return None
-        return write_curves(self.root / self.study_id / item_id / self.framework, curves)
+        events = EventFile(self.root / self.study_id / item_id / self.framework)
+        for tag, values in curves.items():
+            events.curve(tag, values)
+        for step, weights, grads in snapshots:
+            events.histograms(step, {**{f"weights/{k}": v for k, v in weights.items()},
+                                     **{f"gradients/{k}": v for k, v in grads.items()}})
+        return events.close()
 
 
 def read_scalars(path: Path) -> Iterable[tuple[int, str, float]]:

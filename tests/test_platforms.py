@@ -52,10 +52,18 @@ def test_each_platform_gets_one_tensorflow_wheel_that_exists_there(system, machi
 
 @pytest.mark.parametrize("system,machine", sorted(PLATFORMS), ids="-".join)
 def test_each_platform_gets_one_torch(system, machine):
-    chosen = _chosen(_extra("torch"), system, machine)
+    chosen = [r for r in _chosen(_extra("torch"), system, machine) if r.name != "fwbench"]
     assert [r.name for r in chosen] == ["torch"]
     # never a release past the 2.13 line, whose registry wheels pull CUDA packages
     assert not chosen[0].specifier.contains("2.14.0")
+
+
+@pytest.mark.parametrize("extra", ["tf", "torch", "jax"])
+def test_every_framework_extra_installs_tensorboard_to_open_its_event_files(extra):
+    # fwbench writes event files with any one framework (--tensorboard); TensorBoard opens them
+    assert any(r.name == "fwbench" and r.extras == {"tensorboard"} for r in _extra(extra))
+    assert [r.name for r in _extra("tensorboard")] == ["tensorboard"]
+    assert {"tf", "torch", "jax"} <= {x for r in _extra("all") for x in r.extras}
 
 
 def test_cpus_fall_back_where_affinity_calls_are_missing(monkeypatch):

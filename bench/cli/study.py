@@ -45,6 +45,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--tensorboard", default=None, metavar="DIR",
                    help="also write every item's loss curve and step times as TensorBoard "
                    "event files under DIR")
+    p.add_argument("--histograms", type=int, default=None, metavar="N",
+                   help="with --tensorboard: also per-layer weight and gradient histograms "
+                   "every N training steps (an extra gradient computation each time, outside "
+                   "the steps' timing)")
     p.add_argument("--id", default=None, help="study id (default: <name>-<UTC time>)")
     p.add_argument("--resume", default=None, metavar="STUDY",
                    help="finish an interrupted study (folder or id)")
@@ -58,7 +62,7 @@ def add_parser(sub: Any) -> None:
 # The flags that define a study, which --resume takes from the study.
 STUDY_DEFINING = (("quick", "--quick"), ("frameworks", "--frameworks"), ("seeds", "--seeds"),
                   ("mode", "--mode"), ("threads", "--threads"), ("timeout", "--timeout"),
-                  ("tensorboard", "--tensorboard"), ("id", "--id"))
+                  ("tensorboard", "--tensorboard"), ("histograms", "--histograms"), ("id", "--id"))
 DEFAULTS: dict[str, object] = {}  # their defaults, filled in by add_parser
 
 
@@ -87,7 +91,7 @@ def start(args: argparse.Namespace) -> Path:
                                       args.quick, overrides, args.mode or None,
                                       args.threads or len(cpus.allowed()), args.timeout,
                                       str(Path(args.tensorboard).resolve()) if args.tensorboard
-                                      else None, args.id)
+                                      else None, args.id, args.histograms)
     except results.ResultFileError:
         raise  # one line naming the file (bench.cli.main)
     except (studies.UnknownStudy, runner.StudyError, ValueError) as exc:

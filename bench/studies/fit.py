@@ -23,6 +23,25 @@ from bench.speed.measure import Diverged
 
 
 @dataclass
+class Snapshots:
+    """Per-layer weights and gradients every `every` training steps, for TensorBoard's
+    histograms (`fwbench study --histograms N`). Taken between steps, outside each
+    step's timing: the weights as the adapter reads them back (canonical names), the
+    gradients of the loss on the batch the next step trains on, by an extra
+    loss_and_grads call in the training mode. float32 copies, to keep memory small."""
+
+    every: int  # training steps between snapshots (the first is before step 0)
+    taken: list[tuple[int, Params, Params]] = field(default_factory=list)
+
+    def take(self, adapter: Adapter, model: Any, step: int, x: np.ndarray, target: np.ndarray,
+             loss: str, mode: str) -> None:
+        weights = adapter.get_params(model)
+        _, grads = adapter.loss_and_grads(model, x, target, loss, mode=mode)
+        cast = lambda params: {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}  # noqa: E731
+        self.taken.append((step, cast(weights), cast(grads)))
+
+
+@dataclass
 class Fit:
     """What one training run produced: the trained model and its curves."""
 
@@ -50,8 +69,9 @@ def batch_order(n: int, batch_size: int, epochs: int, seed: int) -> list[np.ndar
 
 def fit(adapter: Adapter, spec: ModelSpec, params: Params, x: np.ndarray, target: np.ndarray,
         optimizer: OptimizerSpec, loss: str, batches: list[np.ndarray], mode: str = "compiled",
-        dtype: str = "float32", device: str = "cpu") -> Fit:
-    """Train a model built from `params` on (x, target) over `batches` (index arrays)."""
+        dtype: str = "float32", device: str = "cpu", snapshots: Snapshots | None = None) -> Fit:
+    """Train a model built from `params` on (x, target) over `batches` (index arrays);
+    `snapshots`, if given, collects weights and gradients every `snapshots.every` steps."""
     model = adapter.build(spec, params, dtype=dtype, device=device)
     trainer = adapter.trainer(model, optimizer, loss=loss, mode=mode)
     result = Fit(model=model)
@@ -59,6 +79,10 @@ def fit(adapter: Adapter, spec: ModelSpec, params: Params, x: np.ndarray, target
     fixed = trainer.put(x[batches[0]], target[batches[0]]) if full else None
     start = time.perf_counter()
     for index, rows in enumerate(batches):
+        if snapshots is not None and index % snapshots.every == 0:
+            paused = time.perf_counter()
+            snapshots.take(adapter, model, index, x[rows], target[rows], loss, mode)
+            start += time.perf_counter() - paused  # train_s counts training only
         t0 = time.perf_counter()
         batch = fixed if fixed is not None else trainer.put(x[rows], target[rows])
         value = trainer.value(trainer.step(batch))

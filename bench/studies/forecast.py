@@ -35,7 +35,7 @@ import numpy as np
 from bench.adapters import Adapter
 from bench.canonical import init_params
 from bench.spec import LSTMSpec, OptimizerSpec
-from bench.studies.fit import batch_order, fit, predict
+from bench.studies.fit import Snapshots, batch_order, fit, predict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,7 +138,8 @@ def item_id(item: dict[str, Any]) -> str:
     return f"s{item['seed']}"
 
 
-def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mode: str) -> dict[str, Any]:
+def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mode: str,
+             snapshots: Snapshots | None = None) -> dict[str, Any]:
     """Train on the training origins; RMSE (ppm) per horizon on the test origins, with the
     naive and seasonal-naive baselines' on the same origins."""
     y, months = series()
@@ -151,7 +152,7 @@ def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mod
     run = fit(adapter, spec, params, x_train, t_train,
               OptimizerSpec("adam", config["learning_rate"]), "mse",
               batch_order(len(x_train), config["batch_size"], config["epochs"], item["seed"]),
-              mode=mode)
+              mode=mode, snapshots=snapshots)
     origins = data["origins"][data["test"]]
     scaled = predict(adapter, run.model, data["x"][data["test"]], mode=mode)
     forecast = y[origins][:, None] + scaled * data["target_std"] + data["target_mean"]

@@ -27,7 +27,7 @@ import numpy as np
 from bench.adapters import Adapter
 from bench.canonical import init_params
 from bench.spec import MLPSpec, OptimizerSpec
-from bench.studies.fit import batch_order, fit, predict
+from bench.studies.fit import Snapshots, batch_order, fit, predict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,7 +119,8 @@ def item_id(item: dict[str, Any]) -> str:
     return f"{item['family']}-d{item['d']}-n{item['n']}-s{item['seed']}"
 
 
-def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mode: str) -> dict[str, Any]:
+def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mode: str,
+             snapshots: Snapshots | None = None) -> dict[str, Any]:
     """Train the MLP on one data set; errors on the test points, in the function's units."""
     data = dataset(item["family"], item["d"], item["n"], item["seed"])
     mean, std = data["y_train"].mean(), data["y_train"].std()
@@ -129,7 +130,8 @@ def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mod
     target = ((data["y_train"] - mean) / std)[:, None]
     run = fit(adapter, spec, params, data["x_train"], target,
               OptimizerSpec("adam", LEARNING_RATE), "mse",
-              batch_order(item["n"], item["n"], config["steps"], item["seed"]), mode=mode)
+              batch_order(item["n"], item["n"], config["steps"], item["seed"]), mode=mode,
+              snapshots=snapshots)
     y_hat = predict(adapter, run.model, data["x_test"], mode=mode)[:, 0] * std + mean
     error = np.abs(y_hat - data["y_test"])
     return {"metrics": {"mean_abs_error": float(error.mean()), "max_abs_error": float(error.max()),

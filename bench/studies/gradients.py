@@ -34,6 +34,7 @@ from bench.adapters import Adapter
 from bench.canonical import init_params
 from bench.spec import LSTMSpec, RNNSpec
 from bench.studies import bptt
+from bench.studies.fit import Snapshots
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,7 +138,9 @@ def orders(norms_by_distance: np.ndarray, span: int = SPAN) -> float:
     return float(np.log10(norms_by_distance[0] / norms_by_distance[span]))
 
 
-def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mode: str) -> dict[str, Any]:
+def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mode: str,
+             snapshots: Snapshots | None = None) -> dict[str, Any]:
+    """One input gradient (nothing is trained, so `snapshots` has nothing to take)."""
     spec, params = spec_of(item, config), weights(item, config)
     x, labels = batch(item, config)
     model = adapter.build(spec, params, dtype="float32")

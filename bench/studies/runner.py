@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from bench import adapters, environment, frameworks, results, studies, workers
 from bench.speed import measure
 from bench.speed.measure import Diverged
+from bench.studies.fit import Snapshots
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,8 +54,11 @@ def studies_dir() -> Path:
 def new_study(name: str, frameworks: Sequence[str], quick: bool = False,
               overrides: dict[str, Any] | None = None, mode: str | None = None,
               threads: int = 2, timeout_s: float = DEFAULT_TIMEOUT_S,
-              tensorboard: str | None = None, study_id: str | None = None) -> Path:
-    """Create a study folder holding its configuration; returns its path."""
+              tensorboard: str | None = None, study_id: str | None = None,
+              histogram_every: int | None = None) -> Path:
+    """Create a study folder holding its configuration; returns its path.
+    `histogram_every`: with `tensorboard`, per-layer weight and gradient histograms every
+    that many training steps."""
     module = studies.get(name)
     unknown = [f for f in frameworks if f not in adapters.FRAMEWORKS]
     if unknown or not frameworks:
@@ -69,6 +73,12 @@ def new_study(name: str, frameworks: Sequence[str], quick: bool = False,
             raise StudyError(f"{name}: no setting {key!r}: allowed {', '.join(config)}")
         config[key] = value
     module.items(config)  # refuses a malformed configuration before anything runs
+    if histogram_every is not None:
+        if not tensorboard:
+            raise StudyError("--histograms needs --tensorboard DIR: the histograms are written "
+                             "as TensorBoard event files there")
+        if isinstance(histogram_every, bool) or not isinstance(histogram_every, int) or histogram_every < 1:
+            raise StudyError(f"--histograms {histogram_every!r}: allowed a whole number of steps >= 1")
     workers.affinity(threads)  # refuses more threads than CPUs
     folder = results.new_folder(
         studies_dir(), study_id, f"{name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}",
@@ -80,6 +90,7 @@ def new_study(name: str, frameworks: Sequence[str], quick: bool = False,
         "config": config, "frameworks": list(frameworks),
         "modes": {f: mode or STUDY_MODES[f] for f in frameworks},
         "threads": threads, "timeout_s": timeout_s, "tensorboard": tensorboard,
+        "histogram_every": histogram_every,
         "environment": environment.describe(),
     })
     return folder
@@ -274,12 +285,15 @@ def train_pending(args: dict[str, Any], fault: workers.Fault | None = None) -> i
                 raise Diverged("injected NaN (fault 'nan')")
             if struck:
                 raise ValueError(f"fault {struck!r} does not apply to a study")
-            out = module.run_item(adapter, item, study["config"], mode)
+            every = study.get("histogram_every")
+            snapshots = Snapshots(every) if writer is not None and every else None
+            out = module.run_item(adapter, item, study["config"], mode, snapshots)
             record["metrics"] = out["metrics"]
             if out.get("outputs") is not None:
                 record["outputs"] = out["outputs"]  # e.g. forecasts, for the report's plots
             if writer is not None:
-                writer.item(module.item_id(item), out.get("curves", {}))
+                writer.item(module.item_id(item), out.get("curves", {}),
+                            snapshots.taken if snapshots else ())
         except Exception as exc:  # one item's failure must not lose the others
             status = measure.status_of(exc)  # nan, oom or crash, as for a speed cell
             error = f"{type(exc).__name__}: {exc}"

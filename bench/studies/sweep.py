@@ -22,7 +22,7 @@ import numpy as np
 from bench.adapters import Adapter
 from bench.canonical import init_params
 from bench.spec import ACTIVATIONS, OPTIMIZERS, MLPSpec, OptimizerSpec
-from bench.studies.fit import batch_order, fit, predict
+from bench.studies.fit import Snapshots, batch_order, fit, predict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,7 +88,8 @@ def item_id(item: dict[str, Any]) -> str:
     return f"{_point_id(item)}-s{item['seed']}"
 
 
-def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mode: str) -> dict[str, Any]:
+def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mode: str,
+             snapshots: Snapshots | None = None) -> dict[str, Any]:
     data = digits()
     spec = MLPSpec(in_features=data["x_train"].shape[1], hidden=(item["width"],) * item["layers"],
                    out_features=10, activation=item["activation"])
@@ -96,7 +97,7 @@ def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mod
     optimizer = OptimizerSpec(item["optimizer"], LEARNING_RATES[item["optimizer"]])
     run = fit(adapter, spec, params, data["x_train"], data["y_train"], optimizer, "cross_entropy",
               batch_order(len(data["y_train"]), config["batch_size"], config["epochs"], item["seed"]),
-              mode=mode)
+              mode=mode, snapshots=snapshots)
     accuracy = {}
     for part in ("train", "test"):
         logits = predict(adapter, run.model, data[f"x_{part}"], mode=mode)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 # Keras 3 picks its backend once, at import; this adapter is the TensorFlow one.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -34,6 +35,9 @@ class Model:
     bindings: list[Binding]
     dtype: str
     device: str  # a TensorFlow device name
+    # (what, mode, loss) -> the function made on first use, so that repeated calls (a
+    # study's evaluation, text generation, histograms) reuse one tf.function and its traces
+    functions: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
 
 
 class Adapter(adapters.Adapter):
@@ -72,7 +76,7 @@ class Adapter(adapters.Adapter):
         return Model(spec, model, binds, dtype, tf_device)
 
     def forward(self, model: Model, x: np.ndarray, mode: str | None = None) -> np.ndarray:
-        fn = compiled_as(self._mode_or_default(mode), lambda x: model.keras(x, training=False))
+        fn = self._function(model, "forward", mode, "", lambda x: model.keras(x, training=False))
         with tf.device(model.device):
             return fn(tf.convert_to_tensor(np.asarray(x, dtype=model.dtype))).numpy()
 
@@ -87,7 +91,7 @@ class Adapter(adapters.Adapter):
                 value = loss_fn(loss, model.keras(x, training=True), target)
             return value, tape.gradient(value, variables)
 
-        fn = compiled_as(self._mode_or_default(mode), value_and_grads)
+        fn = self._function(model, "grads", mode, loss, value_and_grads)
         with tf.device(model.device):
             value, grads = fn(tf.convert_to_tensor(np.asarray(x, dtype=model.dtype)),
                               to_target(loss, target, model.dtype))
@@ -105,11 +109,19 @@ class Adapter(adapters.Adapter):
                 value = loss_fn(loss, model.keras(x, training=True), target)
             return value, tape.gradient(value, x)
 
-        fn = compiled_as(self._mode_or_default(mode), value_and_grad)
+        fn = self._function(model, "input_grads", mode, loss, value_and_grad)
         with tf.device(model.device):
             value, grad = fn(tf.convert_to_tensor(np.asarray(x, dtype=model.dtype)),
                              to_target(loss, target, model.dtype))
         return float(value.numpy()), grad.numpy()
+
+    def _function(self, model: Model, what: str, mode: str | None, loss: str, fn: Any) -> Any:
+        """`fn` as `mode` runs it, made once per model, what, mode and loss."""
+        mode = self._mode_or_default(mode)
+        key = (what, mode, loss)
+        if key not in model.functions:
+            model.functions[key] = compiled_as(mode, fn)
+        return model.functions[key]
 
     def get_params(self, model: Model) -> Params:
         return binding.read(model.bindings, fetch)
