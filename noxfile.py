@@ -62,13 +62,14 @@ def bench(session: nox.Session, framework: str) -> None:
                 success_codes=[0, 1])  # a failed cell is in the results; the report shows it
 
 
-STUDIES = ["genz", "forecast", "sweep"]
+STUDIES = ["genz", "forecast", "sweep", "charlm", "seqclass", "gradients"]
 
 
 @nox.session(default=False)
 @nox.parametrize("framework", FRAMEWORKS)
 def study(session: nox.Session, framework: str) -> None:
-    """The three studies (quick configurations) for one framework: Genz, forecast, sweep."""
+    """Every study (quick configurations) for one framework: Genz, forecast, sweep, and the
+    sequence studies charlm, seqclass, gradients."""
     session.install("-e", f".[{framework},studies]")
     stamp = _stamp()
     for name in STUDIES:

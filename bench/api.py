@@ -163,7 +163,8 @@ def graphs(**flags: Any) -> dict[str, Any]:
 
 
 def study(name: str, **flags: Any) -> Any:
-    """`fwbench study NAME` (genz, forecast, sweep): one row per framework and item.
+    """`fwbench study NAME` (genz, forecast, sweep, charlm, seqclass, gradients): one row per
+    framework and item.
     attrs: study_dir, exit_status."""
     from bench.cli import study as study_command
     from bench.studies import runner

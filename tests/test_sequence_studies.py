@@ -201,3 +201,32 @@ def test_quick_sequence_studies_run_and_write_histograms_in_every_framework(resu
     classified = runner.load(sc)
     assert (classified["status"] == "ok").all() and (classified["test_accuracy"] > 0.5).all()
     assert "Read row by row (8 steps)" in seqclass.summary(classified)
+    # the report: a section per study with its findings and figures
+    from bench import report
+    from bench.report import findings
+    from bench.report import studies as study_sections
+
+    grads = runner.new_study("gradients", INSTALLED, quick=True, tensorboard=str(tb),
+                             overrides={"radii": [0.5], "forget_biases": [3.0], "seq_len": 110})
+    runner.execute(grads)
+    out = results_dir / "report"
+    (out / "figures").mkdir(parents=True)
+    rep = report.Report("sequences")
+    study_sections.add_sections(rep, [lm, sc, grads], out)
+    text = report.to_markdown(rep)
+    for heading in ("Character-level language model (pydoc text)",
+                    "Sequence classification (digits as sequences)",
+                    "Vanishing and exploding gradients through time"):
+        assert f"### {heading}" in text
+    for figure in ("charlm_bpc", "seqclass_accuracy", "gradients_norms"):
+        assert (out / "figures" / f"{figure}.png").stat().st_size > 5000, figure
+    assert "LSTM: held-out " in text and "unigram baseline" in text
+    assert "At spectral radius 0.5, the RNN's gradient norm falls by" in text
+    assert "Between frameworks, step by step" in text or len(INSTALLED) == 1
+    lines = findings.study_findings(runner.load([lm, sc, grads]))
+    assert any(line.startswith("Character-level model: LSTM: held-out") for line in lines)
+    assert any(line.startswith("Gradients through time: At spectral radius 0.5") for line in lines)
+    curves = tb / grads.name / "rnn-r0.5-s0" / INSTALLED[0]
+    acc = ea.EventAccumulator(str(curves), size_guidance={ea.SCALARS: 0})
+    acc.Reload()
+    assert len(acc.Scalars("grad_norm_by_distance")) == 110

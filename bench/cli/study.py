@@ -1,5 +1,5 @@
-"""`fwbench study`: a study from the course material (Genz, forecasting, sweep) in every
-framework (bench/studies)."""
+"""`fwbench study`: a study from the course material (Genz, forecasting, sweep, and the
+sequence studies charlm, seqclass, gradients) in every framework (bench/studies)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,17 @@ from bench.studies import STUDIES
 EXAMPLES = {"study": """\
   fwbench study forecast --quick      the LSTM forecast of the CO2 series, minutes
   fwbench study sweep --frameworks torch,jax --seeds 0,1
-  fwbench study genz --resume STUDY_ID"""}
+  fwbench study genz --resume STUDY_ID
+  fwbench study charlm --quick --tensorboard tb --histograms 50
+                                      weight and gradient histograms every 50 steps"""}
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("study", help="studies from the course material, in every framework: "
                        "genz (function approximation), forecast (LSTM on CO2), sweep "
-                       "(architectures and optimizers on digits)")
+                       "(architectures and optimizers on digits), charlm (next-character "
+                       "LSTM/RNN), seqclass (digits as sequences), gradients (vanishing and "
+                       "exploding gradients through time)")
     p.add_argument("name", choices=list(STUDIES), help="which study")
     p.add_argument("--quick", action="store_true", help="the smaller configuration (minutes)")
     p.add_argument("--frameworks", default=",".join(adapters.FRAMEWORKS),
@@ -43,8 +47,8 @@ def add_parser(sub: Any) -> None:
                    help="compute threads and CPU cores (default: every CPU allowed)")
     p.add_argument("--timeout", type=float, default=3600.0, help="per framework process (s)")
     p.add_argument("--tensorboard", default=None, metavar="DIR",
-                   help="also write every item's loss curve and step times as TensorBoard "
-                   "event files under DIR")
+                   help="also write every item's curves (loss, step times; the gradients "
+                   "study's norms) as TensorBoard event files under DIR")
     p.add_argument("--histograms", type=int, default=None, metavar="N",
                    help="with --tensorboard: also per-layer weight and gradient histograms "
                    "every N training steps (an extra gradient computation each time, outside "
@@ -67,7 +71,7 @@ DEFAULTS: dict[str, object] = {}  # their defaults, filled in by add_parser
 
 
 def command(args: argparse.Namespace) -> int:
-    """A study from the course material (Genz, forecasting, sweep) in every framework."""
+    """A study from the course material in every framework (bench/studies)."""
     return execute(start(args))
 
 

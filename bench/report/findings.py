@@ -204,6 +204,13 @@ def study_findings(studies: Any) -> list[str]:
                      + (f"; item by item the frameworks' test accuracy differs by a median "
                         f"of {gap.median():.2f} points (at most {gap.max():.2f})"
                         if len(gap) else "") + ".")
+    from bench.studies import charlm, gradients, seqclass
+
+    for module, title in ((charlm, "Character-level model"), (seqclass, "Sequence classification"),
+                          (gradients, "Gradients through time")):
+        part = ok[ok["study"] == module.NAME]
+        if len(part):
+            lines += [f"{title}: {line}" for line in module.finding_lines(part)]
     return lines
 
 

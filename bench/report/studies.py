@@ -1,4 +1,5 @@
-"""The studies' sections of `fwbench report`: Genz, forecasting, architecture sweep.
+"""The studies' sections of `fwbench report`: Genz, forecasting, architecture sweep, and
+the sequence studies (their sections are in bench/report/sequences.py).
 
 Built from bench.studies.runner.load (one row per study, framework and item) and, for the
 forecast plot, the forecasts stored in the records. Each study folder given is shown; a
@@ -31,10 +32,15 @@ def add_sections(report: "Report", folders: Sequence[Path], out: Path) -> None:
                 + ", ".join(f"{fw} {mode}" for fw, mode in runner.STUDY_MODES.items())
                 + " unless the study says otherwise). The same seed gives every framework the "
                 "same data, initial weights and batch order.")
-    for kind, section in (("genz", _genz), ("forecast", _forecast), ("sweep", _sweep)):
+    from bench.report import sequences
+
+    kinds = [("genz", _genz), ("forecast", _forecast), ("sweep", _sweep)] + [
+        (kind, section) for kind, (_, section) in sequences.SECTIONS.items()]
+    titles = {**_TITLES, **{kind: title for kind, (title, _) in sequences.SECTIONS.items()}}
+    for kind, section in kinds:
         mine = [(folder, study) for folder, study in docs if study["study"] == kind]
         part = runner.load([folder for folder, _ in mine]) if mine else None
-        report.heading(_TITLES[kind], 3)
+        report.heading(titles[kind], 3)
         if part is None or part.empty:
             report.text(f"No {kind} study was given or found: run `fwbench study {kind}` "
                         f"(or `--quick`), then `fwbench report` again.")

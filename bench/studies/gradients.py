@@ -152,6 +152,9 @@ def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mod
     errors = np.abs(mine[compared] - ref[compared]) / ref[compared]
     rounding = float((np.abs(rounded[compared] - ref[compared]) / ref[compared]).max())
     tolerance = max(TOLERANCE, ROUNDING_MARGIN * rounding)
+    # exactly 0 where the reference is not: the value went below float32's subnormals or,
+    # in TensorFlow, was flushed to zero once subnormal (its CPU kernels flush them)
+    zeros = np.flatnonzero((mine == 0) & (ref > 0))
     decay, r2 = fit_decay(mine)
     ref_decay, _ = fit_decay(ref)
     metrics = {"loss": loss, "loss_error": abs(loss - ref_loss) / abs(ref_loss),
@@ -161,6 +164,9 @@ def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mod
                "reference_decay_per_step": ref_decay,
                "max_rel_error": float(errors.max()) if errors.size else float("nan"),
                "steps_compared": int(compared.sum()), "float32_rounding": rounding,
+               "zero_steps": int(zeros.size),
+               "first_zero_distance": int(zeros[0]) if zeros.size else None,
+               "reference_at_first_zero": float(ref[zeros[0]]) if zeros.size else None,
                "tolerance": tolerance, "agrees": bool(errors.size and errors.max() <= tolerance)}
     return {"metrics": metrics, "curves": {"grad_norm_by_distance": mine.tolist()},
             "outputs": {"norms": mine.tolist(), "reference": ref.tolist()}}
@@ -209,12 +215,22 @@ def finding_lines(frame: "pd.DataFrame") -> list[str]:
         lost = [b for b, v in lstm.items() if v >= 1]
         if lstm:
             lines.append(
-                f"So at radius {radius:g} the LSTM kept its gradient (less than one order lost "
-                f"over {SPAN} steps) with forget-gate bias "
+                f"So at radius {radius:g} the LSTM kept its gradient (it lost less than one order "
+                f"of magnitude over {SPAN} steps, or grew) with forget-gate bias "
                 f"{', '.join(f'{b:g}' for b in kept) or 'none of those tried'}"
                 + (f", and not with {', '.join(f'{b:g}' for b in lost)}" if lost else "")
                 + ": at initialisation it is the forget gate (about sigmoid(bias) per step "
                 "along the cell state) that keeps a gradient, not the cell alone.")
+    ok = frame[(frame["study"] == NAME) & (frame["status"] == "ok")]
+    if "zero_steps" in ok:
+        for fw, part in ok[ok["zero_steps"] > 0].groupby("framework", sort=False):
+            first = part.loc[part["first_zero_distance"].idxmin()]
+            lines.append(
+                f"{fw}'s float32 gradient is exactly 0 at {int(part['zero_steps'].sum())} steps of "
+                f"{len(part)} items where the reference is not, from distance "
+                f"{int(first['first_zero_distance'])} on in {first['item_id']} (reference "
+                f"{first['reference_at_first_zero']:.1e}, below float32's smallest normal "
+                f"number 1.2e-38); those steps are below the comparison's floor of {NORM_FLOOR:g}.")
     bad = t[~t["agrees"].astype(bool)]
     lines.append(
         f"Per step, the framework's float32 norm is within float32 tolerance of the float64 "
