@@ -171,6 +171,8 @@ def test_snapshots_take_weights_and_gradients_without_changing_the_training(fw):
     assert weights.keys() == grads.keys() == init_params(spec, 0).keys()
     np.testing.assert_allclose(weights["head.kernel"], init_params(spec, 0)["head.kernel"], rtol=1e-6)
     assert all(np.abs(g).max() > 0 for g in grads.values())
+    # later snapshots see the trained weights, not the initial ones
+    assert np.abs(shots.taken[1][1]["head.kernel"] - weights["head.kernel"]).max() > 1e-4
 
 
 @pytest.mark.slow
@@ -230,3 +232,14 @@ def test_quick_sequence_studies_run_and_write_histograms_in_every_framework(resu
     acc = ea.EventAccumulator(str(curves), size_guidance={ea.SCALARS: 0})
     acc.Reload()
     assert len(acc.Scalars("grad_norm_by_distance")) == 110
+
+
+def test_paired_gaps_compare_frameworks_seed_by_seed():
+    import pandas as pd
+
+    ok = pd.DataFrame({"model": ["m"] * 6, "seed": [0, 1, 2] * 2,
+                       "framework": ["a"] * 3 + ["b"] * 3, "v": [1.0, 2.0, 3.0, 1.1, 2.3, 2.9]})
+    row = spread.paired_gaps(ok, ["model"], "v").iloc[0]
+    assert row["pair"] == "a - b" and row["seeds"] == 3
+    assert row["largest_gap"] == pytest.approx(0.3)
+    assert row["mean_difference"] == pytest.approx((-0.1 - 0.3 + 0.1) / 3)

@@ -47,6 +47,7 @@ def charlm_section(report: "Report", ok: "pd.DataFrame", out: Path, studies: Stu
     table = charlm.bpc_table(ok)
     report.table("charlm_bpc", table)
     report.table("charlm_agreement", spread.agreement(table, ["model"]))
+    report.table("charlm_paired", spread.paired_gaps(ok, ["model"], "held_out_bpc"))
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
     frameworks = list(dict.fromkeys(ok["framework"]))
     for k, (model, part) in enumerate(ok.groupby("model", sort=False)):
@@ -88,6 +89,8 @@ def seqclass_section(report: "Report", ok: "pd.DataFrame", out: Path, studies: S
     table = seqclass.accuracy_table(ok)
     report.table("seqclass_accuracy", table)
     report.table("seqclass_agreement", spread.agreement(table, ["order", "model"]))
+    report.table("seqclass_paired", spread.paired_gaps(ok.assign(test_accuracy=100 * ok["test_accuracy"]),
+                                                       ["order", "model"], "test_accuracy"))
     labels = [f"{o}\n{m.upper()}" for o, m in dict.fromkeys(zip(table["order"], table["model"]))]
     frameworks = list(dict.fromkeys(table["framework"]))
     fig, ax = plt.subplots(figsize=(7, 3.4))

@@ -42,3 +42,25 @@ def agreement(table: "pd.DataFrame", keys: Sequence[str]) -> "pd.DataFrame":
                      "pooled_sd": pooled,
                      "agree": bool(gap <= pooled) if pooled == pooled and len(part) > 1 else None})
     return pd.DataFrame(rows)
+
+
+def paired_gaps(ok: "pd.DataFrame", keys: Sequence[str], value: str) -> "pd.DataFrame":
+    """Per `keys` and pair of frameworks: the largest and the mean difference (first minus
+    second) of `value` seed by seed. The same seed is the same data and initial weights,
+    so this separates a framework that differs consistently from one whose runs only
+    scatter like another seed's."""
+    import pandas as pd
+
+    rows = []
+    for key, part in ok.groupby(list(keys), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        wide = part.pivot_table(index="seed", columns="framework", values=value)
+        names = [f for f in dict.fromkeys(part["framework"]) if f in wide.columns]
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                diff = (wide[a] - wide[b]).dropna()
+                if len(diff):
+                    rows.append({**dict(zip(keys, key)), "pair": f"{a} - {b}", "seeds": len(diff),
+                                 "largest_gap": float(diff.abs().max()),
+                                 "mean_difference": float(diff.mean())})
+    return pd.DataFrame(rows)

@@ -53,18 +53,14 @@ def _jitted_apply(module: Any) -> Any:
     return jax.jit(module.apply)
 
 
-@functools.lru_cache(maxsize=64)
-def _jitted_value_and_grad(module: Any, loss: str) -> Any:
-    return jax.jit(jax.value_and_grad(make_loss(module, loss)))
-
-
-def _input_value_and_grad(module: Any, loss: str) -> Any:
-    return jax.value_and_grad(make_loss(module, loss), argnums=1)  # d loss / d x
+def _value_and_grad(module: Any, loss: str, wrt: int) -> Any:
+    """The loss and its gradient with respect to argument `wrt`: 0 the parameters, 1 x."""
+    return jax.value_and_grad(make_loss(module, loss), argnums=wrt)
 
 
 @functools.lru_cache(maxsize=64)
-def _jitted_input_value_and_grad(module: Any, loss: str) -> Any:
-    return jax.jit(_input_value_and_grad(module, loss))
+def _jitted_value_and_grad(module: Any, loss: str, wrt: int) -> Any:
+    return jax.jit(_value_and_grad(module, loss, wrt))
 
 
 class Adapter(adapters.Adapter):
@@ -125,31 +121,27 @@ class Adapter(adapters.Adapter):
     def loss_and_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
                        loss: str = "cross_entropy",
                        mode: str | None = None) -> tuple[float, Params]:
-        self._check_loss(loss)
-        mode = self._mode_or_default(mode)
-        xj = jax.device_put(np.asarray(x, dtype=model.dtype), model.device)
-        target_j = to_target(loss, target, model.dtype, model.device)
-        if mode == "eager":
-            with jax.disable_jit():
-                value, grads = jax.value_and_grad(make_loss(model.module, loss))(
-                    model.params, xj, target_j)
-        else:
-            value, grads = _jitted_value_and_grad(model.module, loss)(model.params, xj, target_j)
-        return float(value), binding.read(model.bindings, lambda path: lookup(grads, path))
+        value, grads = self._value_and_grad(model, x, target, loss, mode, wrt=0)
+        return value, binding.read(model.bindings, lambda path: lookup(grads, path))
 
     def input_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
                     loss: str = "cross_entropy",
                     mode: str | None = None) -> tuple[float, np.ndarray]:
+        value, grad = self._value_and_grad(model, x, target, loss, mode, wrt=1)
+        return value, np.asarray(grad)
+
+    def _value_and_grad(self, model: Model, x: np.ndarray, target: np.ndarray, loss: str,
+                        mode: str | None, wrt: int) -> tuple[float, Any]:
         self._check_loss(loss)
         mode = self._mode_or_default(mode)
         xj = jax.device_put(np.asarray(x, dtype=model.dtype), model.device)
         target_j = to_target(loss, target, model.dtype, model.device)
         if mode == "eager":
             with jax.disable_jit():
-                value, grad = _input_value_and_grad(model.module, loss)(model.params, xj, target_j)
+                value, grad = _value_and_grad(model.module, loss, wrt)(model.params, xj, target_j)
         else:
-            value, grad = _jitted_input_value_and_grad(model.module, loss)(model.params, xj, target_j)
-        return float(value), np.asarray(grad)
+            value, grad = _jitted_value_and_grad(model.module, loss, wrt)(model.params, xj, target_j)
+        return float(value), grad
 
     def get_params(self, model: Model) -> Params:
         return binding.read(model.bindings, lambda path: lookup(model.params, path))

@@ -83,37 +83,39 @@ class Adapter(adapters.Adapter):
     def loss_and_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
                        loss: str = "cross_entropy",
                        mode: str | None = None) -> tuple[float, Params]:
-        self._check_loss(loss)
         variables = [b.slots[0] for b in model.bindings]
-
-        def value_and_grads(x: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, list]:
-            with tf.GradientTape() as tape:
-                value = loss_fn(loss, model.keras(x, training=True), target)
-            return value, tape.gradient(value, variables)
-
-        fn = self._function(model, "grads", mode, loss, value_and_grads)
-        with tf.device(model.device):
-            value, grads = fn(tf.convert_to_tensor(np.asarray(x, dtype=model.dtype)),
-                              to_target(loss, target, model.dtype))
+        value, grads = self._taped(model, x, target, loss, mode, "grads",
+                                   lambda tape, x: variables)
         grad_of = {id(v): g for v, g in zip(variables, grads)}
-        return float(value.numpy()), binding.read(model.bindings, lambda v: fetch(grad_of[id(v)]))
+        return value, binding.read(model.bindings, lambda v: fetch(grad_of[id(v)]))
 
     def input_grads(self, model: Model, x: np.ndarray, target: np.ndarray,
                     loss: str = "cross_entropy",
                     mode: str | None = None) -> tuple[float, np.ndarray]:
+        def watched(tape: tf.GradientTape, x: tf.Tensor) -> tf.Tensor:
+            tape.watch(x)  # a constant, not a variable: watched by hand
+            return x
+
+        value, grad = self._taped(model, x, target, loss, mode, "input_grads", watched)
+        return value, grad.numpy()
+
+    def _taped(self, model: Model, x: np.ndarray, target: np.ndarray, loss: str,
+               mode: str | None, what: str, sources: Any) -> tuple[float, Any]:
+        """The loss and its gradient with respect to sources(tape, x), under a
+        GradientTape, in `mode` (one function per model, what, mode and loss)."""
         self._check_loss(loss)
 
-        def value_and_grad(x: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        def value_and_grad(x: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, Any]:
             with tf.GradientTape() as tape:
-                tape.watch(x)  # a constant, not a variable: watched by hand
+                wrt = sources(tape, x)
                 value = loss_fn(loss, model.keras(x, training=True), target)
-            return value, tape.gradient(value, x)
+            return value, tape.gradient(value, wrt)
 
-        fn = self._function(model, "input_grads", mode, loss, value_and_grad)
+        fn = self._function(model, what, mode, loss, value_and_grad)
         with tf.device(model.device):
             value, grad = fn(tf.convert_to_tensor(np.asarray(x, dtype=model.dtype)),
                              to_target(loss, target, model.dtype))
-        return float(value.numpy()), grad.numpy()
+        return float(value.numpy()), grad
 
     def _function(self, model: Model, what: str, mode: str | None, loss: str, fn: Any) -> Any:
         """`fn` as `mode` runs it, made once per model, what, mode and loss."""
