@@ -223,14 +223,20 @@ def finding_lines(frame: "pd.DataFrame") -> list[str]:
                 "along the cell state) that keeps a gradient, not the cell alone.")
     ok = frame[(frame["study"] == NAME) & (frame["status"] == "ok")]
     if "zero_steps" in ok:
-        for fw, part in ok[ok["zero_steps"] > 0].groupby("framework", sort=False):
+        zeroed = ok[ok["zero_steps"] > 0]
+        for fw, part in zeroed.groupby("framework", sort=False):
             first = part.loc[part["first_zero_distance"].idxmin()]
             lines.append(
                 f"{fw}'s float32 gradient is exactly 0 at {int(part['zero_steps'].sum())} steps of "
                 f"{len(part)} items where the reference is not, from distance "
-                f"{int(first['first_zero_distance'])} on in {first['item_id']} (reference "
-                f"{first['reference_at_first_zero']:.1e}, below float32's smallest normal "
-                f"number 1.2e-38); those steps are below the comparison's floor of {NORM_FLOOR:g}.")
+                f"{int(first['first_zero_distance'])} on in {first['item_id']}, where the "
+                f"reference norm is still {first['reference_at_first_zero']:.1e}, near float32's "
+                f"smallest normal number (1.2e-38) and far above its smallest subnormal "
+                f"(1.4e-45): {fw} flushed subnormal values to zero.")
+        kept = sorted(set(ok["framework"]) - set(zeroed["framework"]))
+        if len(zeroed) and kept:
+            lines.append(f"{', '.join(kept)} kept the subnormal values (no exact zeros). Those "
+                         f"steps lie below the comparison's floor of {NORM_FLOOR:g}.")
     bad = t[~t["agrees"].astype(bool)]
     lines.append(
         f"Per step, the framework's float32 norm is within float32 tolerance of the float64 "
