@@ -128,9 +128,10 @@ def gradients_section(report: "Report", ok: "pd.DataFrame", out: Path, studies: 
     pairs = pairwise_errors(_records(studies))
     if pairs:
         worst = max(pairs, key=pairs.get)
-        report.text(f"Between frameworks, step by step: the largest relative difference of two "
-                    f"frameworks' norms on the same item is {pairs[worst]:.1e} ({worst}); over "
-                    f"the items, {len(pairs)} framework pairs x items compared.")
+        report.text(f"Between frameworks, step by step: over {len(pairs)} (item, pair of "
+                    f"frameworks) comparisons, the largest relative difference of two "
+                    f"frameworks' norms at one step is {pairs[worst]:.1e} ({worst}), the median "
+                    f"of the comparisons' largest {float(np.median(list(pairs.values()))):.1e}.")
     report.table("gradients_decay", gradients.table(ok))
     curves = _curves(_records(studies))
     if curves:

@@ -185,7 +185,7 @@ def table(frame: "pd.DataFrame") -> "pd.DataFrame":
                    reference_orders=(f"reference_orders_{SPAN}", "mean"),
                    decay_per_step=("decay_per_step", "mean"), fit_r2=("fit_r2", "min"),
                    max_rel_error=("max_rel_error", "max"),
-                   float32_rounding=("float32_rounding", "max"), tolerance=("tolerance", "min"),
+                   float32_rounding=("float32_rounding", "max"), tolerance=("tolerance", "max"),
                    agrees=("agrees", "all"))
               .reset_index())
 
