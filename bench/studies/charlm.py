@@ -57,7 +57,11 @@ QUICK = {**FULL, "hidden_size": 64, "steps": 300, "seeds": [0]}
 @functools.lru_cache(maxsize=1)
 def text() -> str:
     """The corpus: pydoc_data.topics' texts in sorted key order."""
-    from pydoc_data.topics import topics
+    try:
+        from pydoc_data.topics import topics
+    except ImportError as exc:  # a Python packaged without its documentation data
+        raise ImportError("the charlm study reads the standard library's pydoc_data.topics, "
+                          "which this Python does not have") from exc
 
     return "".join(topics[key] for key in sorted(topics))
 
