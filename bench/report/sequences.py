@@ -59,7 +59,7 @@ def charlm_section(report: "Report", ok: "pd.DataFrame", out: Path, studies: Stu
                   label="unigram" if k == 0 else None)
     ax.set_xticks(range(ok["model"].nunique()), [m.upper() for m in dict.fromkeys(ok["model"])])
     ax.set_ylabel("held-out bits per character")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center right")
     save_figure(fig, out, "charlm_bpc")
     report.figure("charlm_bpc", "Held-out bits per character, one point per seed and framework, "
                   "against the unigram baseline (dashed).")

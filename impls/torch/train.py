@@ -15,9 +15,12 @@ from impls.torch.optimizers import make_optimizer
 
 def loss_fn(name: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if name == "cross_entropy":
-        # F.cross_entropy wants classes on axis 1; a head on every step gives (batch, T,
-        # classes) and (batch, T) labels, so every step becomes a row: the mean over all
-        return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
+        if output.dim() > 2:
+            # F.cross_entropy wants classes on axis 1; a head on every step gives (batch,
+            # T, classes) and (batch, T) labels, so every step becomes a row. Only there:
+            # a speed cell's step (2-D logits) runs the call it always ran.
+            return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
+        return F.cross_entropy(output, target)  # mean over the batch
     return F.mse_loss(output, target)  # mean over every element
 
 
