@@ -152,8 +152,8 @@ def run_item(adapter: Adapter, item: dict[str, Any], config: dict[str, Any], mod
     errors = np.abs(mine[compared] - ref[compared]) / ref[compared]
     rounding = float((np.abs(rounded[compared] - ref[compared]) / ref[compared]).max())
     tolerance = max(TOLERANCE, ROUNDING_MARGIN * rounding)
-    # exactly 0 where the reference is not: the value went below float32's subnormals or,
-    # in TensorFlow, was flushed to zero once subnormal (its CPU kernels flush them)
+    # exactly 0 where the reference is not: the value went below float32's subnormals, or
+    # was flushed to zero once subnormal (TensorFlow and JAX did on this CPU, torch not)
     zeros = np.flatnonzero((mine == 0) & (ref > 0))
     decay, r2 = fit_decay(mine)
     ref_decay, _ = fit_decay(ref)
