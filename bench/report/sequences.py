@@ -125,7 +125,8 @@ def gradients_section(report: "Report", ok: "pd.DataFrame", out: Path, studies: 
         f"compared step by step with a float64 backpropagation through time written by hand.")
     for line in gradients.finding_lines(ok):
         report.text(line)
-    pairs = pairwise_errors(_records(studies))
+    records = _records(studies)
+    pairs = pairwise_errors(records)
     if pairs:
         worst = max(pairs, key=pairs.get)
         report.text(f"Between frameworks, step by step: over {len(pairs)} (item, pair of "
@@ -133,7 +134,7 @@ def gradients_section(report: "Report", ok: "pd.DataFrame", out: Path, studies: 
                     f"frameworks' norms at one step is {pairs[worst]:.1e} ({worst}), the median "
                     f"of the comparisons' largest {float(np.median(list(pairs.values()))):.1e}.")
     report.table("gradients_decay", gradients.table(ok))
-    curves = _curves(_records(studies))
+    curves = _curves(records)
     if curves:
         settings = sorted({(m, b) for m, _, b in curves}, key=lambda s: (s[0] != "rnn", s[1] or 0))
         radii = sorted({r for _, r, _ in curves})

@@ -75,8 +75,10 @@ def decode(codes: np.ndarray) -> str:
     return "".join(VOCABULARY[c] if c < OTHER else OTHER_SHOWN for c in codes)
 
 
+@functools.lru_cache(maxsize=1)
 def corpus() -> dict[str, Any]:
-    """The encoded text split into its training part and held-out tail."""
+    """The encoded text split into its training part and held-out tail (encoded once per
+    process: every item of a study reads it; its arrays are not written to)."""
     raw = text()
     codes = encode(raw)
     split = int(round(len(codes) * (1.0 - HELD_OUT)))
